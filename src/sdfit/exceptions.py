@@ -1,0 +1,49 @@
+"""Exceptions and warnings raised by sdfit.
+
+Only user or configuration errors raise: a unit whose fit fails is a row of the
+results table with a status, never an exception.  Every error subclasses a
+builtin so that callers can catch it the way they would catch the builtin.
+"""
+
+
+class SdfitError(Exception):
+    """Base class of every error sdfit raises on purpose."""
+
+
+class ModelError(SdfitError, ValueError):
+    """The model file is missing, unreadable or inconsistent."""
+
+
+class UnsupportedFeatureError(ModelError):
+    """The model uses a construct the batched engine does not compile.
+
+    Attributes
+    ----------
+    construct : str
+        The language construct, e.g. ``"GET XLS DATA"``.
+    variable : str
+        The model variable whose equation uses it.
+    path : str
+        The model file.
+    """
+
+    def __init__(self, construct: str, variable: str = "", path: str = ""):
+        self.construct, self.variable, self.path = construct, variable, str(path)
+        where = f" in the equation of '{variable}'" if variable else ""
+        source = f" of model file '{path}'" if path else ""
+        super().__init__(
+            f"{construct} is not supported by the batched engine{where}{source}; "
+            "use --engine pysd to fit it with PySD's own runtime."
+        )
+
+
+class DataError(SdfitError, ValueError):
+    """The data file is missing, malformed or does not fit the problem."""
+
+
+class SpecError(SdfitError, ValueError):
+    """The problem specification is invalid."""
+
+
+class ConvergenceWarning(UserWarning):
+    """Some units did not converge, or some parameters are not identifiable."""

@@ -1,0 +1,396 @@
+"""The compiled form of a model: an ordered array program with a leading batch axis.
+
+Every value in the program is either a scalar (the same for every unit) or an
+array of shape ``(B or 1, *dims)``: the batch axis first, then one axis per
+subscript range, so NumPy broadcasting does the per-unit work.
+
+A :class:`BatchModel` is plain data (names, Python expressions as text and
+constant arrays), so it pickles cheaply to worker processes; the Python
+function that runs it is generated from that text and compiled lazily, once
+per process and per set of recorded variables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import graphlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from ..exceptions import ModelError
+from ..names import canonical, did_you_mean
+
+#: PySD's relative precision for deciding whether a time is the final or a saving time.
+TIME_RPREC = 1e-5
+
+#: Identifiers of the four control variables in every program.
+CONTROLS = ("v_initial_time", "v_final_time", "v_time_step", "v_saveper")
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A model variable as the user names it, and its identifier in the program."""
+
+    name: str
+    ident: str
+    kind: str  # "constant", "auxiliary", "stock", "lookup", "control"
+    dims: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """``target = expr``: one statement of the program."""
+
+    target: str
+    expr: str
+    deps: frozenset[str]
+
+
+@dataclass(frozen=True)
+class State:
+    """A value carried from one time step to the next: a stock, or the memory of a
+    SMOOTH, DELAY or other stateful structure.
+
+    ``initial`` computes it at the initial time; ``update`` is the expression of
+    its value one TIME STEP later (it may use ``dt``).
+    """
+
+    ident: str
+    initial: Assignment
+    update: Assignment
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """Recorded outputs of a batched run.
+
+    Attributes
+    ----------
+    times : ndarray, shape (T,)
+    values : dict
+        Variable name -> array of shape ``(B, T, *dims)``.
+    """
+
+    times: np.ndarray
+    values: dict[str, np.ndarray]
+
+    def to_frame(self, unit: int = 0):
+        """One unit's outputs as a DataFrame indexed by time, like PySD's ``run``."""
+        import pandas as pd
+
+        columns = {name: array[unit] for name, array in self.values.items()}
+        return pd.DataFrame(columns, index=pd.Index(self.times, name="time"))
+
+
+@dataclass
+class BatchModel:
+    """A compiled system dynamics model whose every variable has a leading batch axis.
+
+    Build it with :func:`sdfit.load_model`.  ``run`` simulates a batch of units,
+    each with its own parameter values and initial stocks.
+    """
+
+    path: str
+    variables: dict[str, Variable]  # canonical name -> Variable
+    assignments: dict[str, Assignment]  # ident -> Assignment
+    states: tuple[State, ...]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # constant tables
+    _programs: dict = field(default_factory=dict, repr=False, compare=False)
+
+    # -- pickling: generated functions are rebuilt in each process ----------------------
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_programs"] = {}
+        for cached in ("static_idents", "_orders"):
+            state.pop(cached, None)
+        return state
+
+    # -- names ------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        from pathlib import Path
+
+        return Path(self.path).stem
+
+    def names(self, kind: str | None = None) -> list[str]:
+        """Variable names in model order, optionally only those of one ``kind``."""
+        return [v.name for v in self.variables.values() if kind is None or v.kind == kind]
+
+    @property
+    def stocks(self) -> list[str]:
+        return self.names("stock")
+
+    @property
+    def constants(self) -> list[str]:
+        return self.names("constant")
+
+    def variable(self, name: str, what: str = "variable") -> Variable:
+        """Look a variable up by name (case, spaces and underscores do not matter)."""
+        try:
+            return self.variables[canonical(name)]
+        except KeyError:
+            hint = did_you_mean(name, self.names())
+            raise ModelError(
+                f"Model '{self.name}' has no {what} named '{name}'.{hint}"
+            ) from None
+
+    # -- time ---------------------------------------------------------------------------
+    def control(self, ident: str) -> float:
+        """Value of a control variable that does not change over time."""
+        if ident not in self.static_idents:
+            raise ModelError(f"'{ident[2:]}' of model '{self.name}' changes over time.")
+        program = self._program(())
+        return float(program.static_value(ident))
+
+    @property
+    def initial_time(self) -> float:
+        return self.control("v_initial_time")
+
+    @property
+    def final_time(self) -> float:
+        return self.control("v_final_time")
+
+    @property
+    def time_step(self) -> float:
+        return self.control("v_time_step")
+
+    # -- dependency analysis ----------------------------------------------------------
+    @cached_property
+    def static_idents(self) -> frozenset[str]:
+        """Assignments that depend on neither time nor any state: computed once per run."""
+        state_idents = {s.ident for s in self.states}
+        dynamic: set[str] = set()
+        order = _topological(self.assignments, "assignment", self)
+        for ident in order:
+            deps = self.assignments[ident].deps
+            if "time" in deps or deps & state_idents or deps & dynamic:
+                dynamic.add(ident)
+        return frozenset(self.assignments) - dynamic
+
+    @cached_property
+    def _orders(self) -> tuple[list[str], list[str], list[str]]:
+        """(static, initial, dynamic) statement orders."""
+        full = _topological(self.assignments, "assignment", self)
+        static = [i for i in full if i in self.static_idents]
+        dynamic = [i for i in full if i not in self.static_idents]
+        # initialisation: state initial values and the dynamic auxiliaries they need
+        initial_graph: dict[str, Assignment] = {
+            i: self.assignments[i] for i in dynamic
+        } | {s.ident: s.initial for s in self.states}
+        needed = _closure({s.ident for s in self.states}, initial_graph)
+        initial = [
+            i for i in _topological(initial_graph, "initialisation", self) if i in needed
+        ]
+        return static, initial, dynamic
+
+    # -- running ----------------------------------------------------------------------
+    def run(
+        self,
+        batch_size: int = 1,
+        *,
+        params: Mapping[str, object] | None = None,
+        initial: Mapping[str, object] | None = None,
+        start_time: float | None = None,
+        stop_time: float | None = None,
+        return_times: Sequence[float] | None = None,
+        return_columns: Iterable[str] | None = None,
+    ) -> Simulation:
+        """Simulate ``batch_size`` units at once with the model's Euler TIME STEP.
+
+        Parameters
+        ----------
+        batch_size
+            Number of units B.  Every value below may be a scalar (the same for
+            every unit) or an array whose leading axis has length B.
+        params
+            Constant name -> value, replacing the model's equation.
+        initial
+            Stock name -> initial value at the start time.
+        start_time
+            Start here instead of INITIAL TIME (like PySD's ``initial_condition``).
+        stop_time
+            Stop here instead of FINAL TIME.
+        return_times
+            Times to record (on the TIME STEP grid); default every SAVEPER.
+        return_columns
+            Names to record; default every stock, auxiliary and constant.
+        """
+        overrides = {}
+        for names, kind in ((params, "constant"), (initial, "stock")):
+            for name, value in (names or {}).items():
+                var = self.variable(name, kind)
+                if var.kind != kind:
+                    raise ModelError(f"'{var.name}' of model '{self.name}' is not a {kind}.")
+                overrides[var.ident] = np.asarray(value, dtype=float)
+        if start_time is not None:
+            overrides["v_initial_time"] = float(start_time)
+        if return_columns is None:
+            names = [v.name for v in self.variables.values() if v.kind not in ("lookup",)]
+        else:
+            names = [self.variable(n).name for n in return_columns]
+        record = tuple(self.variables[canonical(n)].ident for n in names)
+        times, values = self.execute(batch_size, overrides, record, stop_time, return_times)
+        return Simulation(times, dict(zip(names, values, strict=True)))
+
+    def execute(
+        self,
+        batch_size: int,
+        overrides: Mapping[str, object],
+        record: tuple[str, ...],
+        stop_time: float | None = None,
+        return_times: Sequence[float] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Low-level run by identifiers: returns times (T,) and one (B, T, ...) array per
+        recorded identifier.  ``overrides`` maps identifiers of constants, stocks and
+        controls to values."""
+        program = self._program(record)
+        due = _every_saveper if return_times is None else _at_times(return_times)
+        with np.errstate(all="ignore"):  # NaN and inf are reported per unit, not raised
+            times, rows = program.run(overrides, stop_time, due)
+        if not rows:
+            raise ModelError(f"Model '{self.name}' recorded no time step; check the times.")
+        values = [
+            np.stack([_batched(row[k], batch_size) for row in rows], axis=1)
+            for k in range(len(record))
+        ]
+        return np.asarray(times), values
+
+    def _program(self, record: tuple[str, ...]) -> _Program:
+        if record not in self._programs:
+            self._programs[record] = _Program(self, record)
+        return self._programs[record]
+
+    def with_assignments(self, **replacements: Assignment) -> BatchModel:
+        """A copy with some assignments replaced (used to freeze fitted constants)."""
+        return dataclasses.replace(self, assignments=self.assignments | replacements, _programs={})
+
+
+class _Program:
+    """The generated Python function of one BatchModel and one set of recorded identifiers."""
+
+    def __init__(self, model: BatchModel, record: tuple[str, ...]):
+        from . import functions
+
+        self.source = _generate(model, record)
+        namespace = {"np": np, "F": functions, "A": model.arrays, "RPREC": TIME_RPREC}
+        exec(compile(self.source, f"<sdfit program of {model.name}>", "exec"), namespace)
+        self.run = namespace["run"]
+        self._statics = namespace["statics"]
+
+    def static_value(self, ident: str):
+        return self._statics({})[ident]
+
+
+def _generate(model: BatchModel, record: tuple[str, ...]) -> str:
+    """Source of ``run(ov, stop, due)`` and ``statics(ov)`` for ``model``."""
+    static, initial, dynamic = model._orders
+    states = model.states
+    state_idents = {s.ident for s in states}
+    lines = ["def statics(ov):"]
+    for ident in static:
+        lines += _overridable(model.assignments[ident], "    ")
+    lines += ["    return {" + ", ".join(f"'{i}': {i}" for i in static) + "}", ""]
+
+    lines += ["def run(ov, stop, due):"]
+    lines += ["    S = statics(ov)"]
+    lines += [f"    {i} = S['{i}']" for i in static]
+    lines += ["    time = v_initial_time", "    t0 = time"]
+    for ident in initial:
+        if ident in state_idents:
+            state = next(s for s in states if s.ident == ident)
+            lines += _overridable(state.initial, "    ")
+        else:
+            lines.append(f"    {ident} = {model.assignments[ident].expr}")
+    values = "(" + "".join(f"{i}, " for i in record) + ")"
+    lines += ["    times, rows = [], []", "    while True:"]
+    lines += [f"        {i} = {model.assignments[i].expr}" for i in dynamic]
+    lines += [
+        "        dt = v_time_step",
+        "        if due(time, t0, dt, v_saveper):",
+        "            times.append(time)",
+        f"            rows.append({values})",
+        "        end = v_final_time if stop is None else stop",
+        "        if not time + dt * RPREC < end:",
+        "            break",
+    ]
+    lines += [f"        n_{s.ident} = {s.update.expr}" for s in states]
+    if states:
+        lines.append(
+            "        " + ", ".join(s.ident for s in states) + " = "
+            + ", ".join(f"n_{s.ident}" for s in states) + ","
+        )
+    lines += ["        time = time + dt", "    return times, rows", ""]
+    return "\n".join(lines)
+
+
+def _batched(value, batch_size: int) -> np.ndarray:
+    """A recorded value with its batch axis spelt out: () or (B|1, *dims) -> (B, *dims)."""
+    value = np.asarray(value, dtype=float)
+    if value.ndim == 0:
+        return np.full(batch_size, value)
+    return np.broadcast_to(value, (batch_size,) + value.shape[1:])
+
+
+def _overridable(assignment: Assignment, indent: str) -> list[str]:
+    target = assignment.target
+    return [
+        f"{indent}{target} = ov['{target}'] if '{target}' in ov else ({assignment.expr})",
+    ]
+
+
+def _every_saveper(time: float, t0: float, dt: float, saveper: float) -> bool:
+    """PySD's default saving rule: every SAVEPER from the initial time."""
+    prec = dt * TIME_RPREC
+    delay = time - t0
+    return delay % saveper < prec or -delay % saveper < prec
+
+
+def _at_times(times: Sequence[float]):
+    """Saving rule for explicit times, as PySD's ``return_timestamps``."""
+    pending = sorted(float(t) for t in np.atleast_1d(times))
+
+    def due(time: float, t0: float, dt: float, saveper: float) -> bool:
+        prec = dt * TIME_RPREC
+        while pending and pending[0] < time - prec:
+            pending.pop(0)  # not on the TIME STEP grid: never reached
+        if pending and abs(time - pending[0]) <= prec:
+            pending.pop(0)
+            return True
+        return False
+
+    return due
+
+
+def _topological(graph: Mapping[str, Assignment | State], what: str, model) -> list[str]:
+    """Order identifiers so that each comes after the ones it depends on."""
+    sorter = graphlib.TopologicalSorter(
+        {ident: [d for d in node.deps if d in graph] for ident, node in graph.items()}
+    )
+    try:
+        return list(sorter.static_order())
+    except graphlib.CycleError as error:
+        cycle = " -> ".join(_display(model, i) for i in error.args[1])
+        raise ModelError(
+            f"Model '{model.name}' has a circular {what}: {cycle}."
+        ) from None
+
+
+def _closure(roots: set[str], graph: Mapping[str, Assignment]) -> set[str]:
+    seen, todo = set(), list(roots)
+    while todo:
+        ident = todo.pop()
+        if ident in seen or ident not in graph:
+            continue
+        seen.add(ident)
+        todo.extend(graph[ident].deps)
+    return seen
+
+
+def _display(model: BatchModel, ident: str) -> str:
+    for var in model.variables.values():
+        if var.ident == ident:
+            return var.name
+    return ident

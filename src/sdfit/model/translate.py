@@ -1,0 +1,46 @@
+"""Parse Vensim and XMILE files into PySD's AbstractModel (parse only, no code generation)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from ..exceptions import ModelError
+
+VENSIM_SUFFIXES = {".mdl"}
+XMILE_SUFFIXES = {".xmile", ".xml", ".stmx"}
+
+
+def translate(path: str | Path):
+    """Return PySD's ``AbstractModel`` of a Vensim (``.mdl``) or XMILE model file.
+
+    Raises
+    ------
+    ModelError
+        If the file is missing, has an unknown suffix or cannot be parsed.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in VENSIM_SUFFIXES | XMILE_SUFFIXES:
+        known = ", ".join(sorted(VENSIM_SUFFIXES | XMILE_SUFFIXES))
+        raise ModelError(
+            f"Model file '{path}' has suffix '{path.suffix}'; expected one of {known}.")
+    if not path.is_file():
+        raise ModelError(f"Model file '{path}' does not exist.")
+    try:
+        with warnings.catch_warnings():
+            # PySD warns about a missing encoding header and assumes UTF-8, which is right
+            warnings.simplefilter("ignore", UserWarning)
+            if suffix in VENSIM_SUFFIXES:
+                from pysd.translators.vensim.vensim_file import VensimFile
+
+                source = VensimFile(path)
+            else:
+                from pysd.translators.xmile.xmile_file import XmileFile
+
+                source = XmileFile(path)
+            source.parse()
+            return source.get_abstract_model()
+    except Exception as error:  # the translators raise parser-specific errors
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise ModelError(f"Model file '{path}' could not be parsed: {reason}") from error

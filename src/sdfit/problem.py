@@ -1,0 +1,298 @@
+"""What to fit: parameters, initial stocks and targets, given in Python or a TOML spec.
+
+A :class:`Problem` names things as the user writes them (globs included).
+:meth:`Problem.resolve` checks it against a model and a panel, once, and
+returns a :class:`FitTask` (model identifiers, bounds, layout of the
+residuals) and the per-unit arrays it needs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .data import Panel
+from .exceptions import DataError, SpecError
+from .model.program import TIME_RPREC, BatchModel
+from .names import canonical, did_you_mean, match_pattern
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One entry of the ``[parameters]`` table: an exact name or a glob, and its settings.
+
+    Attributes
+    ----------
+    pattern : str
+        A constant of the model (``"dec 3 loss rate"``) or a glob (``"dec * loss rate"``).
+    x0 : float, optional
+        Starting value; default the model's own value.
+    bounds : (float, float)
+        Lower and upper bound; infinite by default.
+    fixed : float, optional
+        Hold the constant at this value instead of fitting it.
+    """
+
+    pattern: str
+    x0: float | None = None
+    bounds: tuple[float, float] = (-math.inf, math.inf)
+    fixed: float | None = None
+
+    def __post_init__(self):
+        lo, hi = (float(b) for b in self.bounds)
+        object.__setattr__(self, "bounds", (lo, hi))
+        if not lo <= hi:
+            raise SpecError(f"The bounds of parameter '{self.pattern}' have lower {lo:g} > "
+                            f"upper {hi:g}.")
+        for what, value in (("x0", self.x0), ("fixed", self.fixed)):
+            if value is not None and not lo <= value <= hi:
+                raise SpecError(f"The {what} = {value:g} of parameter '{self.pattern}' lies "
+                                f"outside its bounds [{lo:g}, {hi:g}].")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A calibration problem, independent of any particular model file or data file.
+
+    Attributes
+    ----------
+    parameters : sequence of Parameter
+    target_times : sequence of float
+        Times at which model outputs are compared with the data.
+    initial_time : float, optional
+        Start the model here, with its stocks taken from the data at this time;
+        default the model's INITIAL TIME.
+    initial_stocks : sequence of str, optional
+        Stocks initialised from the data; default every stock the data has at
+        the initial time.
+    targets : sequence of str, optional
+        Variables compared; default every data variable the model also has.
+    exclude : sequence of str
+        Variables present in the data but not fitted.
+    weights : mapping of str to float
+        Weight of each target's squared errors (default 1).
+    """
+
+    parameters: Sequence[Parameter]
+    target_times: Sequence[float]
+    initial_time: float | None = None
+    initial_stocks: Sequence[str] | None = None
+    targets: Sequence[str] | None = None
+    exclude: Sequence[str] = ()
+    weights: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "parameters", tuple(
+            p if isinstance(p, Parameter) else Parameter(**p) for p in self.parameters))
+        object.__setattr__(self, "target_times", tuple(float(t) for t in
+                                                       np.atleast_1d(self.target_times)))
+        object.__setattr__(self, "exclude", tuple(self.exclude))
+        if not self.parameters:
+            raise SpecError("The problem names no parameter to fit.")
+        if not self.target_times:
+            raise SpecError("The problem names no target time.")
+        for name, weight in self.weights.items():
+            if not (math.isfinite(weight) and weight >= 0):
+                raise SpecError(f"The weight of '{name}' must be a finite number >= 0; got "
+                                f"{weight}.")
+
+    # -- resolution -------------------------------------------------------------------
+    def resolve(self, model: BatchModel, panel: Panel) -> tuple[FitTask, UnitData]:
+        """Check the problem against ``model`` and ``panel`` and lay out the arrays.
+
+        Raises
+        ------
+        SpecError
+            A parameter, stock or target does not exist, or times are off the grid.
+        DataError
+            The data lacks a needed time or variable.
+        """
+        free, fixed = self._parameters(model)
+        start = model.initial_time if self.initial_time is None else float(self.initial_time)
+        dt = model.time_step
+        start_data = panel.time(start)
+        stocks = self._stocks(model, panel, start_data)
+        targets = self._targets(model, panel)
+        times = [panel.time(t) for t in self.target_times]
+        for t in times:
+            steps = (t - start) / dt
+            if steps < -TIME_RPREC or abs(steps - round(steps)) > TIME_RPREC:
+                raise SpecError(f"Target time {t:g} is not on the model's TIME STEP grid "
+                                f"({start:g} + k * {dt:g}, k >= 0).")
+        columns = [(t, panel.variable(v)) for t in times for v in targets]
+        missing = [c for c in columns if not panel.has(*c)]
+        if missing:
+            t, v = missing[0]
+            raise DataError(f"Data file '{panel.source}' has no column for '{v}' at time {t:g}.")
+        weights = np.array([self._weight(v) for _ in times for v in targets])
+        task = FitTask(
+            model=model,
+            parameters=tuple(p for p, _ in free),
+            idents=tuple(model.variable(p).ident for p, _ in free),
+            x0=np.array([s.x0 if s.x0 is not None else model_value(model, p) for p, s in free]),
+            lower=np.array([s.bounds[0] for _, s in free]),
+            upper=np.array([s.bounds[1] for _, s in free]),
+            fixed={model.variable(p).ident: s.fixed for p, s in fixed},
+            stocks=tuple(stocks),
+            stock_idents=tuple(model.variable(s).ident for s in stocks),
+            targets=tuple((t, model.variable(v).name) for t in times for v in targets),
+            target_idents=tuple(model.variable(v).ident for v in targets),
+            target_times=tuple(times),
+            start_time=start,
+            sqrt_weights=np.sqrt(weights),
+        )
+        data = UnitData(
+            initial=panel.values([(start_data, panel.variable(s)) for s in stocks]),
+            observed=panel.values(columns),
+        )
+        return task, data
+
+    def _parameters(self, model: BatchModel):
+        """(name, Parameter) pairs of free and fixed constants.  An exact name takes
+        precedence over a glob that also matches it; two globs may not overlap."""
+        constants = model.constants
+        chosen: dict[str, Parameter] = {}
+        for spec in sorted(self.parameters, key=lambda p: _is_glob(p.pattern)):
+            names = match_pattern(spec.pattern, constants)
+            if not names:
+                others = match_pattern(spec.pattern, model.names())
+                if others:
+                    raise SpecError(f"Parameter '{spec.pattern}' matches '{others[0]}', which is "
+                                    f"not a constant of model '{model.name}' (it is a "
+                                    f"{model.variable(others[0]).kind}).")
+                raise SpecError(f"Parameter '{spec.pattern}' matches no constant of model "
+                                f"'{model.name}'.{did_you_mean(spec.pattern, constants)}")
+            for name in names:
+                earlier = chosen.get(name)
+                if earlier is not None and _is_glob(earlier.pattern) == _is_glob(spec.pattern):
+                    raise SpecError(f"Constant '{name}' is matched by both '{earlier.pattern}' "
+                                    f"and '{spec.pattern}'.")
+                chosen.setdefault(name, spec)
+        ordered = [(name, chosen[name]) for name in constants if name in chosen]
+        free = [(n, p) for n, p in ordered if p.fixed is None]
+        if not free:
+            raise SpecError("Every parameter is fixed: there is nothing to fit.")
+        return free, [(n, p) for n, p in ordered if p.fixed is not None]
+
+    def _stocks(self, model: BatchModel, panel: Panel, start: float) -> list[str]:
+        if self.initial_stocks is None:
+            return [s for s in model.stocks if _in_data(panel, start, s)]
+        stocks = []
+        for name in self.initial_stocks:
+            var = _model_name(model, name, "stock")
+            if model.variable(var).kind != "stock":
+                raise SpecError(f"Initial value '{name}' is not a stock of model "
+                                f"'{model.name}'.{did_you_mean(name, model.stocks)}")
+            panel.variable(name)  # raises with close matches when absent
+            stocks.append(var)
+        return stocks
+
+    def _targets(self, model: BatchModel, panel: Panel) -> list[str]:
+        known = set(map(canonical, model.names())) | set(map(canonical, panel.variables))
+        for name in self.exclude:
+            if canonical(name) not in known:
+                raise SpecError(f"Excluded variable '{name}' is in neither the model nor the "
+                                f"data.{did_you_mean(name, model.names() + panel.variables)}")
+        excluded = set(map(canonical, self.exclude))
+        if self.targets is None:
+            model_names = {canonical(n): n for n in model.names()}
+            targets = [model_names[canonical(v)] for v in panel.variables
+                       if canonical(v) in model_names and canonical(v) not in excluded]
+        else:
+            targets = [_model_name(model, n, "target") for n in self.targets
+                       if canonical(n) not in excluded]
+            for name in targets:
+                panel.variable(name)
+        if not targets:
+            raise SpecError(f"No data variable of '{panel.source}' names a variable of model "
+                            f"'{model.name}': there is nothing to compare.")
+        for name in self.weights:
+            if canonical(name) not in set(map(canonical, targets)):
+                raise SpecError(f"Weight given for '{name}', which is not a target."
+                                f"{did_you_mean(name, targets)}")
+        return targets
+
+    def _weight(self, name: str) -> float:
+        for key, weight in self.weights.items():
+            if canonical(key) == canonical(name):
+                return float(weight)
+        return 1.0
+
+
+@dataclass(frozen=True)
+class FitTask:
+    """A problem resolved against a model: everything a worker needs besides the unit data.
+
+    The residuals of a unit are ``sqrt(weight) * (model - observed)`` over
+    ``targets``, time-major.
+    """
+
+    model: BatchModel
+    parameters: tuple[str, ...]
+    idents: tuple[str, ...]
+    x0: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    fixed: dict[str, float]
+    stocks: tuple[str, ...]
+    stock_idents: tuple[str, ...]
+    targets: tuple[tuple[float, str], ...]
+    target_idents: tuple[str, ...]
+    target_times: tuple[float, ...]
+    start_time: float
+    sqrt_weights: np.ndarray
+
+    def outputs(self, x: np.ndarray, initial: np.ndarray) -> np.ndarray:
+        """Model values at the targets, shape (N, M), for parameter rows ``x`` (N, P) and
+        initial stocks ``initial`` (N, S)."""
+        n = len(x)
+        overrides: dict[str, object] = {"v_initial_time": self.start_time, **self.fixed}
+        overrides.update(zip(self.idents, x.T, strict=True))
+        overrides.update(zip(self.stock_idents, initial.T, strict=True))
+        _, values = self.model.execute(n, overrides, self.target_idents,
+                                       stop_time=max(self.target_times),
+                                       return_times=self.target_times)
+        # values: one (N, T) array per target variable -> (N, T * V), time-major
+        return np.stack(values, axis=2).reshape(n, -1)
+
+
+@dataclass(frozen=True)
+class UnitData:
+    """Per-unit arrays: initial stocks (U, S) and observed targets (U, M)."""
+
+    initial: np.ndarray
+    observed: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.observed)
+
+    def take(self, rows) -> UnitData:
+        return UnitData(self.initial[rows], self.observed[rows])
+
+
+def model_value(model: BatchModel, name: str) -> float:
+    """The value a constant of the model has by its own equation."""
+    value = model._program(()).static_value(model.variable(name).ident)
+    return float(np.asarray(value).ravel()[0])
+
+
+def _model_name(model: BatchModel, name: str, what: str) -> str:
+    from .exceptions import ModelError
+
+    try:
+        return model.variable(name).name
+    except ModelError:
+        raise SpecError(f"The {what} '{name}' is not a variable of model '{model.name}'."
+                        f"{did_you_mean(name, model.names())}") from None
+
+
+def _is_glob(pattern: str) -> bool:
+    return "*" in pattern or "?" in pattern
+
+
+def _in_data(panel: Panel, time: float, name: str) -> bool:
+    return any(canonical(v) == canonical(name) and panel.has(time, v) for v in panel.variables)
+

@@ -1,0 +1,228 @@
+"""Batched Levenberg–Marquardt: many independent least-squares problems at once.
+
+Each unit keeps its own parameters, damping, scaling and convergence state;
+the residual function is called once per iteration for all units still
+working, so the model runs over the batch axis.  Bounds are handled by
+projection with an active set: a parameter at a bound whose gradient points
+out of the box is held there for the step, and every trial point is clipped
+into the box.  Jacobians are batched forward differences, so any model the
+engine runs can be fitted.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+#: fun(x (n, P), units (n,)) -> residuals (n, M), for parameter rows of the given units.
+ResidualFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+EPS = np.finfo(float).eps
+
+
+class Status(enum.IntEnum):
+    """Why a unit's fit stopped.  Positive values are successes."""
+
+    NOT_FINITE = -1
+    MAX_NFEV = 0
+    GTOL = 1
+    FTOL = 2
+    XTOL = 3
+
+    @property
+    def message(self) -> str:
+        return _MESSAGES[self]
+
+    @property
+    def success(self) -> bool:
+        return self > 0
+
+
+_MESSAGES = {
+    Status.NOT_FINITE: "the model gives NaN or infinite values at the starting point",
+    Status.MAX_NFEV: "the maximum number of model evaluations was reached",
+    Status.GTOL: "the gradient is orthogonal to the residuals (gtol)",
+    Status.FTOL: "the sum of squares stopped decreasing (ftol)",
+    Status.XTOL: "the parameters stopped changing (xtol)",
+}
+
+
+@dataclass(frozen=True)
+class Solution:
+    """Per-unit outcome of a batched solve (arrays over the N units).
+
+    ``nfev`` counts every residual evaluation spent on a unit, Jacobian
+    columns included, so it compares with the model runs of a per-unit solver.
+    """
+
+    x: np.ndarray  # (N, P)
+    residuals: np.ndarray  # (N, M)
+    jacobian: np.ndarray  # (N, M, P) at x, or at the previous iterate when the last step was tiny
+    sse: np.ndarray  # (N,)
+    status: np.ndarray  # (N,) Status values
+    nfev: np.ndarray  # (N,)
+    njev: np.ndarray  # (N,)
+
+    @property
+    def success(self) -> np.ndarray:
+        return self.status > 0
+
+    @property
+    def messages(self) -> list[str]:
+        return [Status(s).message for s in self.status]
+
+
+@dataclass(frozen=True)
+class LevenbergMarquardt:
+    """Settings of the batched Levenberg–Marquardt solver.
+
+    Attributes
+    ----------
+    ftol, xtol, gtol : float
+        Stop when the sum of squares, the parameters or the cosine between the
+        residuals and the Jacobian's columns change by less than this
+        (relatively), as MINPACK does.
+    max_nfev : int, optional
+        Residual evaluations per unit (Jacobian columns included) before giving
+        up; default ``100 * (P + 1)``.
+    diff_step : float
+        Relative step of the forward differences.
+    """
+
+    ftol: float = 1e-10
+    xtol: float = 1e-10
+    gtol: float = 1e-10
+    max_nfev: int | None = None
+    diff_step: float = EPS**0.5
+
+    def solve(self, fun: ResidualFunction, x0: np.ndarray, lower: np.ndarray,
+              upper: np.ndarray) -> Solution:
+        """Minimise ``sum(fun(x, u)**2)`` for every unit ``u`` independently.
+
+        Parameters
+        ----------
+        fun
+            Residuals for parameter rows ``x`` (n, P) of units ``units`` (n,).
+        x0
+            Starting points, shape (N, P).
+        lower, upper
+            Bounds, shape (P,) or (N, P); may be infinite.
+        """
+        return _Run(self, fun, np.array(x0, dtype=float, ndmin=2), lower, upper).solve()
+
+
+class _Run:
+    """State of one batched solve; every array has the N units on its first axis."""
+
+    def __init__(self, settings: LevenbergMarquardt, fun, x0, lower, upper):
+        self.settings, self.fun = settings, fun
+        n, p = x0.shape
+        self.lower = np.broadcast_to(np.asarray(lower, float), (n, p))
+        self.upper = np.broadcast_to(np.asarray(upper, float), (n, p))
+        self.max_nfev = settings.max_nfev or 100 * (p + 1)
+        self.x = np.clip(x0, self.lower, self.upper)
+        self.nfev = np.zeros(n, dtype=np.int64)
+        self.njev = np.zeros(n, dtype=np.int64)
+        self.status = np.full(n, -99, dtype=np.int64)  # -99: still working
+        self.units = np.arange(n)
+
+    def evaluate(self, x: np.ndarray, units: np.ndarray) -> np.ndarray:
+        np.add.at(self.nfev, units, 1)
+        return self.fun(x, units)
+
+    def jacobian(self, units: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """Forward differences for some units, all columns in one batched call."""
+        x = self.x[units]
+        n, p = x.shape
+        h = self.settings.diff_step * np.maximum(np.abs(x), 1.0)
+        # step backwards where a forward step would leave the box
+        h = np.where(x + h > self.upper[units], -h, h)
+        xs = np.repeat(x[:, None, :], p, axis=1)  # (n, P, P): row j perturbs parameter j
+        xs[:, np.arange(p), np.arange(p)] += h
+        h = xs[:, np.arange(p), np.arange(p)] - x  # the step actually taken
+        rs = self.evaluate(xs.reshape(n * p, p), np.repeat(units, p)).reshape(n, p, -1)
+        self.njev[units] += 1
+        return ((rs - r[:, None, :]) / h[:, :, None]).transpose(0, 2, 1)
+
+    def solve(self) -> Solution:
+        n, p = self.x.shape
+        r = self.evaluate(self.x, self.units)
+        m = r.shape[1]
+        sse = np.einsum("ij,ij->i", r, r)
+        finite = np.isfinite(sse)
+        self.status[~finite] = Status.NOT_FINITE
+        jac = np.full((n, m, p), np.nan)
+        work = self.units[finite]
+        jac[work] = self.jacobian(work, r[work])
+        diag = np.einsum("ijk,ijk->ik", jac, jac)  # Moré's scaling, kept non-decreasing
+        mu = np.full(n, 1e-3)  # relative to the scaling diag(JᵀJ)
+        nu = np.full(n, 2.0)
+        while work.size:
+            work = self.iterate(work, r, sse, jac, diag, mu, nu)
+        return Solution(self.x, r, jac, sse, self.status, self.nfev, self.njev)
+
+    def iterate(self, work, r, sse, jac, diag, mu, nu) -> np.ndarray:
+        """One damped Gauss–Newton step for the units in ``work``; returns those left."""
+        s = self.settings
+        x, J, rw, f = self.x[work], jac[work], r[work], sse[work]
+        g = np.einsum("ijk,ij->ik", J, rw)
+        free = ~(((x <= self.lower[work]) & (g > 0)) | ((x >= self.upper[work]) & (g < 0)))
+        # gtol: largest cosine between the residuals and a free column of the Jacobian
+        col_norm = np.sqrt(np.einsum("ijk,ijk->ik", J, J))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cosine = np.abs(g) / (col_norm * np.sqrt(f)[:, None])
+        cosine = np.where(free & (col_norm > 0), cosine, 0.0)
+        done_g = (f == 0) | (np.nan_to_num(cosine.max(axis=1), nan=0.0) <= s.gtol)
+
+        d = np.maximum(diag[work], np.max(diag[work], axis=1, keepdims=True) * EPS)
+        d = np.where(d > 0, d, 1.0)
+        A = np.einsum("ijk,ijl->ikl", J, J) + mu[work, None, None] * _diag(d)
+        both = free[:, :, None] & free[:, None, :]
+        A = np.where(both, A, 0.0) + _diag(~free)  # held parameters: identity rows
+        step = -np.linalg.solve(A, np.where(free, g, 0.0)[..., None])[..., 0]
+        trial = np.clip(x + step, self.lower[work], self.upper[work])
+        step = trial - x
+
+        r_new = self.evaluate(trial, work)
+        f_new = np.einsum("ij,ij->i", r_new, r_new)
+        f_new = np.where(np.isfinite(f_new), f_new, np.inf)
+        predicted_r = rw + np.einsum("ijk,ik->ij", J, step)
+        predicted = f - np.einsum("ij,ij->i", predicted_r, predicted_r)
+        actual = f - f_new
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = np.where(predicted > 0, actual / predicted, -np.inf)
+        accept = (rho > 1e-4) & ~done_g
+
+        step_norm = np.linalg.norm(np.sqrt(d) * step, axis=1)
+        x_norm = np.linalg.norm(np.sqrt(d) * x, axis=1)
+        done_x = step_norm <= s.xtol * (s.xtol + x_norm)
+        done_f = accept & (np.abs(actual) <= s.ftol * f) & (predicted <= s.ftol * f) & (rho <= 2)
+
+        # damping: Nielsen's update on success, doubling growth on failure
+        good, bad = work[accept], work[~accept]
+        mu[good] *= np.maximum(1 / 10, 1 - (2 * rho[accept] - 1) ** 3)
+        nu[good] = 2.0
+        mu[bad] *= nu[bad]
+        nu[bad] *= 2.0
+        self.x[good], r[good], sse[good] = trial[accept], r_new[accept], f_new[accept]
+
+        status = np.select([done_g, done_f, done_x, self.nfev[work] >= self.max_nfev],
+                           [Status.GTOL, Status.FTOL, Status.XTOL, Status.MAX_NFEV], -99)
+        self.status[work] = status
+        renew = work[accept & (status == -99)]
+        if renew.size:
+            jac[renew] = self.jacobian(renew, r[renew])
+            diag[renew] = np.maximum(diag[renew], np.einsum("ijk,ijk->ik", jac[renew],
+                                                            jac[renew]))
+        return work[status == -99]
+
+
+def _diag(values: np.ndarray) -> np.ndarray:
+    """Batch of diagonal matrices from rows of ``values``."""
+    n, p = values.shape
+    out = np.zeros((n, p, p), dtype=float)
+    out[:, np.arange(p), np.arange(p)] = values
+    return out

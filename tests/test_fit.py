@@ -1,0 +1,70 @@
+"""fit(): backends agree, results are complete, invalid units are refused or dropped."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sdfit import DataError
+from sdfit.fit import fit, plan_chunks
+from sdfit.problem import Parameter, Problem
+from sdfit.results import read_csv
+
+RECIPE = Problem([Parameter("dec * loss rate", x0=0.05)], target_times=[2010],
+                 initial_time=2000, exclude=["dec 1"])
+
+
+@pytest.fixture(scope="module")
+def subset(census):
+    return census.head(60)
+
+
+def test_serial_and_processes_give_identical_tables(aging_chain, subset):
+    serial = fit(aging_chain, subset, RECIPE, backend="serial", progress=False)
+    pooled = fit(aging_chain, subset, RECIPE, backend="processes", workers=2, chunk_size=7,
+                 progress=False)
+    pd.testing.assert_frame_equal(serial.table, pooled.table)
+    assert pooled.info["chunks"] == 9
+
+
+def test_result_table_columns_and_targets(aging_chain, subset):
+    result = fit(aging_chain, subset, RECIPE, backend="serial", progress=False)
+    params = [f"dec {k} loss rate" for k in range(1, 10)]
+    assert list(result.table.columns) == ["state", "county", *params, "sse", "success",
+                                          "status", "message", "nfev"]
+    assert result.table["success"].all() and (result.table["sse"] < 1e-3).all()
+    assert len(result.targets) == 60 * 8
+    np.testing.assert_allclose(result.targets["fitted"], result.targets["observed"], atol=0.05)
+
+
+def test_written_tables_round_trip_exactly(aging_chain, subset, tmp_path):
+    result = fit(aging_chain, subset, RECIPE, backend="serial", progress=False)
+    result.write(tmp_path)
+    again = read_csv(tmp_path / "params.csv")
+    pd.testing.assert_frame_equal(again, result.table)
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary files left behind
+
+
+def test_invalid_units_are_refused_with_their_lines_or_dropped(aging_chain, subset):
+    frame = subset.frame.copy()
+    frame.iloc[3, 4] = np.nan
+    frame.iloc[5, 12] = -1.0
+    from sdfit.data import Panel
+
+    broken = Panel(frame, "broken.csv", subset.lines)
+    with pytest.raises(DataError, match=r"2 unit\(s\).*line 7 \(state=1, county=7\).*missing"):
+        fit(aging_chain, broken, RECIPE, backend="serial", progress=False)
+    result = fit(aging_chain, broken, RECIPE, backend="serial", progress=False,
+                 drop_invalid=True)
+    assert len(result.table) == 58
+    assert result.dropped["reason"].tolist() == ["missing value for 'dec 5' at 2000",
+                                                 "negative value for 'dec 4' at 2010"]
+    assert "Dropped 2 units" in result.summary()
+
+
+def test_chunk_plan_covers_every_unit_once():
+    chunks = plan_chunks(1001, None, 2)
+    assert np.array_equal(np.concatenate(chunks), np.arange(1001))
+    assert max(map(len, chunks)) <= 1024
+    assert len(plan_chunks(10, 3, 2)) == 4

@@ -1,0 +1,111 @@
+"""Problem specs: the TOML contract, validation against model and data, clear errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sdfit import SpecError
+from sdfit.datasets import aging_chain_path
+from sdfit.problem import Parameter, Problem
+from sdfit.spec import load_spec, spec_from_dict
+
+RECIPE = """
+model = "Aging_Chain.mdl"
+data = "Males by decade and county.csv"
+[initial]
+time = 2000                        # stocks start from the data at this time
+[targets]
+times = [2010]
+exclude = ["dec 1"]                # variables present in the data but not fitted
+[parameters]
+"dec * loss rate" = { x0 = 0.05 }  # per entry also: bounds = [lo, hi], fixed = value
+"""
+
+
+def test_the_issue_toml_contract_is_accepted(tmp_path):
+    (tmp_path / "spec.toml").write_text(RECIPE)
+    spec = load_spec(tmp_path / "spec.toml")
+    assert spec.model == tmp_path / "Aging_Chain.mdl"
+    assert spec.data == tmp_path / "Males by decade and county.csv"
+    assert spec.problem.initial_time == 2000
+    assert spec.problem.target_times == (2010.0,)
+    assert spec.problem.exclude == ("dec 1",)
+    assert spec.problem.parameters == (Parameter("dec * loss rate", x0=0.05),)
+
+
+def test_resolution_against_model_and_census(aging_chain, census):
+    spec = spec_from_dict({"initial": {"time": 2000}, "targets": {"times": [2010],
+                           "exclude": ["dec 1"]},
+                           "parameters": {"dec * loss rate": {"x0": 0.05}}})
+    task, data = spec.problem.resolve(aging_chain, census)
+    assert task.parameters == tuple(f"dec {k} loss rate" for k in range(1, 10))
+    assert task.stocks == tuple(f"dec {k}" for k in range(1, 10))
+    assert task.targets == tuple((2010.0, f"dec {k}") for k in range(2, 10))
+    assert data.initial.shape == (3137, 9) and data.observed.shape == (3137, 8)
+    assert data.observed[0, 0] == census.values([(2010.0, "dec_2")])[0, 0]
+    np.testing.assert_array_equal(task.x0, 0.05)
+
+
+def test_exact_name_takes_precedence_over_glob_and_fixed_is_not_fitted(aging_chain, census):
+    problem = Problem([Parameter("dec * loss rate", x0=0.1),
+                       Parameter("dec 1 loss rate", fixed=0.02),
+                       Parameter("dec 9 loss rate", x0=0.2, bounds=(0, 1))],
+                      target_times=[2010], exclude=["dec 1"])
+    task, _ = problem.resolve(aging_chain, census)
+    assert task.parameters[0] == "dec 2 loss rate" and len(task.parameters) == 8
+    assert task.fixed == {"v_dec_1_loss_rate": 0.02}
+    assert task.x0[-1] == 0.2 and task.lower[-1] == 0 and task.upper[0] == math.inf
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"paramters": {}}, "unknown key 'paramters'. Did you mean 'parameters'"),
+    ({"targets": {"time": [2010]}}, r"unknown key 'time' in \[targets\]. Did you mean 'times'"),
+    ({"targets": {"times": [2010]}, "parameters": {"x": {"x0": 1, "bound": [0, 1]}}},
+     "unknown key 'bound'. Did you mean 'bounds'"),
+    ({"targets": {"times": ["2010"]}, "parameters": {"x": {}}}, "must be numbers"),
+    ({"targets": {"times": [2010]}, "parameters": {"x": {"bounds": [1, 0]}}},
+     "lower 1 > upper 0"),
+    ({"targets": {"times": [2010]}, "parameters": {"x": {"x0": 5, "bounds": [0, 1]}}},
+     "x0 = 5 of parameter 'x' lies outside its bounds"),
+    ({"parameters": {"x": {}}}, "needs times"),
+    ({"targets": {"times": [2010]}}, "names no parameter"),
+])
+def test_invalid_specs(raw, message):
+    with pytest.raises(SpecError, match=message):
+        spec_from_dict(raw)
+
+
+@pytest.mark.parametrize("problem, message", [
+    (Problem([Parameter("dec * los rate")], [2010]), "Did you mean"),
+    (Problem([Parameter("dec 1")], [2010]), "not a constant"),
+    (Problem([Parameter("dec * loss rate")], [2010], exclude=["dec 11"]), "Excluded variable"),
+    (Problem([Parameter("dec * loss rate")], [2010], targets=["dec 2 los"]), "Did you mean"),
+    (Problem([Parameter("dec * loss rate")], [2010.1]), "no time 2010.1"),
+    (Problem([Parameter("dec * loss rate")], [2010], initial_time=2001), "no time 2001"),
+    (Problem([Parameter("dec * loss rate")], [2010], initial_stocks=["births"]), "not a stock"),
+    (Problem([Parameter("dec * loss rate", fixed=0.1)], [2010]), "nothing to fit"),
+    (Problem([Parameter("dec 1 *"), Parameter("dec 1 loss*")], [2010]), "matched by both"),
+])
+def test_problems_that_do_not_fit_the_model_or_data(aging_chain, census, problem, message):
+    from sdfit import DataError
+
+    with pytest.raises((SpecError, DataError), match=message):
+        problem.resolve(aging_chain, census)
+
+
+def test_target_time_off_the_time_step_grid(census, tmp_path):
+    import sdfit
+
+    path = tmp_path / "coarse.mdl"
+    path.write_text(aging_chain_path().read_text().replace("0.125", "3"))
+    model = sdfit.load_model(path)
+    with pytest.raises(SpecError, match="not on the model's TIME STEP grid"):
+        Problem([Parameter("dec * loss rate")], [2010]).resolve(model, census)
+
+
+def test_bundled_example_spec_loads(shared_data):
+    spec = load_spec("us-counties")
+    assert spec.model == aging_chain_path()
