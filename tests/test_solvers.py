@@ -42,10 +42,11 @@ IDENTIFIABLE = Problem([Parameter("dec 1 loss rate", fixed=0.05),
                        target_times=[2010], initial_time=2000, exclude=["dec 1"])
 
 
-def test_recovers_planted_parameters(aging_chain):
+@pytest.mark.parametrize("broyden", [True, False])
+def test_recovers_planted_parameters(aging_chain, broyden):
     panel, truth = _planted(aging_chain)
     task, data = IDENTIFIABLE.resolve(aging_chain, panel)
-    solution = fit_chunk((task, LevenbergMarquardt()), data)
+    solution = fit_chunk((task, LevenbergMarquardt(broyden=broyden)), data)
     assert solution.success.all()
     np.testing.assert_allclose(solution.x, truth, rtol=0, atol=1e-8)
 
@@ -110,3 +111,32 @@ def test_each_unit_is_independent_of_its_batch(n):
     alone = [LevenbergMarquardt().solve(lambda x, u, i=i: fun(x, np.full_like(u, i)),
                                         np.zeros((1, 3)), -np.inf, np.inf) for i in range(n)]
     np.testing.assert_array_equal(together.x, np.concatenate([a.x for a in alone]))
+
+
+def test_broyden_updates_save_evaluations_on_the_recipe(aging_chain, census):
+    task, data = RECIPE.resolve(aging_chain, census.head(200))
+    secant = fit_chunk((task, LevenbergMarquardt(broyden=True)), data)
+    plain = fit_chunk((task, LevenbergMarquardt(broyden=False)), data)
+    assert secant.success.all() and plain.success.all()
+    assert secant.nfev.sum() < 0.7 * plain.nfev.sum()
+    assert (secant.sse < 1e-3).all()
+
+
+def test_final_jacobian_is_the_true_jacobian_at_the_solution():
+    """Diagnostics use Solution.jacobian: it must be a finite difference at the solution,
+    not a secant approximation."""
+    rng = np.random.default_rng(2)
+    a = rng.uniform(0.5, 2.0, (20, 3))
+
+    def fun(x, units):
+        t = a[units]
+        return np.stack([np.exp(x[:, 0]) - t[:, 0], x[:, 0] * x[:, 1] - t[:, 1],
+                         x[:, 1] ** 2 - t[:, 2], x[:, 0] + x[:, 1]], axis=1)
+
+    solution = LevenbergMarquardt().solve(fun, np.ones((20, 2)), -np.inf, np.inf)
+    x0, x1 = solution.x.T
+    exact = np.zeros((20, 4, 2))
+    exact[:, 0, 0], exact[:, 1, 0], exact[:, 1, 1] = np.exp(x0), x1, x0
+    exact[:, 2, 1], exact[:, 3, 0], exact[:, 3, 1] = 2 * x1, 1, 1
+    assert solution.success.all()
+    np.testing.assert_allclose(solution.jacobian, exact, rtol=1e-5, atol=1e-7)
