@@ -11,6 +11,9 @@ from sdfit.fit import fit, plan_chunks
 from sdfit.problem import Parameter, Problem
 from sdfit.results import read_csv
 
+# the recipe's problem is under-determined: its identifiability warning is tested elsewhere
+pytestmark = pytest.mark.filterwarnings("ignore::sdfit.IdentifiabilityWarning")
+
 RECIPE = Problem([Parameter("dec * loss rate", x0=0.05)], target_times=[2010],
                  initial_time=2000, exclude=["dec 1"])
 
@@ -31,8 +34,12 @@ def test_serial_and_processes_give_identical_tables(aging_chain, subset):
 def test_result_table_columns_and_targets(aging_chain, subset):
     result = fit(aging_chain, subset, RECIPE, backend="serial", progress=False)
     params = [f"dec {k} loss rate" for k in range(1, 10)]
-    assert list(result.table.columns) == ["state", "county", *params, "sse", "success",
-                                          "status", "message", "nfev"]
+    core = ["state", "county", *params, "sse", "success", "status", "message", "nfev"]
+    assert list(result.table.columns[:len(core)]) == core
+    assert list(result.table.columns[len(core):len(core) + 7]) == [
+        "rank", "condition", "dec 1 loss rate_identifiable", "dec 1 loss rate_nullspace",
+        "dec 1 loss rate_stderr", "dec 1 loss rate_ci_low", "dec 1 loss rate_ci_high"]
+    assert result.unit_columns == ["state", "county"]
     assert result.table["success"].all() and (result.table["sse"] < 1e-3).all()
     assert len(result.targets) == 60 * 8
     np.testing.assert_allclose(result.targets["fitted"], result.targets["observed"], atol=0.05)

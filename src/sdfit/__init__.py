@@ -7,6 +7,7 @@ from .data import Panel, read_panel
 from .exceptions import (
     ConvergenceWarning,
     DataError,
+    IdentifiabilityWarning,
     ModelError,
     SdfitError,
     SpecError,
@@ -46,4 +47,5 @@ __all__ = [
     "DataError",
     "SpecError",
     "ConvergenceWarning",
+    "IdentifiabilityWarning",
 ]

@@ -47,3 +47,8 @@ class SpecError(SdfitError, ValueError):
 
 class ConvergenceWarning(UserWarning):
     """Some units did not converge, or some parameters are not identifiable."""
+
+
+class IdentifiabilityWarning(ConvergenceWarning):
+    """Some fitted parameters are not identifiable from the targets: their values are an
+    artefact of the starting point, not something the data says."""

@@ -13,11 +13,13 @@ from tqdm.auto import tqdm
 
 from .backends import Backend, get_backend
 from .data import Panel, read_panel
+from .diagnostics import add_diagnostics
 from .exceptions import DataError
 from .model import BatchModel, load_model
 from .problem import FitTask, Problem, UnitData
-from .results import FitResult
+from .results import FitResult, fingerprint
 from .solvers import LevenbergMarquardt, Solution
+from .solvers.shared import fit_shared
 
 #: Largest chunk: big enough to amortise Python overhead, small enough to stay in cache.
 MAX_CHUNK = 1024
@@ -53,7 +55,9 @@ def fit(
     chunk_size
         Units per task; default a few chunks per worker, at most 1024 units.
     solver
-        A solver settings object; default :class:`LevenbergMarquardt`.
+        A solver settings object; default :class:`LevenbergMarquardt`.  Problems
+        with shared parameters are solved jointly in this process with its
+        tolerances (see :mod:`sdfit.solvers.shared`); ``backend`` is then unused.
     drop_invalid
         Skip units with missing, negative or infinite values in the data the
         problem needs (listed in ``FitResult.dropped``) instead of refusing.
@@ -63,12 +67,17 @@ def fit(
     Returns
     -------
     FitResult
+        With the identifiability diagnostics of :mod:`sdfit.diagnostics` after the
+        core columns; an :class:`~sdfit.IdentifiabilityWarning` says when some
+        parameters are not identifiable.
     """
     model = model if isinstance(model, BatchModel) else load_model(model)
     panel = data if isinstance(data, Panel) else read_panel(data)
     task, unit_data = problem.resolve(model, panel)
     panel, unit_data, dropped = _valid_units(panel, unit_data, task, drop_invalid)
     solver = solver or LevenbergMarquardt()
+    if task.shared.any():
+        return _fit_shared(task, panel, unit_data, solver, dropped)
 
     owned = not isinstance(backend, Backend)
     runner = get_backend(backend, workers=workers) if owned else backend
@@ -88,8 +97,17 @@ def fit(
     wall = time.perf_counter() - start
     info = {"model": model.path, "data": panel.source, "backend": runner.name,
             "workers": runner.workers, "chunks": len(chunks), "wall_time": wall}
-    return assemble(task, panel, unit_data, [solutions[i] for i in range(len(chunks))],
-                    dropped, info)
+    return add_diagnostics(assemble(task, panel, unit_data,
+                                    [solutions[i] for i in range(len(chunks))], dropped, info))
+
+
+def _fit_shared(task: FitTask, panel: Panel, data: UnitData, solver, dropped) -> FitResult:
+    """All units at once in this process: shared parameters couple them."""
+    start = time.perf_counter()
+    solution = fit_shared(task, data, solver)
+    info = {"model": task.model.path, "data": panel.source, "backend": "joint (in process)",
+            "workers": 1, "chunks": 1, "wall_time": time.perf_counter() - start}
+    return add_diagnostics(assemble(task, panel, data, [solution], dropped, info))
 
 
 def fit_chunk(shared: tuple[FitTask, object], data: UnitData) -> Solution:
@@ -97,7 +115,7 @@ def fit_chunk(shared: tuple[FitTask, object], data: UnitData) -> Solution:
     task, solver = shared
 
     def residuals(x: np.ndarray, units: np.ndarray) -> np.ndarray:
-        return task.sqrt_weights * (task.outputs(x, data.initial[units]) - data.observed[units])
+        return task.residuals(x, data.initial[units], data.observed[units])
 
     x0 = np.broadcast_to(task.x0, (len(data), len(task.x0)))
     return solver.solve(residuals, x0, task.lower, task.upper)
@@ -115,9 +133,10 @@ def plan_chunks(n_units: int, chunk_size: int | None, workers: int) -> list[np.n
 
 def assemble(task: FitTask, panel: Panel, data: UnitData, solutions: Sequence[Solution],
              dropped: pd.DataFrame, info: dict) -> FitResult:
-    """Gather chunk solutions (in unit order) into a FitResult."""
+    """Gather chunk solutions (in unit order) into a FitResult.  ``sse`` and the fitted
+    targets leave out the ridge penalties; the Jacobian keeps their rows."""
     x = np.concatenate([s.x for s in solutions])
-    residuals = np.concatenate([s.residuals for s in solutions])
+    residuals = np.concatenate([s.residuals for s in solutions])[:, :len(task.targets)]
     status = np.concatenate([s.status for s in solutions])
     ids = panel.units.to_frame(index=False)
     table = pd.concat([ids, pd.DataFrame(x, columns=list(task.parameters))], axis=1)
@@ -136,6 +155,9 @@ def assemble(task: FitTask, panel: Panel, data: UnitData, solutions: Sequence[So
         "fitted": fitted.ravel(),
     })
     jacobian = np.concatenate([s.jacobian for s in solutions])
+    info = {**info, "problem": task.describe(),
+            "fingerprints": {"model": fingerprint(task.model.path),
+                             "data": fingerprint(panel.source)}}
     return FitResult(table, targets, list(task.parameters), jacobian, dropped, info)
 
 

@@ -34,12 +34,23 @@ class Parameter:
         Lower and upper bound; infinite by default.
     fixed : float, optional
         Hold the constant at this value instead of fitting it.
+    ridge : float
+        Weight λ >= 0 of a penalty pulling the parameter towards ``x0``: the
+        residuals gain ``sqrt(λ) * (x - x0)``, so a deviation ``δ`` costs as much
+        as a weighted target residual of ``sqrt(λ) * δ`` (λ is in squared residual
+        units per squared parameter unit).  It makes a parameter the targets cannot
+        pin down take ``x0`` while barely moving those they can.
+    shared : bool
+        One value for all units instead of one per unit (fitted jointly, in
+        process, by :mod:`sdfit.solvers.shared`).
     """
 
     pattern: str
     x0: float | None = None
     bounds: tuple[float, float] = (-math.inf, math.inf)
     fixed: float | None = None
+    ridge: float = 0.0
+    shared: bool = False
 
     def __post_init__(self):
         lo, hi = (float(b) for b in self.bounds)
@@ -51,6 +62,18 @@ class Parameter:
             if value is not None and not lo <= value <= hi:
                 raise SpecError(f"The {what} = {value:g} of parameter '{self.pattern}' lies "
                                 f"outside its bounds [{lo:g}, {hi:g}].")
+        ridge = float(self.ridge)
+        object.__setattr__(self, "ridge", ridge)
+        if not (math.isfinite(ridge) and ridge >= 0):
+            raise SpecError(f"The ridge of parameter '{self.pattern}' must be a finite number "
+                            f">= 0; got {self.ridge}.")
+        if ridge and self.shared:
+            raise SpecError(f"Parameter '{self.pattern}' is shared, and a ridge penalty on a "
+                            "shared parameter is not supported; fix it or drop the ridge.")
+        if self.fixed is not None and (ridge or self.shared):
+            what = "ridge" if ridge else "shared"
+            raise SpecError(f"Parameter '{self.pattern}' is fixed, so '{what}' has no effect; "
+                            "drop one of them.")
 
 
 @dataclass(frozen=True)
@@ -143,6 +166,8 @@ class Problem:
             target_times=tuple(times),
             start_time=start,
             sqrt_weights=np.sqrt(weights),
+            ridge=np.array([s.ridge for _, s in free]),
+            shared=np.array([s.shared for _, s in free]),
         )
         data = UnitData(
             initial=panel.values([(start_data, panel.variable(s)) for s in stocks]),
@@ -227,7 +252,8 @@ class FitTask:
     """A problem resolved against a model: everything a worker needs besides the unit data.
 
     The residuals of a unit are ``sqrt(weight) * (model - observed)`` over
-    ``targets``, time-major.
+    ``targets``, time-major, followed by one penalty residual
+    ``sqrt(ridge) * (x - x0)`` per parameter with a ridge (see :attr:`penalised`).
     """
 
     model: BatchModel
@@ -244,6 +270,38 @@ class FitTask:
     target_times: tuple[float, ...]
     start_time: float
     sqrt_weights: np.ndarray
+    ridge: np.ndarray  # (P,) penalty weight of each parameter, 0 for none
+    shared: np.ndarray  # (P,) True where one value serves every unit
+
+    @property
+    def penalised(self) -> np.ndarray:
+        """Indices of the parameters with a ridge penalty, in residual order."""
+        return np.flatnonzero(self.ridge > 0)
+
+    def residuals(self, x: np.ndarray, initial: np.ndarray, observed: np.ndarray) -> np.ndarray:
+        """Weighted residuals, shape (N, M + R): targets then ridge penalties."""
+        r = self.sqrt_weights * (self.outputs(x, initial) - observed)
+        penalised = self.penalised
+        if not penalised.size:
+            return r
+        penalty = np.sqrt(self.ridge[penalised]) * (x[:, penalised] - self.x0[penalised])
+        return np.concatenate([r, penalty], axis=1)
+
+    def describe(self) -> dict:
+        """The resolved problem as plain data, for run.json and the diagnostics."""
+        names = {v.ident: v.name for v in self.model.variables.values()}
+        return {
+            "parameters": list(self.parameters),
+            "x0": dict(zip(self.parameters, self.x0.tolist(), strict=True)),
+            "bounds": {p: [lo, hi] for p, lo, hi in zip(self.parameters, self.lower.tolist(),
+                                                        self.upper.tolist(), strict=True)},
+            "fixed": {names[i]: v for i, v in self.fixed.items()},
+            "ridge": {self.parameters[j]: float(self.ridge[j]) for j in self.penalised},
+            "shared": [p for p, s in zip(self.parameters, self.shared, strict=True) if s],
+            "targets": [[t, v] for t, v in self.targets],
+            "stocks": list(self.stocks),
+            "initial_time": self.start_time,
+        }
 
     def outputs(self, x: np.ndarray, initial: np.ndarray) -> np.ndarray:
         """Model values at the targets, shape (N, M), for parameter rows ``x`` (N, P) and

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -46,7 +47,8 @@ class FitResult:
 
     @property
     def unit_columns(self) -> list[str]:
-        return [c for c in self.table.columns if c not in self.parameters + OUTCOME_COLUMNS]
+        """The unit id columns: those before the first parameter column."""
+        return list(self.table.columns[:self.table.columns.get_loc(self.parameters[0])])
 
     @property
     def n_failed(self) -> int:
@@ -73,6 +75,7 @@ class FitResult:
         q = self.table["sse"].quantile([0, 0.5, 0.9, 0.99, 1]).to_numpy()
         lines.append("SSE quantiles: min {:.3g}, median {:.3g}, 90% {:.3g}, 99% {:.3g}, "
                      "max {:.3g}".format(*q))
+        lines += self.info.get("identifiability", {}).get("summary", [])
         return "\n".join(lines)
 
     # -- files ------------------------------------------------------------------------
@@ -91,6 +94,19 @@ class FitResult:
         written.append(atomic_write(out / "run.json", lambda p: Path(p).write_text(
             json.dumps(self.info, indent=2, default=str) + "\n")))
         return written
+
+
+def fingerprint(path: str | Path) -> str | None:
+    """sha256 of a file's bytes, or None when ``path`` is not a file (e.g. an in-memory
+    panel), so a results folder says exactly which inputs it came from."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except (OSError, TypeError):
+        return None
+    return digest.hexdigest()
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:

@@ -14,7 +14,9 @@ The TOML form is a public contract::
     variables = ["dec 2", "dec 3"]            # optional: default every data variable
     weights = { "dec 9" = 2.0 }               # optional: weight of squared errors
     [parameters]
-    "dec * loss rate" = { x0 = 0.05 }         # also bounds = [lo, hi], fixed = value
+    "dec * loss rate" = { x0 = 0.05 }         # also bounds = [lo, hi], fixed = value,
+                                              # ridge = λ (penalty towards x0),
+                                              # shared = true (one value for all units)
     [fit]                                     # optional defaults of `sdfit fit`
     backend = "processes"                     # workers, chunk_size, drop_invalid
     [solver]                                  # optional: ftol, xtol, gtol, max_nfev
@@ -40,7 +42,7 @@ KEYS = {
     "": {"model", "data", "initial", "targets", "parameters", "fit", "solver"},
     "initial": {"time", "stocks"},
     "targets": {"times", "exclude", "variables", "weights"},
-    "parameter": {"x0", "bounds", "fixed"},
+    "parameter": {"x0", "bounds", "fixed", "ridge", "shared"},
     "fit": {"backend", "workers", "chunk_size", "drop_invalid"},
     "solver": {"ftol", "xtol", "gtol", "max_nfev"},
 }
@@ -155,9 +157,19 @@ def _parameter(pattern: str, settings: dict, where: str) -> Parameter:
     bounds = settings.get("bounds", (float("-inf"), float("inf")))
     if not (isinstance(bounds, list | tuple) and len(bounds) == 2):
         raise SpecError(f"{where}: the bounds of parameter '{pattern}' must be [lower, upper].")
+    shared = settings.get("shared", False)
+    if not isinstance(shared, bool):
+        raise SpecError(f"{where}: 'shared' of parameter '{pattern}' must be true or false; "
+                        f"got {shared!r}.")
+    ridge = settings.get("ridge", 0.0)
+    if isinstance(ridge, bool) or not isinstance(ridge, int | float):
+        raise SpecError(f"{where}: the ridge of parameter '{pattern}' must be a number; got "
+                        f"{ridge!r}.")
     return Parameter(pattern, x0=settings.get("x0"),
                      bounds=tuple(_numbers(bounds, f"{where}: bounds of '{pattern}'")),
-                     fixed=settings.get("fixed"))
+                     fixed=settings.get("fixed"),
+                     ridge=ridge,
+                     shared=shared)
 
 
 def _table(raw: dict, key: str, where: str) -> dict:

@@ -1,0 +1,236 @@
+"""Can the targets pin the parameters down?  Identifiability, rank and standard errors of
+every unit's fit, from the Jacobian of its weighted residuals at the solution.
+
+All units are diagnosed at once with ``np.linalg.svd`` on the stack of Jacobians.
+Each Jacobian's columns are first scaled to unit length, so the units of the
+parameters do not matter (a rate and a population weigh alike).  Then, per unit:
+
+* **rank**: singular values above ``RANK_RTOL`` times the largest count; fewer
+  than the number of parameters means a direction in parameter space that
+  leaves every residual unchanged (the *null space*).
+* **condition**: largest over smallest singular value of the scaled Jacobian
+  (infinite when there are fewer residuals than parameters).
+* **<param>_nullspace**: length of the parameter's scaled axis inside the null
+  space, from 0 (the targets fix it) to 1 (it changes no target at all).
+* **<param>_identifiable**: ``nullspace <= NULL_TOL``.  Above it a step along the
+  unidentified direction moves this parameter by more than 5 % of that step:
+  its fitted value is an artefact of where the solver started.
+* **<param>_stderr**, **<param>_ci_low**, **<param>_ci_high**: standard error
+  and 95 % confidence interval (Student's t) from the Gauss–Newton covariance
+  ``s² (JᵀJ)⁺`` with ``s² = SSE / (M - P)``, M targets and P fitted parameters
+  per unit.  NaN for non-identifiable parameters, and for all when
+  ``M <= P`` (no degrees of freedom left to estimate ``s²``).
+
+Ridge penalties are rows of the Jacobian too, so a parameter the targets cannot
+pin down but its ridge does counts as identifiable; the summary then says that
+its value comes from the penalty alone.  With shared parameters, per-unit
+columns are diagnosed per unit given the shared values, and shared ones jointly
+over all units through the Schur complement of the joint normal equations;
+standard errors include the uncertainty of the shared values.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .exceptions import IdentifiabilityWarning
+from .results import FitResult
+
+#: Singular values below this fraction of the largest (column-scaled) count as zero:
+#: far above forward-difference noise (~1e-8), far below a real but weak direction.
+RANK_RTOL = 1e-6
+#: A parameter whose scaled axis has more than this length in the null space is flagged.
+NULL_TOL = 0.05
+CONFIDENCE = 0.95
+
+DIAGNOSTIC_SUFFIXES = ("identifiable", "nullspace", "stderr", "ci_low", "ci_high")
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """Per-unit diagnostics of one block of parameters (arrays over N units, P params)."""
+
+    rank: np.ndarray  # (N,)
+    condition: np.ndarray  # (N,)
+    nullspace: np.ndarray  # (N, P)
+    identifiable: np.ndarray  # (N, P) bool
+    variance: np.ndarray  # (N, P) diag of (JᵀJ)⁺, to be multiplied by s²
+
+
+def diagnose(jacobian: np.ndarray, rank_rtol: float = RANK_RTOL,
+             null_tol: float = NULL_TOL) -> Diagnostics:
+    """Rank, condition, null-space components and unscaled variances of a stack of
+    Jacobians ``(N, rows, P)``; units with non-finite Jacobians get NaN and False."""
+    jac = np.asarray(jacobian, dtype=float)
+    n, rows, p = jac.shape
+    finite = np.isfinite(jac).all(axis=(1, 2))
+    jac = np.where(finite[:, None, None], jac, 0.0)
+    norms = np.sqrt(np.einsum("nrp,nrp->np", jac, jac))
+    scale = np.where(norms > 0, norms, 1.0)  # a zero column stays zero: wholly null
+    _, sv, vh = np.linalg.svd(jac / scale[:, None, :], full_matrices=True)
+    # sv: (N, k), k = min(rows, P); pad to P singular values, structural zeros last
+    sv = np.concatenate([sv, np.zeros((n, p - sv.shape[1]))], axis=1)
+    kept = sv > rank_rtol * sv[:, :1]
+    rank = kept.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        condition = np.where(sv[:, -1] > 0, sv[:, 0] / sv[:, -1], np.inf)
+        inverse = np.where(kept, 1.0 / sv, 0.0)
+    nullspace = np.sqrt(np.einsum("nk,nkp->np", ~kept, vh**2))
+    variance = np.einsum("nk,nkp->np", inverse**2, vh**2) / scale**2
+    identifiable = nullspace <= null_tol
+    variance = np.where(identifiable, variance, np.nan)
+    return Diagnostics(
+        rank=np.where(finite, rank, -1),
+        condition=np.where(finite, condition, np.nan),
+        nullspace=np.where(finite[:, None], nullspace, np.nan),
+        identifiable=identifiable & finite[:, None],
+        variance=np.where(finite[:, None], variance, np.nan),
+    )
+
+
+def add_diagnostics(result: FitResult, rank_rtol: float = RANK_RTOL,
+                    null_tol: float = NULL_TOL) -> FitResult:
+    """Append the diagnostic columns to ``result.table`` (after the core columns), put
+    their summary in ``result.info["identifiability"]`` and warn when some parameters
+    are not identifiable.  Needs ``result.jacobian`` and ``result.info["problem"]``."""
+    problem = result.info["problem"]
+    params = result.parameters
+    n_targets = len(problem["targets"])
+    shared = np.isin(params, problem.get("shared", []))
+    jac = result.jacobian
+    diag = diagnose(jac[:, :, ~shared], rank_rtol, null_tol)
+    n, p_local = len(jac), int((~shared).sum())
+    if shared.any():
+        diag, s2, dof = _with_shared(jac, shared, diag, result.table["sse"].to_numpy(),
+                                     n_targets, rank_rtol, null_tol)
+    else:
+        dof = n_targets - p_local
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s2 = result.table["sse"].to_numpy() / dof if dof > 0 else np.full(n, np.nan)
+    stderr = np.sqrt(s2[:, None] * diag.variance)
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, dof) * stderr if dof > 0 else stderr
+    x = result.table[params].to_numpy(float)
+    columns = {"rank": diag.rank, "condition": diag.condition}
+    for j, name in enumerate(params):
+        columns |= {f"{name}_identifiable": diag.identifiable[:, j],
+                    f"{name}_nullspace": diag.nullspace[:, j],
+                    f"{name}_stderr": stderr[:, j],
+                    f"{name}_ci_low": x[:, j] - half[:, j],
+                    f"{name}_ci_high": x[:, j] + half[:, j]}
+    result.table = pd.concat([result.table.drop(columns=list(columns), errors="ignore"),
+                              pd.DataFrame(columns, index=result.table.index)], axis=1)
+    penalty_only = _penalty_only(jac, n_targets, params, problem, diag, rank_rtol, null_tol)
+    summary = _summarise(result, diag, dof, penalty_only, rank_rtol, null_tol)
+    result.info["identifiability"] = summary
+    if summary["warning"]:
+        warnings.warn(summary["warning"], IdentifiabilityWarning, stacklevel=3)
+    return result
+
+
+def _with_shared(jac, shared, local: Diagnostics, sse, n_targets, rank_rtol, null_tol):
+    """Joint diagnostics when some parameters are shared by all units.
+
+    With ``A_i`` the per-unit and ``B_i`` the shared columns of unit i, the shared
+    parameters' information is the Schur complement ``S = Σ B_iᵀ (I - A_i A_i⁺) B_i``
+    (what is left once each unit's own parameters have absorbed what they can).
+    """
+    n = len(jac)
+    finite = np.isfinite(jac).all(axis=(1, 2))
+    A, B = jac[finite][:, :, ~shared], jac[finite][:, :, shared]
+    G = np.linalg.pinv(A, rcond=rank_rtol) @ B  # (n, L, S): A⁺B
+    schur = np.einsum("nrs,nrt->st", B, B) - np.einsum("nrs,nrl,nlt->st", B, A, G)
+    whole = diagnose(_factor(schur)[None], rank_rtol, null_tol)
+    dof = int(finite.sum()) * (n_targets - int((~shared).sum())) - int(shared.sum())
+    s2_all = np.nansum(sse[finite]) / dof if dof > 0 else np.nan
+    inverse = np.linalg.pinv(schur, rcond=rank_rtol, hermitian=True)
+    # a per-unit parameter also inherits the uncertainty of the shared values
+    extra = np.einsum("nls,st,nlt->nl", G, inverse, G)
+    p = jac.shape[2]
+    identifiable = np.zeros((n, p), bool)
+    nullspace = np.full((n, p), np.nan)
+    variance = np.full((n, p), np.nan)
+    identifiable[:, ~shared] = local.identifiable
+    nullspace[:, ~shared] = local.nullspace
+    local_var = local.variance.copy()
+    local_var[finite] += extra
+    variance[:, ~shared] = local_var
+    identifiable[np.ix_(finite, shared)] = whole.identifiable[0]
+    nullspace[np.ix_(finite, shared)] = whole.nullspace[0]
+    variance[np.ix_(finite, shared)] = whole.variance[0]
+    diag = Diagnostics(local.rank, local.condition, nullspace, identifiable, variance)
+    return diag, np.where(finite, s2_all, np.nan), dof
+
+
+def _factor(matrix: np.ndarray) -> np.ndarray:
+    """R with RᵀR = ``matrix`` (symmetric positive semi-definite), so that the shared block
+    is diagnosed like a Jacobian; round-off negative eigenvalues count as zero."""
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    return np.sqrt(np.clip(values, 0, None))[:, None] * vectors.T
+
+
+def _penalty_only(jac, n_targets, params, problem, diag, rank_rtol, null_tol) -> dict:
+    """Per ridge-penalised parameter, how many units have it identifiable only thanks to
+    its penalty (identifiable with the penalty rows, not from the target rows alone)."""
+    ridged = [params.index(p) for p in problem.get("ridge", {}) if p in params]
+    if not ridged or jac.shape[1] == n_targets:
+        return {}
+    shared = set(problem.get("shared", []))
+    local = [j for j, p in enumerate(params) if p not in shared]
+    targets_only = diagnose(jac[:, :n_targets, local], rank_rtol, null_tol)
+    out = {}
+    for j in ridged:
+        if params[j] in shared:
+            continue
+        k = local.index(j)
+        out[params[j]] = int((diag.identifiable[:, j] & ~targets_only.identifiable[:, k]).sum())
+    return out
+
+
+def _summarise(result, diag, dof, penalty_only, rank_rtol, null_tol) -> dict:
+    problem = result.info["problem"]
+    params = result.parameters
+    assessed = diag.rank >= 0
+    n = int(assessed.sum())
+    p_local = len(params) - len(problem.get("shared", []))
+    times = sorted({t for t, _ in problem["targets"]})
+    which = "the " + ", ".join(f"{t:g}" for t in times) + " targets"
+    not_identifiable = {p: int((~diag.identifiable[assessed, j]).sum())
+                        for j, p in enumerate(params)}
+    full = int((diag.rank[assessed] == p_local).sum())
+    lines = [f"Identifiability: {full} of {n} units have full rank "
+             f"({p_local} per-unit parameters, {len(problem['targets'])} targets"
+             + (f" + {len(problem.get('ridge', {}))} ridge penalties" if problem.get("ridge")
+                else "") + ")."]
+    flagged = [p for p in params if not_identifiable[p]]
+    for p in flagged:
+        lines.append(f"  {p} is not identifiable from {which} in {not_identifiable[p]} of {n} "
+                     "units: it moves along a direction that leaves every target unchanged.")
+    for p, count in penalty_only.items():
+        if count:
+            lines.append(f"  {p} is set by its ridge penalty alone in {count} of {n} units: "
+                         f"{which} do not identify it.")
+    if dof <= 0:
+        note = (f"Standard errors unavailable: {len(problem['targets'])} targets per unit for "
+                f"{p_local} per-unit parameters leave no degrees of freedom to estimate the "
+                "residual variance.")
+    else:
+        note = (f"Standard errors and {CONFIDENCE:.0%} intervals from s² = SSE/{dof} "
+                "for identifiable parameters.")
+    lines.append(note)
+    units_affected = int((~diag.identifiable[assessed]).any(axis=1).sum())
+    warning = ""
+    if flagged:
+        warning = (f"{units_affected} of {n} units have parameters that are not identifiable "
+                   f"from {which}: " + ", ".join(f"{p} ({not_identifiable[p]} units)"
+                                                 for p in flagged)
+                   + ". Their fitted values are an artefact of the starting point; fix them, "
+                   "add a ridge penalty or more targets (see the *_identifiable columns).")
+    return {"rank_rtol": rank_rtol, "null_tol": null_tol, "confidence": CONFIDENCE,
+            "dof": dof, "units": n, "full_rank": full, "units_affected": units_affected,
+            "not_identifiable": not_identifiable, "penalty_only": penalty_only,
+            "stderr_note": note, "summary": lines, "warning": warning}
