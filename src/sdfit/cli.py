@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from . import __version__
@@ -52,8 +53,19 @@ def _parser() -> argparse.ArgumentParser:
     _execution_flags(fit)
     fit.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     fit.add_argument("--map-parameter", help="parameter drawn on the county map")
+    fit.add_argument("--report", action="store_true",
+                     help="also write report.html (as `sdfit report DIR` does)")
     fit.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     fit.set_defaults(run=_fit)
+
+    report = commands.add_parser(
+        "report", help="write one self-contained HTML page about a results folder",
+        description="Write DIR/report.html: spec and fingerprints, successes and failures, "
+                    "SSE, parameters, observed vs fitted, county map, identifiability, and "
+                    "the slowest and worst-fitting units.")
+    report.add_argument("folder", type=Path, metavar="DIR", help="folder written by sdfit fit")
+    report.add_argument("--out", type=Path, help="HTML file (default DIR/report.html)")
+    report.set_defaults(run=_report)
 
     demo = commands.add_parser(
         "demo", help="plant parameters in a synthetic panel and fit them back (no data needed)")
@@ -76,6 +88,10 @@ def _problem_flags(parser: argparse.ArgumentParser) -> None:
                        help="hold a constant at a value; repeatable")
     group.add_argument("--bounds", action="append", default=[], metavar="NAME=LO,HI",
                        help="bounds of a parameter; repeatable")
+    group.add_argument("--ridge", action="append", default=[], metavar="NAME=LAMBDA",
+                       help="penalty LAMBDA * (x - x0)**2 added to the SSE; repeatable")
+    group.add_argument("--shared", action="append", default=[], metavar="NAME",
+                       help="one value of this parameter for all units; repeatable")
     group.add_argument("--initial-time", type=float, help="start from the data at this time")
     group.add_argument("--target-times", type=float, nargs="+", metavar="T",
                        help="times compared with the data")
@@ -95,8 +111,10 @@ def _execution_flags(parser: argparse.ArgumentParser) -> None:
 
 # -- fit ----------------------------------------------------------------------------------
 def _fit(args: argparse.Namespace) -> int:
+    from .exceptions import IdentifiabilityWarning
     from .fit import fit
     from .model import load_model
+    from .results import fingerprint
     from .solvers import LevenbergMarquardt
     from .spec import spec_from_dict
 
@@ -109,17 +127,24 @@ def _fit(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     model = load_model(spec.model)
     _check_out(args.out)
-    result = fit(model, spec.data, spec.problem,
-                 backend=args.backend or options.get("backend", "processes"),
-                 workers=args.workers or options.get("workers"),
-                 chunk_size=args.chunk_size or options.get("chunk_size"),
-                 solver=LevenbergMarquardt(**spec.solver),
-                 drop_invalid=bool(args.drop_invalid or options.get("drop_invalid", False)),
-                 progress=not args.quiet)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IdentifiabilityWarning)  # the summary says it
+        result = fit(model, spec.data, spec.problem,
+                     backend=args.backend or options.get("backend", "processes"),
+                     workers=args.workers or options.get("workers"),
+                     chunk_size=args.chunk_size or options.get("chunk_size"),
+                     solver=LevenbergMarquardt(**spec.solver),
+                     drop_invalid=bool(args.drop_invalid or options.get("drop_invalid", False)),
+                     progress=not args.quiet)
     result.info.update(spec=source, spec_dict=raw)
+    result.info.setdefault("fingerprints", {})["spec"] = fingerprint(source)
     written = result.write(args.out)
     if not args.no_figures:
         written += _figures(result, args.out, spec, args.map_parameter)
+    if args.report:
+        from .report import write_report
+
+        written.append(write_report(args.out))
     print(result.summary())
     print(f"Wrote {', '.join(str(p.relative_to(args.out)) for p in written)} to {args.out} "
           f"({time.perf_counter() - started:.1f} s in all).")
@@ -163,6 +188,11 @@ def _apply_flags(raw: dict, args: argparse.Namespace) -> None:
         name, _, bounds = entry.partition("=")
         lo, _, hi = bounds.partition(",")
         params.setdefault(name.strip(), {})["bounds"] = [_number(lo, entry), _number(hi, entry)]
+    for entry in args.ridge:
+        name, _, value = entry.partition("=")
+        params.setdefault(name.strip(), {})["ridge"] = _number(value, entry)
+    for name in args.shared:
+        params.setdefault(name.strip(), {})["shared"] = True
     if not targets:
         raw.pop("targets")
     if args.drop_invalid:
@@ -194,6 +224,15 @@ def _figures(result, out: Path, spec, map_parameter: str | None) -> list[Path]:
     written = write_figures(result, out / "figures", excluded=spec.problem.exclude,
                             map_parameter=map_parameter, shapefile=shapes)
     return written
+
+
+# -- report -------------------------------------------------------------------------------
+def _report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    path = write_report(args.folder, args.out)
+    print(f"Wrote {path}.")
+    return 0
 
 
 # -- demo ---------------------------------------------------------------------------------

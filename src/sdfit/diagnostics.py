@@ -207,9 +207,13 @@ def _summarise(result, diag, dof, penalty_only, rank_rtol, null_tol) -> dict:
              + (f" + {len(problem.get('ridge', {}))} ridge penalties" if problem.get("ridge")
                 else "") + ")."]
     flagged = [p for p in params if not_identifiable[p]]
+    ids = result.table[result.unit_columns]
     for p in flagged:
+        first = np.flatnonzero(assessed & ~diag.identifiable[:, params.index(p)])[0]
+        example = ", ".join(f"{c}={v}" for c, v in ids.iloc[first].items())
         lines.append(f"  {p} is not identifiable from {which} in {not_identifiable[p]} of {n} "
-                     "units: it moves along a direction that leaves every target unchanged.")
+                     f"units (first: {example}): it moves along a direction that leaves "
+                     "every target unchanged.")
     for p, count in penalty_only.items():
         if count:
             lines.append(f"  {p} is set by its ridge penalty alone in {count} of {n} units: "
