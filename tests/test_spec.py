@@ -109,3 +109,38 @@ def test_target_time_off_the_time_step_grid(census, tmp_path):
 def test_bundled_example_spec_loads(shared_data):
     spec = load_spec("us-counties")
     assert spec.model == aging_chain_path()
+
+
+def test_ridge_and_shared_entries(aging_chain, census):
+    spec = spec_from_dict({"targets": {"times": [2010], "exclude": ["dec 1"]},
+                           "initial": {"time": 2000},
+                           "parameters": {"dec * loss rate": {"x0": 0.05},
+                                          "dec 1 loss rate": {"x0": 0.04, "ridge": 100},
+                                          "dec 9 loss rate": {"shared": True}}})
+    task, _ = spec.problem.resolve(aging_chain, census)
+    assert task.ridge.tolist() == [100.0] + [0.0] * 8
+    assert task.shared.tolist() == [False] * 8 + [True]
+    assert task.penalised.tolist() == [0]
+    x = np.full((2, 9), 0.06)
+    r = task.residuals(x, np.full((2, 9), 100.0), np.zeros((2, 8)))
+    assert r.shape == (2, 9)
+    np.testing.assert_allclose(r[:, -1], 10 * (0.06 - 0.04))
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"ridge": -1}, "finite number >= 0"),
+    ({"ridge": "big"}, "must be a number"),
+    ({"shared": "yes"}, "must be true or false"),
+    ({"fixed": 0.1, "ridge": 1}, "is fixed, so 'ridge' has no effect"),
+    ({"shared": True, "ridge": 1}, "not supported"),
+    ({"shard": True}, "Did you mean 'shared'"),
+])
+def test_invalid_ridge_and_shared_entries(entry, message):
+    with pytest.raises(SpecError, match=message):
+        spec_from_dict({"targets": {"times": [2010]}, "parameters": {"x": entry}})
+
+
+def test_bundled_examples_pose_the_recipe_and_its_well_posed_form(shared_data):
+    recipe, posed = load_spec("us-counties-recipe"), load_spec("us-counties")
+    assert recipe.problem.parameters == (Parameter("dec * loss rate", x0=0.05),)
+    assert Parameter("dec 1 loss rate", fixed=0.05) in posed.problem.parameters
