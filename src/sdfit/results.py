@@ -24,14 +24,17 @@ class FitResult:
     ----------
     table : DataFrame
         One row per unit: the unit id columns, one column per fitted parameter
-        (named as in the model), then ``sse, success, status, message, nfev``.
+        (named as in the model), then ``sse, success, status, message, nfev``,
+        then the diagnostics of :mod:`sdfit.diagnostics` (``rank``, ``condition``,
+        ``<param>_identifiable``, ``_nullspace``, ``_stderr``, ``_ci_low``, ``_ci_high``).
     targets : DataFrame
         Long table of every target: unit ids, ``time``, ``variable``,
         ``observed`` and ``fitted``.
     parameters : list of str
         The fitted parameters, in table order.
-    jacobian : ndarray, shape (units, targets, parameters)
-        Weighted residual Jacobian at each unit's solution.
+    jacobian : ndarray, shape (units, targets + penalties, parameters)
+        Weighted residual Jacobian at each unit's solution (rows of ridge
+        penalties after those of the targets).
     dropped : DataFrame
         Units skipped because their data was invalid, with the reason.
     info : dict
