@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .lm import EPS, LevenbergMarquardt, ResidualFunction, Solution, Status, _diag
-
-WORKING = -99
+from .lm import EPS, WORKING, LevenbergMarquardt, ResidualFunction, Solution, Status, _diag
 
 
 def fit_shared(task, data, settings: LevenbergMarquardt | None = None) -> Solution:
