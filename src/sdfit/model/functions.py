@@ -1,16 +1,223 @@
 """Vectorised Vensim/XMILE built-ins used by generated programs (imported there as ``F``).
 
 Each function works on scalars and on arrays with a leading batch axis alike,
-and mirrors PySD's ``pysd.py_backend.functions`` so that results agree.
+and mirrors ``pysd.py_backend.functions`` so that results agree: PySD applies
+them to one unit's floats, these to every unit at once.  Scalars stay scalars
+(the fast path of models whose inputs are the same for every unit).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+#: What Vensim considers zero (PySD's ``SMALL_VENSIM``).
+SMALL_VENSIM = 1e-6
 
-def if_then_else(condition, value_true, value_false):
-    """IF THEN ELSE, element-wise over the batch."""
+
+def _where(condition, value_true, value_false):
     if np.ndim(condition) == 0:
         return value_true if condition else value_false
     return np.where(condition, value_true, value_false)
+
+
+def if_then_else(condition, value_true, value_false):
+    """IF THEN ELSE, element-wise over the batch."""
+    return _where(condition, value_true, value_false)
+
+
+def xidz(numerator, denominator, value_if_zero):
+    """XIDZ: ``numerator / denominator``, or ``value_if_zero`` where |denominator| < 1e-6."""
+    if np.ndim(denominator) == 0:
+        return value_if_zero if abs(denominator) < SMALL_VENSIM else numerator / denominator
+    zero = np.abs(denominator) < SMALL_VENSIM
+    return np.where(zero, value_if_zero, numerator / np.where(zero, 1.0, denominator))
+
+
+def zidz(numerator, denominator):
+    """ZIDZ: XIDZ with 0 as the value for a zero denominator."""
+    return xidz(numerator, denominator, 0.0)
+
+
+def integer(x):
+    """INTEGER: the integer part (truncation towards zero, as Python's ``int``)."""
+    return np.trunc(x)
+
+
+def quantum(a, b):
+    """QUANTUM: ``b * INTEGER(a / b)``, or ``a`` where b < 1e-6."""
+    if np.ndim(b) == 0:
+        return a if b < SMALL_VENSIM else b * np.trunc(a / b)
+    small = b < SMALL_VENSIM
+    return np.where(small, a, b * np.trunc(a / np.where(small, 1.0, b)))
+
+
+def modulo(x, m):
+    """MODULO as Vensim computes it: ``x - QUANTUM(x, m)`` (in (-m, 0] for negative x)."""
+    return x - quantum(x, m)
+
+
+def log(x, base):
+    """LOG(x, base)."""
+    return np.log(x) / np.log(base)
+
+
+# -- time-driven inputs -----------------------------------------------------------------
+def step(time, time_step, height, start):
+    """STEP: ``height`` from ``start`` on (half a TIME STEP early, as PySD)."""
+    return height * (time + time_step / 2 > start)
+
+
+def ramp(time, slope, start, finish=None):
+    """RAMP: grows by ``slope`` from ``start`` (until ``finish`` when given)."""
+    final = time if finish is None else np.minimum(finish, time)
+    return (time + SMALL_VENSIM > start) * slope * (final - start)
+
+
+def pulse(time, time_step, start, width=None, magnitude=None):
+    """A single pulse (Vensim PULSE; XMILE PULSE when ``magnitude`` is given)."""
+    width = 0.5 * time_step if width is None else width
+    height = 1.0 if magnitude is None else magnitude / time_step
+    on = (start - SMALL_VENSIM <= time) & (time < start + width)
+    return _where(on, height, 0.0)
+
+
+def pulse_train(time, time_step, start, interval, width=None, end=None, magnitude=None):
+    """Repeated pulses (Vensim PULSE TRAIN; XMILE PULSE with an interval)."""
+    width = 0.5 * time_step if width is None else width
+    height = 1.0 if magnitude is None else magnitude / time_step
+    single = pulse(time, time_step, start, width, magnitude)
+    within = start <= time if end is None else (start <= time) & (time < end)
+    phase = np.mod(time - start + SMALL_VENSIM, _where(interval == 0, 1.0, interval))
+    repeated = _where(within & (phase < width), height, 0.0)
+    return _where(interval == 0, single, repeated)
+
+
+# -- lookups ------------------------------------------------------------------------------
+def lookup(x, xs, ys, mode="interpolate"):
+    """Look ``x`` up in the table (xs, ys) as PySD's ``HardcodedLookups`` does.
+
+    ``mode`` is ``"interpolate"`` (linear, holding the end values outside the
+    table), ``"extrapolate"`` (linear beyond the ends too) or
+    ``"hold_backward"`` (the value of the last point at or below ``x``).
+    """
+    if mode == "hold_backward":
+        index = np.clip(np.searchsorted(xs, x, side="right") - 1, 0, len(xs) - 1)
+        return ys[index]
+    y = np.interp(x, xs, ys)
+    if mode == "extrapolate" and len(xs) > 1:
+        below = ys[0] + (ys[1] - ys[0]) / (xs[1] - xs[0]) * (x - xs[0])
+        above = ys[-1] + (ys[-1] - ys[-2]) / (xs[-1] - xs[-2]) * (x - xs[-1])
+        y = _where(x < xs[0], below, _where(x > xs[-1], above, y))
+    return y
+
+
+# -- stateful structures --------------------------------------------------------------------
+# Multi-stage structures (DELAY, DELAY N, SMOOTH N) keep their stages on a leading
+# axis: shape (stages, *value_shape).  Their order is fixed at the initial time and
+# may differ between units; stages beyond a unit's order run but are never read.
+
+def delay_order(order, time_step, delay_time):
+    """PySD's DELAY order: truncated to an integer, then lowered while
+    ``order * TIME STEP > delay time`` (a delay shorter than its stages)."""
+    order = np.trunc(order)
+    too_long = (order * time_step > delay_time) & (order > 0)
+    while np.any(too_long):
+        order = np.where(too_long, order - 1, order)
+        too_long = (order * time_step > delay_time) & (order > 0)
+    return _compact_order(order)
+
+
+def smooth_order(order):
+    """SMOOTH N's order, an integer fixed at the initial time."""
+    return _compact_order(np.trunc(order))
+
+
+def _compact_order(order):
+    """An order the same for every unit as a Python int, else an int array."""
+    order = np.asarray(order)
+    if order.ndim == 0 or np.all(order == order.flat[0]):
+        return int(order.flat[0])
+    return order.astype(int)
+
+
+def stages(value, order):
+    """Initial stages: ``value`` repeated ``max(order)`` times on a new leading axis."""
+    shape = np.broadcast_shapes(np.shape(value), np.shape(order))  # per-unit orders too
+    return np.broadcast_to(value, (int(np.max(order)),) + shape).astype(float)
+
+
+def _shift_in(first, stages_):
+    """(first, stages_[0], ..., stages_[-2]): stages moved one place down the pipeline."""
+    shape = np.broadcast_shapes(np.shape(first), stages_.shape[1:])
+    out = np.empty((len(stages_),) + shape)
+    out[0] = first
+    out[1:] = stages_[:-1]
+    return out
+
+
+def last_stage(stages_, order):
+    """Each unit's last active stage (NaN where the order is 0)."""
+    if np.ndim(order) == 0:
+        return stages_[order - 1] if order > 0 else np.full(stages_.shape[1:], np.nan)
+    index = np.broadcast_to(np.maximum(order, 1) - 1, stages_.shape[1:])
+    chosen = np.take_along_axis(stages_, index[None], axis=0)[0]
+    return np.where(order > 0, chosen, np.nan)
+
+
+def delay_change(stages_, delay_input, delay_time, order):
+    """d/dt of DELAY's stages (each holds its content times the delay time)."""
+    outflows = stages_ / delay_time
+    return (_shift_in(delay_input, outflows) - outflows) * order
+
+
+def delay_n_change(stages_, times, delay_input, delay_time, order):
+    """d/dt of DELAY N's stages: each stage drains with the delay time it entered with."""
+    outflows = stages_ / _shift_in(delay_time, times)
+    return (_shift_in(delay_input, outflows) - outflows) * order
+
+
+def shift_in(first, stages_):
+    """DELAY N's record of delay times, moved one stage on."""
+    return _shift_in(first, stages_)
+
+
+def smooth_change(stages_, smooth_input, smooth_time, order):
+    """d/dt of SMOOTH N's stages."""
+    return (_shift_in(smooth_input, stages_) - stages_) * order / smooth_time
+
+
+class FixedDelay:
+    """DELAY FIXED's pipeline: the input of ``order`` steps ago, the initial value before.
+
+    ``order = round(max(delay time / TIME STEP, 1))``, fixed at the initial time
+    (per unit).  The pipeline is a ring buffer of past inputs with the batch
+    behind its leading axis.
+    """
+
+    def __init__(self, initial, delay_time, time_step):
+        order = np.round(np.maximum(np.asarray(delay_time) / time_step, 1) + SMALL_VENSIM)
+        self.order = _compact_order(order)
+        self.length = int(np.max(self.order))
+        self.initial = initial
+        self.output = initial
+        self.buffer = None
+        self.step = 0
+
+    def push(self, value) -> FixedDelay:
+        """Record this step's input and move the output on one step."""
+        shape = np.broadcast_shapes(np.shape(value), np.shape(self.initial))
+        if self.buffer is None or self.buffer.shape[1:] != shape:
+            grown = np.empty((self.length,) + shape)
+            if self.buffer is not None:
+                grown[:] = self.buffer
+            self.buffer = grown
+        self.buffer[self.step % self.length] = value
+        self.step += 1
+        lag = self.step - self.order  # the step whose input comes out now
+        if np.ndim(self.order) == 0:
+            self.output = self.buffer[lag % self.length] if lag >= 0 else self.initial
+        else:
+            index = np.broadcast_to(lag % self.length, shape)
+            past = np.take_along_axis(self.buffer, index[None], axis=0)[0]
+            self.output = np.where(lag >= 0, past, self.initial)
+        return self

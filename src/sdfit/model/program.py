@@ -98,6 +98,7 @@ class BatchModel:
     assignments: dict[str, Assignment]  # ident -> Assignment
     states: tuple[State, ...]
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # constant tables
+    initials: dict[str, Assignment] = field(default_factory=dict)  # ACTIVE INITIAL values
     _programs: dict = field(default_factory=dict, repr=False, compare=False)
 
     # -- pickling: generated functions are rebuilt in each process ----------------------
@@ -160,13 +161,15 @@ class BatchModel:
     # -- dependency analysis ----------------------------------------------------------
     @cached_property
     def static_idents(self) -> frozenset[str]:
-        """Assignments that depend on neither time nor any state: computed once per run."""
+        """Assignments that depend on neither time nor any state: computed once per run.
+        An ACTIVE INITIAL is never static: it changes when initialisation ends."""
         state_idents = {s.ident for s in self.states}
         dynamic: set[str] = set()
         order = _topological(self.assignments, "assignment", self)
         for ident in order:
             deps = self.assignments[ident].deps
-            if "time" in deps or deps & state_idents or deps & dynamic:
+            if ("time" in deps or deps & state_idents or deps & dynamic
+                    or ident in self.initials):
                 dynamic.add(ident)
         return frozenset(self.assignments) - dynamic
 
@@ -178,7 +181,7 @@ class BatchModel:
         dynamic = [i for i in full if i not in self.static_idents]
         # initialisation: state initial values and the dynamic auxiliaries they need
         initial_graph: dict[str, Assignment] = {
-            i: self.assignments[i] for i in dynamic
+            i: self.initials.get(i, self.assignments[i]) for i in dynamic
         } | {s.ident: s.initial for s in self.states}
         needed = _closure({s.ident for s in self.states}, initial_graph)
         initial = [
@@ -297,33 +300,48 @@ def _generate(model: BatchModel, record: tuple[str, ...]) -> str:
     lines += ["def run(ov, stop, due):"]
     lines += ["    S = statics(ov)"]
     lines += [f"    {i} = S['{i}']" for i in static]
-    lines += ["    time = v_initial_time", "    t0 = time"]
+    lines += _start_time(model, static, dynamic)
+    lines += ["    t0 = time"]
     for ident in initial:
         if ident in state_idents:
             state = next(s for s in states if s.ident == ident)
             lines += _overridable(state.initial, "    ")
         else:
-            lines.append(f"    {ident} = {model.assignments[ident].expr}")
+            lines.append(f"    {ident} = {model.initials.get(ident, model.assignments[ident]).expr}")
     values = "(" + "".join(f"{i}, " for i in record) + ")"
     lines += ["    times, rows = [], []", "    while True:"]
     lines += [f"        {i} = {model.assignments[i].expr}" for i in dynamic]
     lines += [
         "        dt = v_time_step",
         "        if due(time, t0, dt, v_saveper):",
-        "            times.append(time)",
+        "            times.append(np.round(time, -int(np.log10(dt * RPREC))))  # as PySD",
         f"            rows.append({values})",
         "        end = v_final_time if stop is None else stop",
         "        if not time + dt * RPREC < end:",
         "            break",
     ]
-    lines += [f"        n_{s.ident} = {s.update.expr}" for s in states]
-    if states:
+    # states that never change after the start (orders, INITIAL) need no update
+    moving = [s for s in states if s.update.expr != s.ident]
+    lines += [f"        n_{s.ident} = {s.update.expr}" for s in moving]
+    if moving:
         lines.append(
-            "        " + ", ".join(s.ident for s in states) + " = "
-            + ", ".join(f"n_{s.ident}" for s in states) + ","
+            "        " + "".join(f"{s.ident}, " for s in moving) + "= "
+            + "".join(f"n_{s.ident}, " for s in moving)
         )
     lines += ["        time = time + dt", "    return times, rows", ""]
     return "\n".join(lines)
+
+
+def _start_time(model: BatchModel, static: list[str], dynamic: list[str]) -> list[str]:
+    """Statements setting ``time`` to INITIAL TIME.  An INITIAL TIME that depends on
+    Time is evaluated at 0, before the clock starts, as PySD does."""
+    if "v_initial_time" in static:
+        return ["    time = v_initial_time"]
+    needed = _closure({"v_initial_time"}, model.assignments)
+    lines = ["    time = 0.0"]
+    lines += [f"    {i} = {model.assignments[i].expr}" for i in dynamic if i in needed]
+    return lines + ["    time = ov['v_initial_time'] if 'v_initial_time' in ov else "
+                    "v_initial_time"]
 
 
 def _batched(value, batch_size: int) -> np.ndarray:

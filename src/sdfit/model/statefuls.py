@@ -1,0 +1,199 @@
+"""Stateful structures as states of the batched program, mirroring PySD's ``statefuls``.
+
+Each structure becomes one or more :class:`~.program.State` (initial value and
+value one TIME STEP later, computed for every unit at once) plus hidden
+auxiliaries for its inputs and output.  The functions here take the
+:class:`~.expressions.Emitter` of the equation that uses the structure and
+return the identifier of its output.
+
+Multi-stage structures (DELAY1/3, DELAY N, SMOOTH3, SMOOTH N) keep their
+stages on a leading axis and fix their order at the initial time, per unit,
+as PySD does (including its lowering of a DELAY's order when the delay time is
+shorter than ``order * TIME STEP``).  A state whose update is the state itself
+(the order, INITIAL) costs nothing per step.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # the emitter imports this module
+    from .expressions import Emitter
+
+
+def integ(em: Emitter, node, target: str | None = None) -> str:
+    """INTEG (a stock; ``target`` is the stock's own identifier when the equation is
+    nothing but the INTEG).  XMILE's non-negative stocks are clipped at 0 after
+    each step, as PySD's ``NonNegativeInteg``."""
+    flow, initial = em.child(), em.child()
+    flow_text = flow.emit(node.flow).text
+    initial_text = initial.emit(node.initial).text
+    ident = target or em.compiler.new_ident(em.variable, "integ")
+    update = f"{ident} + ({flow_text}) * dt"
+    if node.non_negative:
+        update = f"np.maximum({update}, 0)"
+    em.compiler.add_state(ident, initial_text, initial.deps, update, flow.deps | {ident})
+    em.deps.add(ident)
+    return ident
+
+
+def smooth(em: Emitter, node) -> str:
+    """SMOOTH, SMOOTHI, SMOOTH3, SMOOTH3I and SMOOTH N."""
+    x, x_deps = em.operand(node.input, "smooth input")
+    t, t_deps = em.operand(node.smooth_time, "smooth time")
+    init, init_deps = em.operand(node.initial, "smooth initial")
+    compiler = em.compiler
+    if _literal(node.order) == 1:  # one stage: a plain state, PySD's arithmetic
+        s = compiler.new_ident(em.variable, "smooth")
+        compiler.add_state(s, init, init_deps, f"{s} + ({x} - {s}) * 1 / {t} * dt",
+                           x_deps | t_deps | {s})
+        em.deps.add(s)
+        return s
+    order, order_deps = _order(em, node.order, "smooth order", "F.smooth_order({})")
+    s = compiler.new_ident(em.variable, "smooth stages")
+    compiler.add_state(s, f"F.stages({init}, {order})", init_deps | order_deps,
+                       f"{s} + F.smooth_change({s}, {x}, {t}, {order}) * dt",
+                       x_deps | t_deps | order_deps | {s})
+    return _output(em, "smooth", f"F.last_stage({s}, {order})", order_deps | {s})
+
+
+def delay(em: Emitter, node) -> str:
+    """DELAY1, DELAY1I, DELAY3 and DELAY3I (stages hold content times the delay time)."""
+    x, x_deps = em.operand(node.input, "delay input")
+    d, d_deps = em.operand(node.delay_time, "delay time")
+    init, init_deps = em.operand(node.initial, "delay initial")
+    order, order_deps = _delay_order(em, node.order, d, d_deps)
+    s = em.compiler.new_ident(em.variable, "delay stages")
+    em.compiler.add_state(s, f"F.stages({init} * {d}, {order})", init_deps | d_deps | order_deps,
+                          f"{s} + F.delay_change({s}, {x}, {d}, {order}) * dt",
+                          x_deps | d_deps | order_deps | {s})
+    return _output(em, "delay", f"F.last_stage({s}, {order}) / {d}", order_deps | d_deps | {s})
+
+
+def delay_n(em: Emitter, node) -> str:
+    """DELAY N: like DELAY, but each stage drains with the delay time it entered with
+    (PySD's ``DelayN`` keeps the delay times of the last ``order`` steps)."""
+    x, x_deps = em.operand(node.input, "delay input")
+    d, d_deps = em.operand(node.delay_time, "delay time")
+    init, init_deps = em.operand(node.initial, "delay initial")
+    order, order_deps = _delay_order(em, node.order, d, d_deps)
+    compiler = em.compiler
+    s = compiler.new_ident(em.variable, "delay stages")
+    times = compiler.new_ident(em.variable, "delay times")
+    compiler.add_state(s, f"F.stages({init} * {d}, {order})", init_deps | d_deps | order_deps,
+                       f"{s} + F.delay_n_change({s}, {times}, {x}, {d}, {order}) * dt",
+                       x_deps | d_deps | order_deps | {s, times})
+    compiler.add_state(times, f"F.stages({d}, {order})", d_deps | order_deps,
+                       f"F.shift_in({d}, {times})", d_deps | {times})
+    return _output(em, "delay", f"F.last_stage({s}, {order}) / {times}[0]",
+                   order_deps | {s, times})
+
+
+def delay_fixed(em: Emitter, node) -> str:
+    """DELAY FIXED (and XMILE's DELAY): the input of round(delay time / TIME STEP)
+    steps ago, the initial value before; the number of steps is fixed at the start."""
+    x, x_deps = em.operand(node.input, "delay input")
+    d, d_deps = em.operand(node.delay_time, "delay time")
+    init, init_deps = em.operand(node.initial, "delay initial")
+    dt = em.time_step
+    pipe = em.compiler.new_ident(em.variable, "fixed delay")
+    em.compiler.add_state(pipe, f"F.FixedDelay({init}, {d}, {dt})", init_deps | d_deps | {dt},
+                          f"{pipe}.push({x})", x_deps | {pipe})
+    return _output(em, "delay", f"{pipe}.output", {pipe})
+
+
+def trend(em: Emitter, node) -> str:
+    """TREND: fractional change of the input over an exponential average."""
+    x, x_deps = em.operand(node.input, "trend input")
+    avg, avg_deps = em.operand(node.average_time, "trend average time")
+    init, init_deps = em.operand(node.initial_trend, "initial trend")
+    average = em.compiler.new_ident(em.variable, "trend average")
+    em.compiler.add_state(average, f"{x} / (1 + {init} * {avg})", x_deps | avg_deps | init_deps,
+                          f"{average} + ({x} - {average}) / {avg} * dt",
+                          x_deps | avg_deps | {average})
+    return _output(em, "trend", f"F.zidz({x} - {average}, {avg} * np.abs({average}))",
+                   x_deps | avg_deps | {average})
+
+
+def forecast(em: Emitter, node) -> str:
+    """FORECAST: the input extrapolated ``horizon`` ahead along its trend."""
+    x, x_deps = em.operand(node.input, "forecast input")
+    avg, avg_deps = em.operand(node.average_time, "forecast average time")
+    horizon, h_deps = em.operand(node.horizon, "forecast horizon")
+    init, init_deps = em.operand(node.initial_trend, "initial trend")
+    average = em.compiler.new_ident(em.variable, "forecast average")
+    em.compiler.add_state(average, f"{x} / (1 + {init})", x_deps | init_deps,
+                          f"{average} + ({x} - {average}) / {avg} * dt",
+                          x_deps | avg_deps | {average})
+    return _output(em, "forecast",
+                   f"{x} * (1 + F.zidz({x} - {average}, {avg} * {average}) * {horizon})",
+                   x_deps | avg_deps | h_deps | {average})
+
+
+def sample_if_true(em: Emitter, node) -> str:
+    """SAMPLE IF TRUE: the input while the condition holds, else the last sample."""
+    condition, c_deps = em.operand(node.condition, "sample condition")
+    x, x_deps = em.operand(node.input, "sample input")
+    init, init_deps = em.operand(node.initial, "sample initial")
+    sample = em.compiler.new_ident(em.variable, "sample")
+    em.compiler.add_state(sample, init, init_deps,
+                          f"{sample} * 0 + F.if_then_else({condition}, {x}, {sample})",
+                          c_deps | x_deps | {sample})
+    return _output(em, "sample", f"F.if_then_else({condition}, {x}, {sample})",
+                   c_deps | x_deps | {sample})
+
+
+def initial(em: Emitter, node) -> str:
+    """INITIAL: the value at the initial time, held."""
+    init, init_deps = em.operand(node.initial, "initial value")
+    held = em.compiler.new_ident(em.variable, "initial")
+    em.compiler.add_state(held, init, init_deps, held, {held})
+    em.deps.add(held)
+    return held
+
+
+def active_initial(em: Emitter, expression, initial_value) -> str:
+    """ACTIVE INITIAL: ``initial_value`` while the model initialises, ``expression`` after."""
+    run, init = em.child(), em.child()
+    run_text, init_text = run.emit(expression).text, init.emit(initial_value).text
+    ident = em.compiler.hidden(em.variable, "active initial", run_text, run.deps)
+    em.compiler.add_initial(ident, init_text, init.deps)
+    em.deps.add(ident)
+    return ident
+
+
+# -- helpers ------------------------------------------------------------------------------
+def _output(em: Emitter, role: str, expr: str, deps: set[str] | frozenset[str]) -> str:
+    ident = em.compiler.hidden(em.variable, f"{role} output", expr, deps)
+    em.deps.add(ident)
+    return ident
+
+
+def _literal(node) -> float | None:
+    return float(node) if isinstance(node, bool | int | float | np.number) else None
+
+
+def _order(em: Emitter, node, role: str, template: str) -> tuple[str, frozenset[str]]:
+    """An order fixed at the initial time: a literal, or a state that never changes."""
+    value = _literal(node)
+    if value is not None and value == int(value):
+        return str(int(value)), frozenset()
+    sub = em.child()
+    text = sub.emit(node).text
+    ident = em.compiler.new_ident(em.variable, role)
+    em.compiler.add_state(ident, template.format(text), sub.deps, ident, {ident})
+    return ident, frozenset({ident})
+
+
+def _delay_order(em: Emitter, node, delay_time: str, delay_deps) -> tuple[str, frozenset[str]]:
+    """A DELAY's order: always a state, as PySD lowers it when the initial delay time is
+    shorter than ``order * TIME STEP``."""
+    sub = em.child()
+    text = sub.emit(node).text
+    dt = em.time_step
+    ident = em.compiler.new_ident(em.variable, "delay order")
+    em.compiler.add_state(ident, f"F.delay_order({text}, {dt}, {delay_time})",
+                          sub.deps | set(delay_deps) | {dt}, ident, {ident})
+    return ident, frozenset({ident})
