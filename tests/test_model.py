@@ -75,12 +75,18 @@ def _write(tmp_path, body, name="m.mdl"):
     return path
 
 
-def test_unsupported_construct_names_construct_variable_and_file(tmp_path):
-    path = _write(tmp_path, "x = 1\n~~|\ny = SMOOTH(x, 2)\n~~|\n")
+@pytest.mark.parametrize("body, construct, variable", [
+    ("x = 1\n~~|\ny = RANDOM UNIFORM(0, x, 1)\n~~|\n", "the function RANDOM UNIFORM", "y"),
+    ("d: a, b\n~~|\ny[d] = 1, 2\n~~|\n", "subscripts", "y"),
+    ("y = A FUNCTION OF(Time)\n~~|\n", "the function A FUNCTION OF", "y"),
+    ("y := GET XLS DATA('f.xlsx', 's', '1', 'B2')\n~~|\n", "data variables", "y"),
+])
+def test_unsupported_construct_names_construct_variable_and_file(tmp_path, body, construct,
+                                                                  variable):
     with pytest.raises(UnsupportedFeatureError) as info:
-        sdfit.load_model(path)
-    assert "SMOOTH" in str(info.value) and "'y'" in str(info.value) and "m.mdl" in str(info.value)
-    assert info.value.construct == "SMOOTH" and info.value.variable == "y"
+        sdfit.load_model(_write(tmp_path, body))
+    assert info.value.construct == construct and info.value.variable == variable
+    assert f"'{variable}'" in str(info.value) and "m.mdl" in str(info.value)
 
 
 @pytest.mark.parametrize("body, message", [

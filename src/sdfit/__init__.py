@@ -7,6 +7,7 @@ from .data import Panel, read_panel
 from .exceptions import (
     ConvergenceWarning,
     DataError,
+    FallbackWarning,
     IdentifiabilityWarning,
     ModelError,
     SdfitError,
@@ -48,4 +49,5 @@ __all__ = [
     "SpecError",
     "ConvergenceWarning",
     "IdentifiabilityWarning",
+    "FallbackWarning",
 ]

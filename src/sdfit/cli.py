@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .exceptions import SdfitError, SpecError
+from .exceptions import FallbackWarning, SdfitError, SpecError
 
 EXIT_USAGE = 2
 
@@ -67,6 +67,22 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, help="HTML file (default DIR/report.html)")
     report.set_defaults(run=_report)
 
+    conformance = commands.add_parser(
+        "conformance", help="run the SD conformance suite (test-models) through the engine",
+        description="Run every test folder under FOLDER (a model and its canonical output) "
+                    "and compare every output column at 5 %% relative tolerance, as PySD's "
+                    "own suite does.  Prints one line per folder and 'N passed, M failed'.")
+    conformance.add_argument("folder", type=Path, help="e.g. test-models/tests")
+    conformance.add_argument("--engine", choices=("batched", "pysd"), default="batched",
+                             help="batched (default) or PySD's own runtime, for reference")
+    conformance.add_argument("--batch-size", type=int, default=2,
+                             help="identical units run at once by the batched engine")
+    conformance.add_argument("--only", nargs="+", metavar="NAME", default=(),
+                             help="run only these test folders")
+    conformance.add_argument("--markdown", action="store_true",
+                             help="end with a table of the results grouped by verdict")
+    conformance.set_defaults(run=_conformance)
+
     demo = commands.add_parser(
         "demo", help="plant parameters in a synthetic panel and fit them back (no data needed)")
     demo.add_argument("--out", type=Path, help="also write results and figures here")
@@ -107,15 +123,17 @@ def _execution_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--backend", help="serial, processes (default) or dask")
     group.add_argument("--workers", type=int, help="worker processes (default: all cores)")
     group.add_argument("--chunk-size", type=int, help="units per task")
+    group.add_argument("--engine", choices=("auto", "batched", "pysd"),
+                       help="auto (default: batched, else PySD's runtime with a warning), "
+                            "batched, or pysd (PySD's runtime, one unit at a time)")
 
 
 # -- fit ----------------------------------------------------------------------------------
 def _fit(args: argparse.Namespace) -> int:
     from .exceptions import IdentifiabilityWarning
     from .fit import fit
-    from .model import load_model
+    from .model import open_model
     from .results import fingerprint
-    from .solvers import LevenbergMarquardt
     from .spec import spec_from_dict
 
     raw, base, source = _spec_dict(args.spec)
@@ -125,7 +143,12 @@ def _fit(args: argparse.Namespace) -> int:
         raise SpecError("Say which model and data to fit: give a spec file or --model and --data.")
     options = spec.fit
     started = time.perf_counter()
-    model = load_model(spec.model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FallbackWarning)
+        model = open_model(spec.model, args.engine or options.get("engine", "auto"))
+    for warning in caught:
+        if issubclass(warning.category, FallbackWarning):
+            print(f"sdfit: warning: {warning.message}", file=sys.stderr)
     _check_out(args.out)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", IdentifiabilityWarning)  # the summary says it
@@ -133,7 +156,7 @@ def _fit(args: argparse.Namespace) -> int:
                      backend=args.backend or options.get("backend", "processes"),
                      workers=args.workers or options.get("workers"),
                      chunk_size=args.chunk_size or options.get("chunk_size"),
-                     solver=LevenbergMarquardt(**spec.solver),
+                     solver=_solver(model, spec.solver),
                      drop_invalid=bool(args.drop_invalid or options.get("drop_invalid", False)),
                      progress=not args.quiet)
     result.info.update(spec=source, spec_dict=raw)
@@ -149,6 +172,15 @@ def _fit(args: argparse.Namespace) -> int:
     print(f"Wrote {', '.join(str(p.relative_to(args.out)) for p in written)} to {args.out} "
           f"({time.perf_counter() - started:.1f} s in all).")
     return 0
+
+
+def _solver(model, settings: dict):
+    """The spec's solver settings for the engine: batched LM, or SciPy unit by unit."""
+    from .model import PysdModel
+    from .solvers import LevenbergMarquardt, ScipyLeastSquares
+
+    return (ScipyLeastSquares if isinstance(model, PysdModel) else LevenbergMarquardt)(
+        **settings)
 
 
 def _spec_dict(spec: str | None) -> tuple[dict, Path, str]:
@@ -235,13 +267,28 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- conformance --------------------------------------------------------------------------
+def _conformance(args: argparse.Namespace) -> int:
+    from .conformance import markdown, run_suite, summary
+
+    outcomes = run_suite(args.folder, engine=args.engine, batch_size=args.batch_size,
+                         only=args.only, report=lambda o: print(o.line(), flush=True))
+    scalar = [o for o in outcomes if o.scalar]
+    print(f"Without subscripts: {sum(o.passed for o in scalar)} of {len(scalar)} passed.")
+    if args.markdown:
+        print(markdown(outcomes))
+    print(summary(outcomes))
+    return 0
+
+
 # -- demo ---------------------------------------------------------------------------------
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     report = run_demo(n_units=args.units, seed=args.seed, out=args.out,
                       backend=args.backend or "processes", workers=args.workers,
-                      chunk_size=args.chunk_size, progress=not args.quiet)
+                      chunk_size=args.chunk_size, progress=not args.quiet,
+                      engine=args.engine or "auto")
     print(report)
     return 0
 

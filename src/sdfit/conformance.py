@@ -122,12 +122,12 @@ def run_folder(folder: Path, engine: str = "batched", batch_size: int = 2) -> Ou
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             abstract = translate(path)
-            scalar = not _uses_subscripts(abstract)
+            scalar = not uses_subscripts(abstract)
             if engine == "pysd":
-                frames = [_run_pysd(folder, path, columns)]
+                frames = [simulate_pysd(folder, path, columns)]
             else:
                 model = compile_model(abstract, path)
-                frames = _run_batched(model, columns, batch_size)
+                frames = simulate_batched(model, columns, batch_size)
     except UnsupportedFeatureError as error:
         return Outcome(folder.name, path.name, "unsupported",
                        f"{error.construct} (in '{error.variable}')", scalar, error.construct)
@@ -152,23 +152,29 @@ def compare(actual: pd.DataFrame, expected: pd.DataFrame, rtol: float = RTOL,
                        f"{_times(actual.index)}")
     x = _spread_constants(expected.astype(float))
     y = _spread_constants(actual[list(expected.columns)].astype(float))
-    close = (np.abs(x - y) <= atol + rtol * np.abs(y)) | (x.isna() & y.isna())
-    with np.errstate(divide="ignore", invalid="ignore"):
-        relative = (np.abs(x - y) / np.abs(y)).where(~(x.isna() & y.isna()), 0.0)
-    relative = relative.fillna(np.inf)
-    if relative.empty:
-        return bool(close.all().all()), "nothing to compare"
-    worst = relative.stack().idxmax()
-    largest = f"largest difference {relative.loc[worst]:.3g} (relative) in '{worst[1]}' " \
-              f"at time {worst[0]:g}"
-    if bool(close.all().all()):
-        return True, largest
+    both_nan = x.isna() & y.isna()
+    error = (x - y).abs().where(~both_nan, 0.0)
+    close = (error <= atol + rtol * y.abs()) | both_nan
+    if error.empty:
+        return True, "nothing to compare"
+    # the point nearest to failing: largest error relative to its tolerance
+    score = (error / (atol + rtol * y.abs())).fillna(np.inf)
+    time, column = score.stack().idxmax()
+    worst, value = error.loc[time, column], y.loc[time, column]
+    if worst == 0:
+        detail = "exact"
+    else:
+        relative = f"{100 * worst / abs(value):.3g} % of {value:.6g}" if value else "actual 0"
+        detail = f"largest difference {worst:.3g} ({relative}) in '{column}' at time {time:g}"
     bad = [c for c in close.columns if not close[c].all()]
-    return False, f"{len(bad)} of {len(close.columns)} columns differ; {largest}"
+    if not bad:
+        return True, detail
+    return False, f"{len(bad)} of {len(close.columns)} columns differ; {detail}"
 
 
 # -- engines ----------------------------------------------------------------------------------
-def _run_batched(model, columns: list[str], batch_size: int) -> list[pd.DataFrame]:
+def simulate_batched(model, columns: list[str], batch_size: int) -> list[pd.DataFrame]:
+    """One frame per unit of a batch of identical units, columns named as ``columns``."""
     names = {}
     for column in columns:
         try:
@@ -181,7 +187,7 @@ def _run_batched(model, columns: list[str], batch_size: int) -> list[pd.DataFram
             for u in range(batch_size)]
 
 
-def _run_pysd(folder: Path, path: Path, columns: list[str]) -> pd.DataFrame:
+def simulate_pysd(folder: Path, path: Path, columns: list[str]) -> pd.DataFrame:
     """PySD's own runtime on a copy of the folder (PySD writes beside the model)."""
     import pysd
 
@@ -197,7 +203,8 @@ def _run_pysd(folder: Path, path: Path, columns: list[str]) -> pd.DataFrame:
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def _uses_subscripts(abstract) -> bool:
+def uses_subscripts(abstract) -> bool:
+    """Whether a parsed model defines or uses subscripts."""
     return any(s.subscripts or any(len(e.components) > 1 or e.components[0].subscripts[0]
                                    for e in s.elements)
                for s in abstract.sections)

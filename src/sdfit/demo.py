@@ -22,14 +22,15 @@ DEMO_PROBLEM = Problem(
 
 def run_demo(n_units: int = 3000, seed: int = 0, out: Path | None = None,
              backend: str = "processes", workers: int | None = None,
-             chunk_size: int | None = None, progress: bool = True) -> str:
+             chunk_size: int | None = None, progress: bool = True,
+             engine: str = "auto") -> str:
     """Synthesise, fit and compare; returns the report printed by ``sdfit demo``."""
     model = aging_chain()
     panel, planted = synthetic_panel(
         model, n_units, PLANTED | {"dec 1 loss rate": (0.05, 0.05)},
         {f"dec {k}": (100.0, 20000.0) for k in range(1, 10)}, [2010], seed=seed)
     result = fit(model, panel, DEMO_PROBLEM, backend=backend, workers=workers,
-                 chunk_size=chunk_size, progress=progress)
+                 chunk_size=chunk_size, progress=progress, engine=engine)
     fitted = result.params()[list(PLANTED)].to_numpy()
     error = np.abs(fitted - planted[list(PLANTED)].to_numpy())
     lines = [

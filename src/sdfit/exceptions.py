@@ -52,3 +52,7 @@ class ConvergenceWarning(UserWarning):
 class IdentifiabilityWarning(ConvergenceWarning):
     """Some fitted parameters are not identifiable from the targets: their values are an
     artefact of the starting point, not something the data says."""
+
+
+class FallbackWarning(UserWarning):
+    """The batched engine cannot compile the model: PySD's runtime fits it instead."""

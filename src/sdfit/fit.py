@@ -15,10 +15,10 @@ from .backends import Backend, get_backend
 from .data import Panel, read_panel
 from .diagnostics import add_diagnostics
 from .exceptions import DataError
-from .model import BatchModel, load_model
+from .model import BatchModel, PysdModel, open_model
 from .problem import FitTask, Problem, UnitData
 from .results import FitResult, fingerprint
-from .solvers import LevenbergMarquardt, Solution
+from .solvers import LevenbergMarquardt, ScipyLeastSquares, Solution
 from .solvers.shared import fit_shared
 
 #: Largest chunk: big enough to amortise Python overhead, small enough to stay in cache.
@@ -26,7 +26,7 @@ MAX_CHUNK = 1024
 
 
 def fit(
-    model: BatchModel | str | Path,
+    model: BatchModel | PysdModel | str | Path,
     data: Panel | str | Path,
     problem: Problem,
     *,
@@ -36,6 +36,7 @@ def fit(
     solver=None,
     drop_invalid: bool = False,
     progress: bool = True,
+    engine: str = "auto",
 ) -> FitResult:
     """Fit ``model`` separately to every unit of ``data``.
 
@@ -53,16 +54,23 @@ def fit(
     workers
         Worker processes for the ``processes`` backend; default one per core.
     chunk_size
-        Units per task; default a few chunks per worker, at most 1024 units.
+        Units per task; default a few chunks per worker, at most 1024 units (one
+        unit with the PySD engine).
     solver
-        A solver settings object; default :class:`LevenbergMarquardt`.  Problems
-        with shared parameters are solved jointly in this process with its
-        tolerances (see :mod:`sdfit.solvers.shared`); ``backend`` is then unused.
+        A solver settings object; default :class:`LevenbergMarquardt`
+        (:class:`ScipyLeastSquares` with the PySD engine).  Problems with shared
+        parameters are solved jointly in this process with its tolerances (see
+        :mod:`sdfit.solvers.shared`); ``backend`` is then unused.
     drop_invalid
         Skip units with missing, negative or infinite values in the data the
         problem needs (listed in ``FitResult.dropped``) instead of refusing.
     progress
         Show a progress bar over units.
+    engine
+        ``"batched"`` (all units of a chunk at once), ``"pysd"`` (PySD's own
+        runtime, one unit at a time) or ``"auto"`` (default: batched, falling
+        back to PySD with a :class:`~sdfit.FallbackWarning` when the model uses
+        a construct the batched engine does not compile).
 
     Returns
     -------
@@ -71,11 +79,15 @@ def fit(
         core columns; an :class:`~sdfit.IdentifiabilityWarning` says when some
         parameters are not identifiable.
     """
-    model = model if isinstance(model, BatchModel) else load_model(model)
+    model = open_model(model, engine)
+    pysd_engine = isinstance(model, PysdModel)
     panel = data if isinstance(data, Panel) else read_panel(data)
     task, unit_data = problem.resolve(model, panel)
     panel, unit_data, dropped = _valid_units(panel, unit_data, task, drop_invalid)
-    solver = solver or LevenbergMarquardt()
+    # PySD runs one unit per call: SciPy's per-unit solver, and one unit per task so
+    # that the progress bar moves
+    solver = solver or (ScipyLeastSquares() if pysd_engine else LevenbergMarquardt())
+    chunk_size = chunk_size or (1 if pysd_engine else None)
     if task.shared.any():
         return _fit_shared(task, panel, unit_data, solver, dropped)
 
@@ -95,7 +107,8 @@ def fit(
         if owned:
             runner.close()
     wall = time.perf_counter() - start
-    info = {"model": model.path, "data": panel.source, "backend": runner.name,
+    info = {"model": model.path, "data": panel.source,
+            "engine": "pysd" if pysd_engine else "batched", "backend": runner.name,
             "workers": runner.workers, "chunks": len(chunks), "wall_time": wall}
     return add_diagnostics(assemble(task, panel, unit_data,
                                     [solutions[i] for i in range(len(chunks))], dropped, info))
@@ -105,8 +118,10 @@ def _fit_shared(task: FitTask, panel: Panel, data: UnitData, solver, dropped) ->
     """All units at once in this process: shared parameters couple them."""
     start = time.perf_counter()
     solution = fit_shared(task, data, solver)
-    info = {"model": task.model.path, "data": panel.source, "backend": "joint (in process)",
-            "workers": 1, "chunks": 1, "wall_time": time.perf_counter() - start}
+    info = {"model": task.model.path, "data": panel.source,
+            "engine": "pysd" if isinstance(task.model, PysdModel) else "batched",
+            "backend": "joint (in process)", "workers": 1, "chunks": 1,
+            "wall_time": time.perf_counter() - start}
     return add_diagnostics(assemble(task, panel, data, [solution], dropped, info))
 
 

@@ -155,7 +155,8 @@ class Problem:
             model=model,
             parameters=tuple(p for p, _ in free),
             idents=tuple(model.variable(p).ident for p, _ in free),
-            x0=np.array([s.x0 if s.x0 is not None else model_value(model, p) for p, s in free]),
+            x0=np.array([s.x0 if s.x0 is not None else model.constant_value(p)
+                          for p, s in free]),
             lower=np.array([s.bounds[0] for _, s in free]),
             upper=np.array([s.bounds[1] for _, s in free]),
             fixed={model.variable(p).ident: s.fixed for p, s in fixed},
@@ -329,12 +330,6 @@ class UnitData:
 
     def take(self, rows) -> UnitData:
         return UnitData(self.initial[rows], self.observed[rows])
-
-
-def model_value(model: BatchModel, name: str) -> float:
-    """The value a constant of the model has by its own equation."""
-    value = model._program(()).static_value(model.variable(name).ident)
-    return float(np.asarray(value).ravel()[0])
 
 
 def _model_name(model: BatchModel, name: str, what: str) -> str:

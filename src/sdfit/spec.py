@@ -18,7 +18,7 @@ The TOML form is a public contract::
                                               # ridge = λ (penalty towards x0),
                                               # shared = true (one value for all units)
     [fit]                                     # optional defaults of `sdfit fit`
-    backend = "processes"                     # workers, chunk_size, drop_invalid
+    backend = "processes"                     # workers, chunk_size, drop_invalid, engine
     [solver]                                  # optional: ftol, xtol, gtol, max_nfev
 """
 
@@ -43,7 +43,7 @@ KEYS = {
     "initial": {"time", "stocks"},
     "targets": {"times", "exclude", "variables", "weights"},
     "parameter": {"x0", "bounds", "fixed", "ridge", "shared"},
-    "fit": {"backend", "workers", "chunk_size", "drop_invalid"},
+    "fit": {"backend", "workers", "chunk_size", "drop_invalid", "engine"},
     "solver": {"ftol", "xtol", "gtol", "max_nfev"},
 }
 
@@ -60,7 +60,8 @@ class Spec:
         Resolved paths (``None`` when the spec leaves them to the command line).
     problem : Problem
     fit : dict
-        Execution defaults (``backend``, ``workers``, ``chunk_size``, ``drop_invalid``).
+        Execution defaults (``backend``, ``workers``, ``chunk_size``, ``drop_invalid``,
+        ``engine``).
     solver : dict
         Solver settings (``ftol``, ``xtol``, ``gtol``, ``max_nfev``).
     source : str

@@ -59,13 +59,11 @@ class _Compiler:
         self.states: list[State] = []
         self.arrays: dict[str, np.ndarray] = {}
         self.tables: dict[str, tuple[str, str, str]] = {}
+        self.ranges = {canonical(r.name) for r in self.section.subscripts}
         self._idents: set[str] = {"time", "dt", "np", "F", "A"}
 
     # -- driver -------------------------------------------------------------------------
     def compile(self) -> BatchModel:
-        if self.section.subscripts:
-            raise UnsupportedFeatureError("subscripts", self.section.subscripts[0].name,
-                                          self.path)
         elements = sorted(
             self.section.elements, key=lambda e: not isinstance(e, am.AbstractControlElement)
         )

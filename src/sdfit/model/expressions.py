@@ -182,6 +182,8 @@ class Emitter:
             self.deps.add("time")
             return Expr("time")
         var = self.scope.resolve(node.reference)
+        if var is None and canonical(node.reference) in self.compiler.ranges:
+            raise self.unsupported("subscripts")  # a subscript range used as a value
         if var is None:
             raise ModelError(
                 f"The equation of '{self.variable}' in model file '{self.compiler.path}' "

@@ -85,31 +85,13 @@ class Simulation:
         return pd.DataFrame(columns, index=pd.Index(self.times, name="time"))
 
 
-@dataclass
-class BatchModel:
-    """A compiled system dynamics model whose every variable has a leading batch axis.
-
-    Build it with :func:`sdfit.load_model`.  ``run`` simulates a batch of units,
-    each with its own parameter values and initial stocks.
-    """
+class VariableTable:
+    """Looking up a model's variables by name: shared by :class:`BatchModel` and the
+    PySD fallback engine (:class:`~sdfit.model.pysd_runtime.PysdModel`)."""
 
     path: str
     variables: dict[str, Variable]  # canonical name -> Variable
-    assignments: dict[str, Assignment]  # ident -> Assignment
-    states: tuple[State, ...]
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # constant tables
-    initials: dict[str, Assignment] = field(default_factory=dict)  # ACTIVE INITIAL values
-    _programs: dict = field(default_factory=dict, repr=False, compare=False)
 
-    # -- pickling: generated functions are rebuilt in each process ----------------------
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_programs"] = {}
-        for cached in ("static_idents", "_orders"):
-            state.pop(cached, None)
-        return state
-
-    # -- names ------------------------------------------------------------------------------
     @property
     def name(self) -> str:
         from pathlib import Path
@@ -138,6 +120,31 @@ class BatchModel:
                 f"Model '{self.name}' has no {what} named '{name}'.{hint}"
             ) from None
 
+
+@dataclass
+class BatchModel(VariableTable):
+    """A compiled system dynamics model whose every variable has a leading batch axis.
+
+    Build it with :func:`sdfit.load_model`.  ``run`` simulates a batch of units,
+    each with its own parameter values and initial stocks.
+    """
+
+    path: str
+    variables: dict[str, Variable]  # canonical name -> Variable
+    assignments: dict[str, Assignment]  # ident -> Assignment
+    states: tuple[State, ...]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # constant tables
+    initials: dict[str, Assignment] = field(default_factory=dict)  # ACTIVE INITIAL values
+    _programs: dict = field(default_factory=dict, repr=False, compare=False)
+
+    # -- pickling: generated functions are rebuilt in each process ----------------------
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_programs"] = {}
+        for cached in ("static_idents", "_orders"):
+            state.pop(cached, None)
+        return state
+
     # -- time ---------------------------------------------------------------------------
     def control(self, ident: str) -> float:
         """Value of a control variable that does not change over time."""
@@ -157,6 +164,11 @@ class BatchModel:
     @property
     def time_step(self) -> float:
         return self.control("v_time_step")
+
+    def constant_value(self, name: str) -> float:
+        """The value a constant has by its own equation."""
+        value = self._program(()).static_value(self.variable(name).ident)
+        return float(np.asarray(value).ravel()[0])
 
     # -- dependency analysis ----------------------------------------------------------
     @cached_property
@@ -307,7 +319,9 @@ def _generate(model: BatchModel, record: tuple[str, ...]) -> str:
             state = next(s for s in states if s.ident == ident)
             lines += _overridable(state.initial, "    ")
         else:
-            lines.append(f"    {ident} = {model.initials.get(ident, model.assignments[ident]).expr}")
+            # ACTIVE INITIAL takes its initial value while the model initialises
+            assignment = model.initials.get(ident, model.assignments[ident])
+            lines.append(f"    {ident} = {assignment.expr}")
     values = "(" + "".join(f"{i}, " for i in record) + ")"
     lines += ["    times, rows = [], []", "    while True:"]
     lines += [f"        {i} = {model.assignments[i].expr}" for i in dynamic]

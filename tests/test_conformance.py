@@ -1,0 +1,86 @@
+"""The conformance suite (test-models) through the batched engine, and its comparison rule."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sdfit.cli import main
+from sdfit.conformance import compare
+
+#: The folders without subscripts, all of which PySD 3.14 passes: each must pass.
+SCALAR_PASSING = """
+abs active_initial active_initial_circular arguments builtin_max builtin_min
+case_sensitive_extension chained_initialization comparisons constant_expressions
+control_vars delay_fixed delay_numeric_error delay_parentheses delay_pipeline delay_xmile
+delays dynamic_final_time euler_step_vs_saveper eval_order exp exponentiation
+fully_invalid_names function_capitalization game if_stmt initial_function input_functions
+limits line_breaks line_continuation ln log logicals lookups lookups_funcnames
+lookups_inline lookups_inline_bounded lookups_inline_spaces lookups_without_range
+macro_cross_reference macro_expression macro_multi_expression macro_multi_macros
+macro_stock macro_trailing_definition model_doc na non_negative_all non_negative_flows
+non_negative_stocks number_handling odd_number_quotes parentheses pi
+reference_capitalization rounding smooth special_characters special_characters_xmile sqrt
+time trend trig unchangeable_constant unicode_characters variable_ranges xidz_zidz
+zeroled_decimals
+""".split()
+
+#: Folders passed by the whole run when this was recorded: the count may only go up.
+PASSED_AT_LEAST = 69
+
+
+@pytest.mark.slow
+def test_suite_passes_every_scalar_folder(shared_data, capsys):
+    assert main(["conformance", str(shared_data / "test-models" / "tests")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    passed, failed = map(int, re.fullmatch(r"(\d+) passed, (\d+) failed", lines[-1]).groups())
+    assert passed >= PASSED_AT_LEAST
+    verdicts = {line.split()[1]: line.split()[0] for line in lines[:-2]}
+    assert len(verdicts) == passed + failed == 145
+    assert [f for f in SCALAR_PASSING if verdicts.get(f) != "pass"] == []
+    # what does not pass uses subscripts, and is refused rather than miscomputed
+    assert {verdicts[f] for f in verdicts if f not in SCALAR_PASSING} == {"unsupported"}
+
+
+def test_cli_runs_chosen_folders_and_tables_them(shared_data, capsys):
+    tests = shared_data / "test-models" / "tests"
+    assert main(["conformance", str(tests), "--only", "smooth", "power", "--markdown"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^pass +smooth \(test_smooth\.mdl\): ", out, re.M)
+    assert re.search(r"^unsupported +power \(power\.mdl\) \[subscripts\]: subscripts", out, re.M)
+    assert "| passes (1) | `smooth` |" in out and "| unsupported: subscripts (1) | `power` |" in out
+    assert out.splitlines()[-1] == "1 passed, 1 failed"
+
+
+def test_missing_folder_is_an_error_sentence(tmp_path, capsys):
+    assert main(["conformance", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def _frame(values, times=(0.0, 1.0, 2.0)):
+    return pd.DataFrame(values, index=pd.Index(times, name="time"))
+
+
+def test_comparison_is_pysds_relative_tolerance_of_five_percent():
+    expected = _frame({"x": [1.0, 2.0, 4.0]})
+    assert compare(_frame({"x": [1.0, 2.0, 4.19]}), expected)[0]  # 4.5 % of the actual
+    ok, detail = compare(_frame({"x": [1.0, 2.0, 3.8]}), expected)  # 5.3 %
+    assert not ok and "'x' at time 2" in detail and "1 of 1 columns differ" in detail
+    assert compare(_frame({"x": [0.0, 0.0, 4e-6]}), _frame({"x": [0.0, 0.0, 0.0]}))[0]
+
+
+def test_comparison_spreads_vensim_constants_and_matches_nan():
+    expected = _frame({"c": [3.0, np.nan, np.nan], "n": [np.nan, 1.0, np.nan]})
+    assert compare(_frame({"c": [3.0, 3.0, 3.0], "n": [np.nan, 1.0, np.nan]}), expected)[0]
+    assert not compare(_frame({"c": [3.0, 3.0, 9.0], "n": [np.nan, 1.0, 1.0]}), expected)[0]
+
+
+def test_comparison_needs_every_column_and_the_same_times():
+    expected = _frame({"x": [1.0, 2.0, 3.0], "y": [1.0, 1.0, 1.0]})
+    ok, detail = compare(_frame({"x": [1.0, 2.0, 3.0]}), expected)
+    assert not ok and detail == "no output for 'y'"
+    ok, detail = compare(_frame({"x": [1.0, 2.0], "y": [1.0, 1.0]}, times=(0.0, 1.0)), expected)
+    assert not ok and detail.startswith("saved times differ")
