@@ -87,17 +87,24 @@ PER_UNIT = {"delay time": [2.0, 0.5, 0.6, 3.3], "order": [3, 1, 4, 2],
             "initial value": [3.0, -1.0, 0.0, 10.0], "average time": [1.5, 0.7, 3.0, 1.0]}
 
 
-def test_every_stateful_structure_equals_pysd_unit_by_unit(tmp_path):
+@pytest.mark.parametrize("per_unit", [
+    PER_UNIT,
+    # only the initial value differs: stages start per unit while delay times are shared,
+    # and as many units as stages (a misaligned stage axis would broadcast silently)
+    {"initial value": [3.0, -1.0, 10.0]},
+], ids=["all constants per unit", "initial value per unit"])
+def test_every_stateful_structure_equals_pysd_unit_by_unit(tmp_path, per_unit):
     path = tmp_path / "statefuls.mdl"
     path.write_text(STATEFULS)
     model = sdfit.load_model(path)
-    sim = model.run(4, params={k: np.array(v) for k, v in PER_UNIT.items()})
+    units = len(next(iter(per_unit.values())))
+    sim = model.run(units, params={k: np.array(v) for k, v in per_unit.items()})
     shutil.copytree(tmp_path, tmp_path / "pysd")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PySD warns when it lowers an order
         reference = pysd.read_vensim(str(tmp_path / "pysd" / "statefuls.mdl"))
-        for unit in range(4):
-            expected = reference.run(params={k: v[unit] for k, v in PER_UNIT.items()})
+        for unit in range(units):
+            expected = reference.run(params={k: v[unit] for k, v in per_unit.items()})
             reference.reload()
             ours = sim.to_frame(unit)
             assert list(ours.index) == list(expected.index)

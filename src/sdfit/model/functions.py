@@ -120,6 +120,9 @@ def delay_order(order, time_step, delay_time):
     """PySD's DELAY order: truncated to an integer, then lowered while
     ``order * TIME STEP > delay time`` (a delay shorter than its stages)."""
     order = np.trunc(order)
+    delay_time = np.asarray(delay_time)
+    if delay_time.ndim > 1:  # one order per unit, for its shortest delay over subscripts
+        delay_time = delay_time.min(axis=tuple(range(1, delay_time.ndim)), keepdims=True)
     too_long = (order * time_step > delay_time) & (order > 0)
     while np.any(too_long):
         order = np.where(too_long, order - 1, order)
@@ -146,6 +149,17 @@ def stages(value, order):
     return np.broadcast_to(value, (int(np.max(order)),) + shape).astype(float)
 
 
+def _lift(stages_, *values):
+    """``stages_`` with singleton axes after the stage axis so that its value part has at
+    least the rank of every value: NumPy then aligns values with values, never a value's
+    batch axis with the stage axis (stages start scalar when the initial value is)."""
+    rank = max(np.ndim(v) for v in values)
+    missing = rank - (stages_.ndim - 1)
+    if missing <= 0:
+        return stages_
+    return stages_.reshape(stages_.shape[:1] + (1,) * missing + stages_.shape[1:])
+
+
 def _shift_in(first, stages_):
     """(first, stages_[0], ..., stages_[-2]): stages moved one place down the pipeline."""
     shape = np.broadcast_shapes(np.shape(first), stages_.shape[1:])
@@ -159,21 +173,25 @@ def last_stage(stages_, order):
     """Each unit's last active stage (NaN where the order is 0)."""
     if np.ndim(order) == 0:
         return stages_[order - 1] if order > 0 else np.full(stages_.shape[1:], np.nan)
+    stages_ = _lift(stages_, order)
     index = np.broadcast_to(np.maximum(order, 1) - 1, stages_.shape[1:])
     chosen = np.take_along_axis(stages_, index[None], axis=0)[0]
     return np.where(order > 0, chosen, np.nan)
 
 
-def delay_change(stages_, delay_input, delay_time, order):
-    """d/dt of DELAY's stages (each holds its content times the delay time)."""
+def delay_step(stages_, delay_input, delay_time, order, dt):
+    """DELAY's stages one step on (each holds its content times the delay time)."""
+    stages_ = _lift(stages_, delay_input, delay_time, order)
     outflows = stages_ / delay_time
-    return (_shift_in(delay_input, outflows) - outflows) * order
+    return stages_ + (_shift_in(delay_input, outflows) - outflows) * order * dt
 
 
-def delay_n_change(stages_, times, delay_input, delay_time, order):
-    """d/dt of DELAY N's stages: each stage drains with the delay time it entered with."""
-    outflows = stages_ / _shift_in(delay_time, times)
-    return (_shift_in(delay_input, outflows) - outflows) * order
+def delay_n_step(stages_, times, delay_input, delay_time, order, dt):
+    """DELAY N's stages one step on: each stage drains with the delay time it entered
+    with (``times``: the delay times of the last steps, newest first)."""
+    stages_ = _lift(stages_, delay_input, delay_time, order, times[0])
+    outflows = stages_ / _lift(_shift_in(delay_time, times), stages_[0])
+    return stages_ + (_shift_in(delay_input, outflows) - outflows) * order * dt
 
 
 def shift_in(first, stages_):
@@ -181,9 +199,10 @@ def shift_in(first, stages_):
     return _shift_in(first, stages_)
 
 
-def smooth_change(stages_, smooth_input, smooth_time, order):
-    """d/dt of SMOOTH N's stages."""
-    return (_shift_in(smooth_input, stages_) - stages_) * order / smooth_time
+def smooth_step(stages_, smooth_input, smooth_time, order, dt):
+    """SMOOTH N's stages one step on."""
+    stages_ = _lift(stages_, smooth_input, smooth_time, order)
+    return stages_ + (_shift_in(smooth_input, stages_) - stages_) * order / smooth_time * dt
 
 
 class FixedDelay:
@@ -201,23 +220,33 @@ class FixedDelay:
         self.initial = initial
         self.output = initial
         self.buffer = None
+        self.input_shape = None
         self.step = 0
 
     def push(self, value) -> FixedDelay:
         """Record this step's input and move the output on one step."""
-        shape = np.broadcast_shapes(np.shape(value), np.shape(self.initial))
-        if self.buffer is None or self.buffer.shape[1:] != shape:
+        if np.shape(value) != self.input_shape:
+            self._reshape(value)
+        self.buffer[self.step % self.length] = value
+        self.step += 1
+        lag = self.step - self.order  # the step whose input comes out now
+        if np.ndim(self.order) == 0:  # a copy: the slot is written again next step
+            self.output = self.buffer[lag % self.length].copy() if lag >= 0 else self.initial
+        else:
+            index = np.broadcast_to(lag % self.length, self.buffer.shape[1:])
+            past = np.take_along_axis(self.buffer, index[None], axis=0)[0]
+            self.output = np.where(lag >= 0, past, self.initial)
+        return self
+
+    def _reshape(self, value) -> None:
+        """Hold values of the input's shape (broadcast with the initial value's, the
+        order's and what the pipeline already holds)."""
+        self.input_shape = np.shape(value)
+        held = () if self.buffer is None else self.buffer.shape[1:]
+        shape = np.broadcast_shapes(self.input_shape, np.shape(self.initial),
+                                    np.shape(self.order), held)
+        if self.buffer is None or shape != held:
             grown = np.empty((self.length,) + shape)
             if self.buffer is not None:
                 grown[:] = self.buffer
             self.buffer = grown
-        self.buffer[self.step % self.length] = value
-        self.step += 1
-        lag = self.step - self.order  # the step whose input comes out now
-        if np.ndim(self.order) == 0:
-            self.output = self.buffer[lag % self.length] if lag >= 0 else self.initial
-        else:
-            index = np.broadcast_to(lag % self.length, shape)
-            past = np.take_along_axis(self.buffer, index[None], axis=0)[0]
-            self.output = np.where(lag >= 0, past, self.initial)
-        return self

@@ -267,11 +267,8 @@ class BatchModel(VariableTable):
             times, rows = program.run(overrides, stop_time, due)
         if not rows:
             raise ModelError(f"Model '{self.name}' recorded no time step; check the times.")
-        values = [
-            np.stack([_batched(row[k], batch_size) for row in rows], axis=1)
-            for k in range(len(record))
-        ]
-        return np.asarray(times), values
+        values = [_column([row[k] for row in rows], batch_size) for k in range(len(record))]
+        return _rounded(times), values
 
     def _program(self, record: tuple[str, ...]) -> _Program:
         if record not in self._programs:
@@ -328,7 +325,7 @@ def _generate(model: BatchModel, record: tuple[str, ...]) -> str:
     lines += [
         "        dt = v_time_step",
         "        if due(time, t0, dt, v_saveper):",
-        "            times.append(np.round(time, -int(np.log10(dt * RPREC))))  # as PySD",
+        "            times.append((time, dt))",
         f"            rows.append({values})",
         "        end = v_final_time if stop is None else stop",
         "        if not time + dt * RPREC < end:",
@@ -356,6 +353,28 @@ def _start_time(model: BatchModel, static: list[str], dynamic: list[str]) -> lis
     lines += [f"    {i} = {model.assignments[i].expr}" for i in dynamic if i in needed]
     return lines + ["    time = ov['v_initial_time'] if 'v_initial_time' in ov else "
                     "v_initial_time"]
+
+
+def _rounded(times: list[tuple[float, float]]) -> np.ndarray:
+    """Saved times rounded to the precision of their TIME STEP, as PySD labels its rows."""
+    stamps = np.array([t for t, _ in times], dtype=float)
+    decimals = -np.trunc(np.log10(np.array([dt for _, dt in times]) * TIME_RPREC)).astype(int)
+    for places in np.unique(decimals):
+        chosen = decimals == places
+        stamps[chosen] = np.round(stamps[chosen], places)
+    return stamps
+
+
+def _column(values: list, batch_size: int) -> np.ndarray:
+    """One variable's recorded values over time as an array (B, T, *dims)."""
+    try:
+        stacked = np.asarray(values, dtype=float)  # (T,) when scalar, (T, B|1, *dims) else
+    except ValueError:  # scalar at some times, one value per unit at others
+        return np.stack([_batched(v, batch_size) for v in values], axis=1)
+    if stacked.ndim == 1:
+        return np.broadcast_to(stacked, (batch_size, len(values)))
+    return np.broadcast_to(np.moveaxis(stacked, 0, 1),
+                           (batch_size, len(values)) + stacked.shape[2:])
 
 
 def _batched(value, batch_size: int) -> np.ndarray:

@@ -54,7 +54,7 @@ def smooth(em: Emitter, node) -> str:
     order, order_deps = _order(em, node.order, "smooth order", "F.smooth_order({})")
     s = compiler.new_ident(em.variable, "smooth stages")
     compiler.add_state(s, f"F.stages({init}, {order})", init_deps | order_deps,
-                       f"{s} + F.smooth_change({s}, {x}, {t}, {order}) * dt",
+                       f"F.smooth_step({s}, {x}, {t}, {order}, dt)",
                        x_deps | t_deps | order_deps | {s})
     return _output(em, "smooth", f"F.last_stage({s}, {order})", order_deps | {s})
 
@@ -67,7 +67,7 @@ def delay(em: Emitter, node) -> str:
     order, order_deps = _delay_order(em, node.order, d, d_deps)
     s = em.compiler.new_ident(em.variable, "delay stages")
     em.compiler.add_state(s, f"F.stages({init} * {d}, {order})", init_deps | d_deps | order_deps,
-                          f"{s} + F.delay_change({s}, {x}, {d}, {order}) * dt",
+                          f"F.delay_step({s}, {x}, {d}, {order}, dt)",
                           x_deps | d_deps | order_deps | {s})
     return _output(em, "delay", f"F.last_stage({s}, {order}) / {d}", order_deps | d_deps | {s})
 
@@ -83,7 +83,7 @@ def delay_n(em: Emitter, node) -> str:
     s = compiler.new_ident(em.variable, "delay stages")
     times = compiler.new_ident(em.variable, "delay times")
     compiler.add_state(s, f"F.stages({init} * {d}, {order})", init_deps | d_deps | order_deps,
-                       f"{s} + F.delay_n_change({s}, {times}, {x}, {d}, {order}) * dt",
+                       f"F.delay_n_step({s}, {times}, {x}, {d}, {order}, dt)",
                        x_deps | d_deps | order_deps | {s, times})
     compiler.add_state(times, f"F.stages({d}, {order})", d_deps | order_deps,
                        f"F.shift_in({d}, {times})", d_deps | {times})
