@@ -6,8 +6,8 @@ subscript range, so NumPy broadcasting does the per-unit work.
 
 A :class:`BatchModel` is plain data (names, Python expressions as text and
 constant arrays), so it pickles cheaply to worker processes; the Python
-function that runs it is generated from that text and compiled lazily, once
-per process and per set of recorded variables.
+function that runs it is generated from that text (:mod:`.codegen`) and
+compiled lazily, once per process and per set of recorded variables.
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ class BatchModel(VariableTable):
         initial_graph: dict[str, Assignment] = {
             i: self.initials.get(i, self.assignments[i]) for i in dynamic
         } | {s.ident: s.initial for s in self.states}
-        needed = _closure({s.ident for s in self.states}, initial_graph)
+        needed = closure({s.ident for s in self.states}, initial_graph)
         initial = [
             i for i in _topological(initial_graph, "initialisation", self) if i in needed
         ]
@@ -270,89 +270,16 @@ class BatchModel(VariableTable):
         values = [_column([row[k] for row in rows], batch_size) for k in range(len(record))]
         return _rounded(times), values
 
-    def _program(self, record: tuple[str, ...]) -> _Program:
+    def _program(self, record: tuple[str, ...]):
         if record not in self._programs:
-            self._programs[record] = _Program(self, record)
+            from .codegen import Program
+
+            self._programs[record] = Program(self, record)
         return self._programs[record]
 
     def with_assignments(self, **replacements: Assignment) -> BatchModel:
         """A copy with some assignments replaced (used to freeze fitted constants)."""
         return dataclasses.replace(self, assignments=self.assignments | replacements, _programs={})
-
-
-class _Program:
-    """The generated Python function of one BatchModel and one set of recorded identifiers."""
-
-    def __init__(self, model: BatchModel, record: tuple[str, ...]):
-        from . import functions
-
-        self.source = _generate(model, record)
-        namespace = {"np": np, "F": functions, "A": model.arrays, "RPREC": TIME_RPREC}
-        exec(compile(self.source, f"<sdfit program of {model.name}>", "exec"), namespace)
-        self.run = namespace["run"]
-        self._statics = namespace["statics"]
-
-    def static_value(self, ident: str):
-        return self._statics({})[ident]
-
-
-def _generate(model: BatchModel, record: tuple[str, ...]) -> str:
-    """Source of ``run(ov, stop, due)`` and ``statics(ov)`` for ``model``."""
-    static, initial, dynamic = model._orders
-    states = model.states
-    state_idents = {s.ident for s in states}
-    lines = ["def statics(ov):"]
-    for ident in static:
-        lines += _overridable(model.assignments[ident], "    ")
-    lines += ["    return {" + ", ".join(f"'{i}': {i}" for i in static) + "}", ""]
-
-    lines += ["def run(ov, stop, due):"]
-    lines += ["    S = statics(ov)"]
-    lines += [f"    {i} = S['{i}']" for i in static]
-    lines += _start_time(model, static, dynamic)
-    lines += ["    t0 = time"]
-    for ident in initial:
-        if ident in state_idents:
-            state = next(s for s in states if s.ident == ident)
-            lines += _overridable(state.initial, "    ")
-        else:
-            # ACTIVE INITIAL takes its initial value while the model initialises
-            assignment = model.initials.get(ident, model.assignments[ident])
-            lines.append(f"    {ident} = {assignment.expr}")
-    values = "(" + "".join(f"{i}, " for i in record) + ")"
-    lines += ["    times, rows = [], []", "    while True:"]
-    lines += [f"        {i} = {model.assignments[i].expr}" for i in dynamic]
-    lines += [
-        "        dt = v_time_step",
-        "        if due(time, t0, dt, v_saveper):",
-        "            times.append((time, dt))",
-        f"            rows.append({values})",
-        "        end = v_final_time if stop is None else stop",
-        "        if not time + dt * RPREC < end:",
-        "            break",
-    ]
-    # states that never change after the start (orders, INITIAL) need no update
-    moving = [s for s in states if s.update.expr != s.ident]
-    lines += [f"        n_{s.ident} = {s.update.expr}" for s in moving]
-    if moving:
-        lines.append(
-            "        " + "".join(f"{s.ident}, " for s in moving) + "= "
-            + "".join(f"n_{s.ident}, " for s in moving)
-        )
-    lines += ["        time = time + dt", "    return times, rows", ""]
-    return "\n".join(lines)
-
-
-def _start_time(model: BatchModel, static: list[str], dynamic: list[str]) -> list[str]:
-    """Statements setting ``time`` to INITIAL TIME.  An INITIAL TIME that depends on
-    Time is evaluated at 0, before the clock starts, as PySD does."""
-    if "v_initial_time" in static:
-        return ["    time = v_initial_time"]
-    needed = _closure({"v_initial_time"}, model.assignments)
-    lines = ["    time = 0.0"]
-    lines += [f"    {i} = {model.assignments[i].expr}" for i in dynamic if i in needed]
-    return lines + ["    time = ov['v_initial_time'] if 'v_initial_time' in ov else "
-                    "v_initial_time"]
 
 
 def _rounded(times: list[tuple[float, float]]) -> np.ndarray:
@@ -383,13 +310,6 @@ def _batched(value, batch_size: int) -> np.ndarray:
     if value.ndim == 0:
         return np.full(batch_size, value)
     return np.broadcast_to(value, (batch_size,) + value.shape[1:])
-
-
-def _overridable(assignment: Assignment, indent: str) -> list[str]:
-    target = assignment.target
-    return [
-        f"{indent}{target} = ov['{target}'] if '{target}' in ov else ({assignment.expr})",
-    ]
 
 
 def _every_saveper(time: float, t0: float, dt: float, saveper: float) -> bool:
@@ -429,7 +349,8 @@ def _topological(graph: Mapping[str, Assignment | State], what: str, model) -> l
         ) from None
 
 
-def _closure(roots: set[str], graph: Mapping[str, Assignment]) -> set[str]:
+def closure(roots: set[str], graph: Mapping[str, Assignment]) -> set[str]:
+    """``roots`` and every identifier of ``graph`` they depend on, directly or not."""
     seen, todo = set(), list(roots)
     while todo:
         ident = todo.pop()
