@@ -78,7 +78,7 @@ def _write(tmp_path, body, name="m.mdl"):
 @pytest.mark.parametrize("body, construct, variable", [
     ("x = 1\n~~|\ny = RANDOM UNIFORM(0, x, 1)\n~~|\n", "the function RANDOM UNIFORM", "y"),
     ("d: a, b\n~~|\ny[d] = 1, 2\n~~|\n", "subscripts", "y"),
-    ("y = A FUNCTION OF(Time)\n~~|\n", "the function A FUNCTION OF", "y"),
+    ("y = A FUNCTION OF(Time)\n~~|\n", "A FUNCTION OF (an equation left undefined)", "y"),
     ("y := GET XLS DATA('f.xlsx', 's', '1', 'B2')\n~~|\n", "data variables", "y"),
 ])
 def test_unsupported_construct_names_construct_variable_and_file(tmp_path, body, construct,

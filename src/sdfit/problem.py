@@ -17,6 +17,7 @@ import numpy as np
 from .data import Panel
 from .exceptions import DataError, SpecError
 from .model.program import TIME_RPREC, BatchModel
+from .model.pysd_runtime import PysdModel
 from .names import canonical, did_you_mean, match_pattern
 
 
@@ -123,7 +124,7 @@ class Problem:
                                 f"{weight}.")
 
     # -- resolution -------------------------------------------------------------------
-    def resolve(self, model: BatchModel, panel: Panel) -> tuple[FitTask, UnitData]:
+    def resolve(self, model: BatchModel | PysdModel, panel: Panel) -> tuple[FitTask, UnitData]:
         """Check the problem against ``model`` and ``panel`` and lay out the arrays.
 
         Raises
@@ -176,7 +177,7 @@ class Problem:
         )
         return task, data
 
-    def _parameters(self, model: BatchModel):
+    def _parameters(self, model: BatchModel | PysdModel):
         """(name, Parameter) pairs of free and fixed constants.  An exact name takes
         precedence over a glob that also matches it; two globs may not overlap."""
         constants = model.constants
@@ -203,7 +204,7 @@ class Problem:
             raise SpecError("Every parameter is fixed: there is nothing to fit.")
         return free, [(n, p) for n, p in ordered if p.fixed is not None]
 
-    def _stocks(self, model: BatchModel, panel: Panel, start: float) -> list[str]:
+    def _stocks(self, model: BatchModel | PysdModel, panel: Panel, start: float) -> list[str]:
         if self.initial_stocks is None:
             return [s for s in model.stocks if _in_data(panel, start, s)]
         stocks = []
@@ -216,7 +217,7 @@ class Problem:
             stocks.append(var)
         return stocks
 
-    def _targets(self, model: BatchModel, panel: Panel) -> list[str]:
+    def _targets(self, model: BatchModel | PysdModel, panel: Panel) -> list[str]:
         known = set(map(canonical, model.names())) | set(map(canonical, panel.variables))
         for name in self.exclude:
             if canonical(name) not in known:
@@ -252,12 +253,15 @@ class Problem:
 class FitTask:
     """A problem resolved against a model: everything a worker needs besides the unit data.
 
+    ``model`` is the engine: a :class:`BatchModel` runs all rows of ``x`` at once,
+    a :class:`~sdfit.model.PysdModel` runs PySD once per row.
+
     The residuals of a unit are ``sqrt(weight) * (model - observed)`` over
     ``targets``, time-major, followed by one penalty residual
     ``sqrt(ridge) * (x - x0)`` per parameter with a ridge (see :attr:`penalised`).
     """
 
-    model: BatchModel
+    model: BatchModel | PysdModel
     parameters: tuple[str, ...]
     idents: tuple[str, ...]
     x0: np.ndarray
@@ -332,7 +336,7 @@ class UnitData:
         return UnitData(self.initial[rows], self.observed[rows])
 
 
-def _model_name(model: BatchModel, name: str, what: str) -> str:
+def _model_name(model: BatchModel | PysdModel, name: str, what: str) -> str:
     from .exceptions import ModelError
 
     try:

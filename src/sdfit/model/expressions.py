@@ -54,6 +54,10 @@ TIME_FUNCTIONS = {
     "Xpulse_train": ("F.pulse_train(time, {dt}, {}, {}, magnitude={})", 3),
 }
 
+#: Unsupported built-ins whose PySD name the user would not recognise.
+FUNCTION_NAMES = {"vmin_xmile": "MIN of an array", "vmax_xmile": "MAX of an array",
+                  "a_function_of": "A FUNCTION OF (an equation left undefined)"}
+
 #: How the user would recognise an abstract-syntax class in an error message.
 CONSTRUCTS = {
     "DataStructure": "data variable",
@@ -128,12 +132,14 @@ class Emitter:
         """The expression of ``node``; its dependencies are added to ``self.deps``."""
         if isinstance(node, bool | int | float | np.number):
             return Expr(_number(float(node)))
+        structure = _HANDLERS.get(type(node))
+        if structure is not None:  # stateful structures and inline lookups: an identifier
+            return Expr(structure(self, node))
         name = type(node).__name__
-        handler = _HANDLERS.get(type(node)) or getattr(self, "_" + name, None)
-        if handler is None:
+        method = getattr(self, "_" + name, None)
+        if method is None:
             raise self.unsupported(CONSTRUCTS.get(name, name))
-        result = handler(self, node) if type(node) in _HANDLERS else handler(node)
-        return result if isinstance(result, Expr) else Expr(result)
+        return method(node)
 
     def operand(self, node, role: str) -> tuple[str, frozenset[str]]:
         """``node`` as an atom (a number or an identifier) and what it reads: anything
@@ -212,7 +218,8 @@ class Emitter:
             self.deps.add("time")
             template = template.replace("{dt}", self.time_step)
         else:
-            raise self.unsupported(f"the function {name.upper().replace('_', ' ')}")
+            raise self.unsupported(FUNCTION_NAMES.get(name, f"the function "
+                                                      f"{name.upper().replace('_', ' ')}"))
         if len(node.arguments) != arity:
             raise ModelError(f"{name.upper()} takes {arity} argument(s) but the equation of "
                              f"'{self.variable}' in '{self.compiler.path}' gives "
