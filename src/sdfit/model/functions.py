@@ -153,8 +153,7 @@ def _lift(stages_, *values):
     """``stages_`` with singleton axes after the stage axis so that its value part has at
     least the rank of every value: NumPy then aligns values with values, never a value's
     batch axis with the stage axis (stages start scalar when the initial value is)."""
-    rank = max(np.ndim(v) for v in values)
-    missing = rank - (stages_.ndim - 1)
+    missing = max([getattr(v, "ndim", 0) for v in values]) - (stages_.ndim - 1)
     if missing <= 0:
         return stages_
     return stages_.reshape(stages_.shape[:1] + (1,) * missing + stages_.shape[1:])
@@ -162,7 +161,10 @@ def _lift(stages_, *values):
 
 def _shift_in(first, stages_):
     """(first, stages_[0], ..., stages_[-2]): stages moved one place down the pipeline."""
-    shape = np.broadcast_shapes(np.shape(first), stages_.shape[1:])
+    shape = stages_.shape[1:]
+    first_shape = getattr(first, "shape", ())
+    if first_shape and first_shape != shape:  # stages started with fewer units than now
+        shape = np.broadcast_shapes(first_shape, shape)
     out = np.empty((len(stages_),) + shape)
     out[0] = first
     out[1:] = stages_[:-1]
