@@ -115,12 +115,12 @@ def run_folder(folder: Path, engine: str = "batched", batch_size: int = 2) -> Ou
     from .model import compile_model, translate
 
     path = pick_model(folder)
-    canonical = read_canonical(folder)
-    columns = list(canonical.columns)
     scalar = True
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            canonical = read_canonical(folder)
+            columns = list(canonical.columns)
             abstract = translate(path)
             scalar = not uses_subscripts(abstract)
             if engine == "pysd":

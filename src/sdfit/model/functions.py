@@ -131,7 +131,8 @@ def delay_order(order, time_step, delay_time):
 
 
 def smooth_order(order):
-    """SMOOTH N's order, an integer fixed at the initial time."""
+    """SMOOTH N's order, fixed at the initial time and truncated to an integer (as DELAY N's;
+    PySD itself cannot build a SMOOTH N of non-integer order)."""
     return _compact_order(np.trunc(order))
 
 
