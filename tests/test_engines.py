@@ -109,6 +109,11 @@ def test_auto_engine_falls_back_to_pysd_with_a_warning(subscripted):
     np.testing.assert_allclose(result.table["rate"], RATES, rtol=1e-6)
 
 
+def test_pysd_engine_refuses_a_missing_model_in_one_sentence(tmp_path):
+    with pytest.raises(sdfit.ModelError, match="does not exist"):
+        sdfit.fit(tmp_path / "nope.mdl", tmp_path / "data.csv", DECAY, engine="pysd")
+
+
 def test_pysd_engine_gives_nan_not_a_crash_for_a_failing_unit(subscripted):
     model = PysdModel.load(subscripted[0])
     with warnings.catch_warnings():

@@ -53,6 +53,7 @@ class PysdModel(VariableTable):
             PySD cannot translate or load the model.
         """
         path = str(Path(path).resolve())
+        elements = _elements(path)  # also refuses a missing or unparsable file clearly
         runtime = _runtime(path)
         variables: dict[str, Variable] = {}
         values: dict[str, float] = {}
@@ -66,7 +67,7 @@ class PysdModel(VariableTable):
             if kind in ("constant", "control"):
                 values[ident] = _float(getattr(runtime.components, py_name)())
         # list variables in the order of the model file, as the batched engine does
-        order = {canonical(e.name): i for i, e in enumerate(_elements(path))}
+        order = {canonical(e.name): i for i, e in enumerate(elements)}
         variables = dict(sorted(variables.items(), key=lambda kv: order.get(kv[0], -1)))
         return cls(path, variables, values)
 
