@@ -112,3 +112,12 @@ def test_unknown_names_get_suggestions(aging_chain):
         aging_chain.run(1, params={"dec 3 los rate": 0.1})
     with pytest.raises(ModelError, match="not a stock"):
         aging_chain.run(1, initial={"dec 3 loss rate": 0.1})
+
+
+def test_each_step_computes_only_what_states_and_recorded_values_need(tmp_path):
+    model = sdfit.load_model(_write(
+        tmp_path, "x = 1 + Time\n~~|\ns = INTEG(x, 0)\n~~|\nreport = s * 2\n~~|\n"))
+    assert "v_report =" not in model._program(("v_s",)).source
+    assert "v_report =" in model._program(("v_report",)).source
+    sim = model.run(2, return_columns=["s", "report"])
+    np.testing.assert_allclose(sim.values["report"], 2 * sim.values["s"])

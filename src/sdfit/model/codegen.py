@@ -59,8 +59,14 @@ def _generate(model: BatchModel, record: tuple[str, ...]) -> str:
             assignment = model.initials.get(ident, model.assignments[ident])
             lines.append(f"    {ident} = {assignment.expr}")
     values = "(" + "".join(f"{i}, " for i in record) + ")"
+    # states that never change after the start (orders, INITIAL) need no update
+    moving = [s for s in states if s.update.expr != s.ident]
+    # each step computes only what the states, the recorded values and the clock read:
+    # a fit records its targets, so reporting variables cost it nothing
+    needed = closure({*record, "v_time_step", "v_saveper", "v_final_time"}.union(
+        *(s.update.deps for s in moving)), model.assignments)
     lines += ["    times, rows = [], []", "    while True:"]
-    lines += [f"        {i} = {model.assignments[i].expr}" for i in dynamic]
+    lines += [f"        {i} = {model.assignments[i].expr}" for i in dynamic if i in needed]
     lines += [
         "        dt = v_time_step",
         "        if due(time, t0, dt, v_saveper):",
@@ -70,8 +76,6 @@ def _generate(model: BatchModel, record: tuple[str, ...]) -> str:
         "        if not time + dt * RPREC < end:",
         "            break",
     ]
-    # states that never change after the start (orders, INITIAL) need no update
-    moving = [s for s in states if s.update.expr != s.ident]
     lines += [f"        n_{s.ident} = {s.update.expr}" for s in moving]
     if moving:
         lines.append(
