@@ -4,6 +4,10 @@ the tests that need it skip with a message, in CI (CI=true) they fail instead.""
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,3 +53,104 @@ def original_model_path(shared_data) -> Path:
 @pytest.fixture(scope="session")
 def aging_chain():
     return sdfit.load_model(aging_chain_path())
+
+
+# -- a real Dask cluster: one scheduler and two worker processes on 127.0.0.1 ------------
+class DaskCluster:
+    """`dask scheduler` and `dask worker` processes, each in its own process group so that
+    a worker can be killed whole (nanny and worker) and nothing outlives the session."""
+
+    def __init__(self, folder: Path, n_workers: int = 2):
+        self.folder = folder
+        self.port = _free_port()
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        # the workers import this very sdfit (and the test modules, for test-only payloads)
+        paths = [str(Path(sdfit.__file__).parents[1]), str(Path(__file__).parent)]
+        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            paths + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+        self.scheduler = self._spawn("scheduler", "scheduler", "--host", "127.0.0.1", "--port",
+                                     str(self.port), "--no-dashboard",
+                                     "--idle-timeout", "1800s")  # a net should we be killed
+        self.workers: list[subprocess.Popen | None] = [None] * n_workers
+
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen:
+        with open(self.folder / f"{name}.log", "ab") as log:  # the child keeps its own copy
+            return subprocess.Popen([sys.executable, "-m", "dask", *args], env=self.env,
+                                    stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    cwd=self.folder)
+
+    def start_worker(self, i: int) -> None:
+        self.workers[i] = self._spawn(
+            f"worker-{i}", "worker", self.address, "--name", f"w{i}", "--nthreads", "1",
+            "--nworkers", "1", "--host", "127.0.0.1", "--no-dashboard", "--death-timeout",
+            "60s", "--local-directory", str(self.folder / f"w{i}"))
+
+    def kill_worker(self, i: int) -> None:
+        """SIGKILL the whole `dask worker` process group: a machine lost mid-run."""
+        _kill_group(self.workers[i], signal.SIGKILL)
+        self.workers[i] = None
+
+    def tasks_on_worker(self, i: int) -> int:
+        """Tasks the scheduler has handed to worker ``i`` (running or queued there)."""
+        from distributed import Client
+
+        with Client(self.address, timeout=30) as client:
+            names = {info["name"]: address
+                     for address, info in client.scheduler_info()["workers"].items()}
+            address = names[f"w{i}"]
+            return len(client.processing([address])[address])
+
+    def wait_for_workers(self, timeout: float = 60) -> None:
+        from distributed import Client
+
+        with Client(self.address, timeout=timeout) as client:
+            client.wait_for_workers(len(self.workers), timeout=timeout)
+
+    def stop(self) -> None:
+        for process in [*self.workers, self.scheduler]:
+            _kill_group(process, signal.SIGTERM)
+        for process in [*self.workers, self.scheduler]:
+            if process is not None:
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    _kill_group(process, signal.SIGKILL)
+                    process.wait()
+
+    def log(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                         for p in sorted(self.folder.glob("*.log")))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _kill_group(process: subprocess.Popen | None, sig: int) -> None:
+    if process is not None and process.poll() is None:
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            pass
+        if sig == signal.SIGKILL:
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(tmp_path_factory):
+    """A scheduler and two single-threaded workers, started once and always stopped."""
+    pytest.importorskip("distributed", reason="the dask tests need pip install 'sdfit[dask]'")
+    cluster = DaskCluster(tmp_path_factory.mktemp("dask-cluster"))
+    try:
+        for i in range(len(cluster.workers)):
+            cluster.start_worker(i)
+        try:
+            cluster.wait_for_workers()
+        except (OSError, TimeoutError) as error:
+            pytest.fail(f"the Dask cluster did not start ({error}):\n{cluster.log()}")
+        yield cluster
+    finally:
+        cluster.stop()

@@ -63,10 +63,9 @@ def test_variable_and_time_lookup_with_suggestions(small):
 @pytest.mark.parametrize("content, message", [
     ("", "is empty"),
     ("a,b\n1,2\n", "neither wide"),
-    (",2000,2000\n,a,b\nunit,,\n1,1,x\n", r"line 4, column 'b' at time 2000: 'x' is not a number"),
-    (",2000,2000\n,a,b\nunit,,\n1,1,2\n1,3,4\n", "duplicate unit ids: unit=1"),
+    (",2000,2000\n,a,b\nunit,,\n1,1,2\n1,3,4\n", "duplicate unit ids: unit=1 on lines 4 and 5"),
     ("id,time,variable,value\n1,2000,a,1\n1,2000,a,2\n", "line 2: the observation of 'a'"),
-    ("id,time,variable,value\n1,2000,a,oops\n", "line 2, column 'value': 'oops' is not a number"),
+    ("id,time,variable,value\n1,oops,a,1\n", "line 2, column 'time': 'oops' is not a time"),
     ("id,time,variable\n1,2000,a\n", "neither wide"),
 ])
 def test_malformed_files_name_the_place(tmp_path, content, message):
@@ -86,3 +85,21 @@ def test_missing_cells_are_nan_not_errors(tmp_path):
     path.write_text(",2000,2000\n,a,b\nunit,,\n1,1,\n2,NA,4\n")
     panel = read_panel(path)
     assert np.isnan(panel.frame.to_numpy()).sum() == 2
+
+
+@pytest.mark.parametrize("content", [
+    ",2000,2000,2010\n,a,b,a\nunit,,,\n1,1,2,3\n2,x,4,5\n",
+    "id,time,variable,value\n1,2000,a,1\n1,2000,b,2\n1,2010,a,3\n"
+    "2,2000,a,x\n2,2000,b,4\n2,2010,a,5\n",
+])
+def test_non_numeric_cells_are_nan_with_their_text_kept_for_messages(tmp_path, content):
+    """Text where a number belongs is refused only if a problem needs that cell (by fit),
+    so the panel keeps it, keyed by the unit's line, the time and the variable."""
+    path = tmp_path / "text.csv"
+    path.write_text(content)
+    panel = read_panel(path)
+    assert np.isnan(panel.frame.iloc[1, 0]) and np.isnan(panel.frame.to_numpy()).sum() == 1
+    line = int(panel.lines[1])
+    assert panel.non_numeric == {(line, 2000.0, "a"): "x"}
+    assert line == 5  # wide: the line of its row; long: the line of its first observation
+    assert panel.take([1]).non_numeric == panel.non_numeric

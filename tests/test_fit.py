@@ -60,13 +60,16 @@ def test_invalid_units_are_refused_with_their_lines_or_dropped(aging_chain, subs
     from sdfit.data import Panel
 
     broken = Panel(frame, "broken.csv", subset.lines)
-    with pytest.raises(DataError, match=r"2 unit\(s\).*line 7 \(state=1, county=7\).*missing"):
+    with pytest.raises(DataError, match=r"2 unit\(s\).*: line 7 \(state=1, county=7\): missing "
+                       r"value in column 'dec_5' at time 2000; line 9 \(state=1, county=11\): "
+                       r"negative value -1 in column 'dec_4' at time 2010; fix them"):
         fit(aging_chain, broken, RECIPE, backend="serial", progress=False)
     result = fit(aging_chain, broken, RECIPE, backend="serial", progress=False,
                  drop_invalid=True)
     assert len(result.table) == 58
-    assert result.dropped["reason"].tolist() == ["missing value for 'dec 5' at 2000",
-                                                 "negative value for 'dec 4' at 2010"]
+    assert result.dropped["reason"].tolist() == ["missing value in column 'dec_5' at time 2000",
+                                                 "negative value -1 in column 'dec_4' at time 2010"]
+    assert result.dropped["line"].tolist() == [7, 9]
     assert "Dropped 2 units" in result.summary()
 
 

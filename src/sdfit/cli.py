@@ -121,11 +121,19 @@ def _problem_flags(parser: argparse.ArgumentParser) -> None:
 def _execution_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("execution")
     group.add_argument("--backend", help="serial, processes (default) or dask")
-    group.add_argument("--workers", type=int, help="worker processes (default: all cores)")
+    group.add_argument("--workers", type=int,
+                       help="worker processes of a local pool or cluster (default: all cores)")
     group.add_argument("--chunk-size", type=int, help="units per task")
     group.add_argument("--engine", choices=("auto", "batched", "pysd"),
                        help="auto (default: batched, else PySD's runtime with a warning), "
                             "batched, or pysd (PySD's runtime, one unit at a time)")
+    if parser.prog.endswith(" fit"):
+        group.add_argument("--scheduler", metavar="ADDRESS",
+                           help="a running Dask scheduler (tcp://HOST:PORT) for --backend dask; "
+                                "default a local cluster")
+        group.add_argument("--resume", action="store_true",
+                           help="continue the interrupted run saved in --out (same model, data, "
+                                "problem and chunking), skipping the chunks it finished")
 
 
 # -- fit ----------------------------------------------------------------------------------
@@ -150,18 +158,20 @@ def _fit(args: argparse.Namespace) -> int:
         if issubclass(warning.category, FallbackWarning):
             print(f"sdfit: warning: {warning.message}", file=sys.stderr)
     _check_out(args.out)
+    scheduler = args.scheduler or options.get("scheduler")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", IdentifiabilityWarning)  # the summary says it
         result = fit(model, spec.data, spec.problem,
-                     backend=args.backend or options.get("backend", "processes"),
-                     workers=args.workers or options.get("workers"),
+                     backend=args.backend or options.get("backend") or (
+                         "dask" if scheduler else "processes"),
+                     workers=args.workers or options.get("workers"), scheduler=scheduler,
                      chunk_size=args.chunk_size or options.get("chunk_size"),
                      solver=_solver(model, spec.solver),
                      drop_invalid=bool(args.drop_invalid or options.get("drop_invalid", False)),
-                     progress=not args.quiet)
-    result.info.update(spec=source, spec_dict=raw)
-    result.info.setdefault("fingerprints", {})["spec"] = fingerprint(source)
-    written = result.write(args.out)
+                     progress=not args.quiet, out=args.out, resume=args.resume,
+                     info={"spec": source, "spec_dict": raw,
+                           "fingerprints": {"spec": fingerprint(source)}})
+    written = [args.out / name for name in _RESULT_FILES if (args.out / name).is_file()]
     if not args.no_figures:
         written += _figures(result, args.out, spec, args.map_parameter)
     if args.report:
@@ -169,6 +179,9 @@ def _fit(args: argparse.Namespace) -> int:
 
         written.append(write_report(args.out))
     print(result.summary())
+    if result.info["resumed_chunks"]:
+        print(f"Resumed an interrupted run: {result.info['resumed_chunks']} of "
+              f"{result.info['chunks']} chunks were already done.")
     print(f"Wrote {', '.join(str(p.relative_to(args.out)) for p in written)} to {args.out} "
           f"({time.perf_counter() - started:.1f} s in all).")
     return 0
@@ -181,6 +194,9 @@ def _solver(model, settings: dict):
 
     return (ScipyLeastSquares if isinstance(model, PysdModel) else LevenbergMarquardt)(
         **settings)
+
+
+_RESULT_FILES = ("params.csv", "targets.csv", "params.parquet", "dropped.csv", "run.json")
 
 
 def _spec_dict(spec: str | None) -> tuple[dict, Path, str]:

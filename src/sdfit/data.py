@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from .exceptions import DataError
 from .names import canonical, did_you_mean
 
 LONG_COLUMNS = ("time", "variable", "value")
+MISSING_MARKS = ["nan", "na", "n/a"]
 
 
 @dataclass(frozen=True)
@@ -38,20 +39,31 @@ class Panel:
     source : str
         Where the data came from, for messages.
     lines : ndarray
-        The file line of each unit row (1-based), for messages.
+        The file line of each unit row (1-based; in a long file, the line of the
+        unit's first observation), for messages.
+    non_numeric : dict
+        ``(line, time, variable) -> text`` of the cells that held text instead of
+        a number: they are NaN in ``frame``, and refused only if a problem needs them.
     """
 
     frame: pd.DataFrame
     source: str = "<data>"
     lines: np.ndarray | None = None
+    non_numeric: dict[tuple[int, float, str], str] = field(default_factory=dict)
 
     def __post_init__(self):
-        duplicated = self.frame.index.duplicated(keep=False)
-        if duplicated.any():
-            ids = _describe_units(self.frame.index[duplicated][:4])
-            raise DataError(f"Data file '{self.source}' has duplicate unit ids: {ids}.")
         if self.lines is None:
             object.__setattr__(self, "lines", np.arange(len(self.frame)) + 1)
+        duplicated = np.flatnonzero(self.frame.index.duplicated(keep=False))
+        if len(duplicated):
+            keys = self.frame.index[duplicated]
+            same = [row for row, key in zip(duplicated, keys, strict=True) if key == keys[0]]
+            others = len(duplicated) - len(same)
+            raise DataError(
+                f"Data file '{self.source}' has duplicate unit ids: "
+                f"{_describe_units(keys[:1])} on lines "
+                f"{' and '.join(str(line) for line in self.lines[same])}"
+                + (f", and {others} more rows share ids" if others else "") + ".")
 
     # -- shape ----------------------------------------------------------------------
     @property
@@ -107,7 +119,7 @@ class Panel:
         rows = np.asarray(rows)
         if rows.dtype == bool:
             rows = np.flatnonzero(rows)
-        return Panel(self.frame.iloc[rows], self.source, self.lines[rows])
+        return Panel(self.frame.iloc[rows], self.source, self.lines[rows], self.non_numeric)
 
     def head(self, n: int) -> Panel:
         return self.take(np.arange(min(n, len(self))))
@@ -190,8 +202,12 @@ def _read_wide(path: Path, head: list[list[str]]) -> Panel:
                         f"has {len(times_row)}.")
     has_id_names = all(c.strip() for c in head[2][:n_ids]) and not any(
         c.strip() for c in head[2][n_ids:])
-    raw = pd.read_csv(path, header=None, skiprows=3 if has_id_names else 2, dtype=str,
-                      keep_default_na=False, encoding="utf-8-sig")
+    # ids as text; values parsed as floats by the C parser (8 bytes a cell), a column
+    # holding text comes back as strings and is looked at alone
+    raw = pd.read_csv(path, header=None, skiprows=3 if has_id_names else 2,
+                      dtype={j: str for j in range(n_ids)}, keep_default_na=False,
+                      na_values={j: [""] for j in range(n_ids, len(times_row))},
+                      encoding="utf-8-sig")
     if raw.shape[1] != len(times_row):
         raise DataError(f"Data file '{path}' has rows of {raw.shape[1]} cells but a header of "
                         f"{len(times_row)}.")
@@ -209,8 +225,15 @@ def _read_wide(path: Path, head: list[list[str]]) -> Panel:
         if not name:
             raise DataError(f"Data file '{path}', line 2, column {j + 1}: the variable name "
                             "is empty.")
-    values = raw.iloc[:, n_ids:].apply(pd.to_numeric, errors="coerce").to_numpy(float)
-    _check_numeric(raw.iloc[:, n_ids:].to_numpy(), values, path, first_line, columns)
+    values = np.empty((len(raw), len(columns)))
+    notes = {}
+    for col, (_, cells) in enumerate(raw.iloc[:, n_ids:].items()):
+        if cells.dtype.kind in "iuf":  # all numbers (or blank)
+            values[:, col] = cells.to_numpy()
+            continue
+        values[:, col], bad = _numbers(cells)
+        notes.update({(first_line + row, *columns[col]): cells.iloc[row].strip()
+                      for row in np.flatnonzero(bad)})
     index = pd.MultiIndex.from_frame(raw.iloc[:, :n_ids].apply(_ids), names=id_names)
     if n_ids == 1:
         index = index.get_level_values(0)
@@ -220,18 +243,16 @@ def _read_wide(path: Path, head: list[list[str]]) -> Panel:
         dup = frame.columns[frame.columns.duplicated()][0]
         raise DataError(f"Data file '{path}' has the column ({_format_time(dup[0])}, "
                         f"{dup[1]}) twice.")
-    return Panel(frame, str(path), np.arange(len(frame)) + first_line)
+    return Panel(frame, str(path), np.arange(len(frame)) + first_line, notes)
 
 
-def _check_numeric(text: np.ndarray, values: np.ndarray, path, first_line: int, columns) -> None:
-    """Non-numeric text is an error; empty cells are missing values (NaN)."""
-    bad = np.isnan(values) & (np.char.strip(text.astype(str)) != "")
-    bad &= ~np.isin(np.char.lower(np.char.strip(text.astype(str))), ["nan", "na", "n/a"])
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        time, name = columns[col]
-        raise DataError(f"Data file '{path}', line {first_line + row}, column {name!r} at time "
-                        f"{_format_time(time)}: '{text[row, col]}' is not a number.")
+def _numbers(cells: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Cells as floats, and a mask of those that are text: neither a number nor blank
+    nor a missing-value mark (NaN, NA, N/A)."""
+    numeric = pd.to_numeric(cells, errors="coerce")
+    text = cells.astype(str).str.strip().str.lower()
+    bad = numeric.isna() & cells.notna() & ~text.isin(["", *MISSING_MARKS])
+    return numeric.to_numpy(float), bad.to_numpy()
 
 
 def _from_long(frame: pd.DataFrame, source: str) -> Panel:
@@ -245,17 +266,19 @@ def _from_long(frame: pd.DataFrame, source: str) -> Panel:
     if not ids:
         raise DataError(f"Data file '{source}' has no unit id column besides time, variable "
                         "and value.")
-    numeric = pd.to_numeric(frame[value], errors="coerce")
+    numeric, bad = _numbers(frame[value])
     text = frame[value].astype(str).str.strip()
-    bad = numeric.isna() & frame[value].notna() & ~text.str.lower().isin(["", "nan", "na"])
     times = pd.to_numeric(frame[time], errors="coerce")
-    for mask, column, what in ((bad, value, "a number"), (times.isna(), time, "a time")):
-        if mask.any():
-            row = int(np.flatnonzero(mask.to_numpy())[0])
-            raise DataError(f"Data file '{source}', line {row + 2}, column '{column}': "
-                            f"'{frame[column].iloc[row]}' is not {what}.")
+    if times.isna().any():
+        row = int(np.flatnonzero(times.isna().to_numpy())[0])
+        raise DataError(f"Data file '{source}', line {row + 2}, column '{time}': "
+                        f"'{frame[time].iloc[row]}' is not a time.")
     tidy = frame[ids].apply(_ids).assign(time=times.astype(float),
                                          variable=frame[variable].astype(str), value=numeric)
+    tidy = tidy.reset_index(drop=True)
+    # a unit's line: that of its first observation (line 1 is the header)
+    first_line = tidy.assign(line=np.arange(len(tidy)) + 2).groupby(
+        ids, sort=False)["line"].transform("min").to_numpy()
     dup = tidy.duplicated(ids + ["time", "variable"], keep=False)
     if dup.any():
         row = int(np.flatnonzero(dup.to_numpy())[0])
@@ -266,7 +289,9 @@ def _from_long(frame: pd.DataFrame, source: str) -> Panel:
     wide = wide.sort_index(axis=1, level="time", sort_remaining=False)
     order = tidy[ids].drop_duplicates()
     wide = wide.loc[pd.MultiIndex.from_frame(order) if len(ids) > 1 else order[ids[0]]]
-    return Panel(wide, source)
+    notes = {(int(first_line[r]), float(tidy["time"].iloc[r]), tidy["variable"].iloc[r]):
+             text.iloc[r] for r in np.flatnonzero(bad)}
+    return Panel(wide, source, first_line[order.index.to_numpy()], notes)
 
 
 def _read_parquet(path: Path) -> Panel:

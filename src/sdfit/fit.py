@@ -1,17 +1,20 @@
-"""Fit a model to every unit of a panel: chunk the units, map them over a backend, gather."""
+"""Fit a model to every unit of a panel: chunk the units, map them over a backend, save each
+chunk as it is done (with an out folder), gather."""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .backends import Backend, get_backend
+from .backends import Backend, as_backend
+from .checkpoint import ChunkStore, run_fingerprint
 from .data import Panel, read_panel
 from .diagnostics import add_diagnostics
 from .exceptions import DataError
@@ -30,13 +33,17 @@ def fit(
     data: Panel | str | Path,
     problem: Problem,
     *,
-    backend: str | Backend = "processes",
+    backend: str | Backend | Any = "processes",
     workers: int | None = None,
+    scheduler: str | None = None,
     chunk_size: int | None = None,
     solver=None,
     drop_invalid: bool = False,
     progress: bool = True,
     engine: str = "auto",
+    out: str | Path | None = None,
+    resume: bool = False,
+    info: Mapping[str, Any] | None = None,
 ) -> FitResult:
     """Fit ``model`` separately to every unit of ``data``.
 
@@ -49,21 +56,25 @@ def fit(
     problem
         Parameters, initial stocks and targets.
     backend
-        ``"serial"``, ``"processes"`` (default, all cores), ``"dask"``, or a
-        :class:`~sdfit.backends.Backend` instance.
+        ``"serial"``, ``"processes"`` (default, all cores), ``"dask"`` (a local
+        Dask cluster, or the one at ``scheduler``), a ``distributed.Client``
+        connected to a cluster, or a :class:`~sdfit.backends.Backend` instance.
     workers
-        Worker processes for the ``processes`` backend; default one per core.
+        Worker processes of a local pool or cluster; default one per core.
+    scheduler
+        Address of a running Dask scheduler (``"tcp://host:8786"``) for the
+        ``dask`` backend; without it, ``dask`` starts a local cluster.
     chunk_size
         Units per task; default a few chunks per worker, at most 1024 units (one
-        unit with the PySD engine).
+        unit with the PySD engine; a resumed run keeps the chunk size it started with).
     solver
         A solver settings object; default :class:`LevenbergMarquardt`
         (:class:`ScipyLeastSquares` with the PySD engine).  Problems with shared
         parameters are solved jointly in this process with its tolerances (see
         :mod:`sdfit.solvers.shared`); ``backend`` is then unused.
     drop_invalid
-        Skip units with missing, negative or infinite values in the data the
-        problem needs (listed in ``FitResult.dropped``) instead of refusing.
+        Skip units with missing, non-numeric, negative or infinite values in the
+        data the problem needs (listed in ``FitResult.dropped``) instead of refusing.
     progress
         Show a progress bar over units.
     engine
@@ -71,6 +82,17 @@ def fit(
         runtime, one unit at a time) or ``"auto"`` (default: batched, falling
         back to PySD with a :class:`~sdfit.FallbackWarning` when the model uses
         a construct the batched engine does not compile).
+    out
+        Results folder.  Each finished chunk is saved in ``out/chunks`` as soon as
+        it is done, so nothing is lost and the fit runs in flat memory; at the end
+        the results are assembled from the chunks and written there
+        (:meth:`FitResult.write`), and the chunks removed.
+    resume
+        With ``out``: skip the chunks an interrupted run of the same model, data,
+        problem and chunking already saved there.
+    info
+        Extra entries for ``FitResult.info`` (and ``run.json``); its
+        ``fingerprints`` join those of the model and data.
 
     Returns
     -------
@@ -89,29 +111,63 @@ def fit(
     solver = solver or (ScipyLeastSquares() if pysd_engine else LevenbergMarquardt())
     chunk_size = chunk_size or (1 if pysd_engine else None)
     if task.shared.any():
-        return _fit_shared(task, panel, unit_data, solver, dropped)
+        result = _fit_shared(task, panel, unit_data, solver, dropped)
+    else:
+        result = add_diagnostics(_fit_chunks(task, panel, unit_data, solver, dropped, backend,
+                                             workers, scheduler, chunk_size, drop_invalid,
+                                             progress, out, resume))
+    _add_info(result, info or {})
+    if out is not None:
+        result.write(out)
+        ChunkStore(out).remove()
+    return result
 
-    owned = not isinstance(backend, Backend)
-    runner = get_backend(backend, workers=workers) if owned else backend
-    chunks = plan_chunks(len(unit_data), chunk_size, runner.workers)
-    solutions: dict[int, Solution] = {}
-    start = time.perf_counter()
+
+def _fit_chunks(task: FitTask, panel: Panel, unit_data: UnitData, solver, dropped,
+                backend, workers, scheduler, chunk_size, drop_invalid, progress, out,
+                resume) -> FitResult:
+    """Independent units: chunks mapped over a backend, each saved as it finishes when
+    there is an out folder (so that an interrupted run resumes)."""
+    store = ChunkStore(out) if out is not None else None
+    if resume and store is not None and chunk_size is None:
+        chunk_size = store.chunk_size()
+    runner, owned = as_backend(backend, workers, scheduler)
     try:
+        chunks = plan_chunks(len(unit_data), chunk_size, runner.workers)
+        done: set[int] = set()
+        if store is not None:
+            prints = run_fingerprint(task, panel, solver, drop_invalid, len(chunks[0]),
+                                     len(unit_data))
+            done = store.open(prints, len(chunks[0]), resume)
+        solutions: dict[int, Solution] = {}
+        start = time.perf_counter()
         with tqdm(total=len(unit_data), unit="unit", disable=not progress,
-                  desc=f"Fitting {model.name}") as bar:
-            items = ((i, unit_data.take(rows)) for i, rows in enumerate(chunks))
+                  desc=f"Fitting {task.model.name}",
+                  initial=sum(len(chunks[i]) for i in done)) as bar:
+            items = ((i, unit_data.take(rows)) for i, rows in enumerate(chunks) if i not in done)
             for key, solution in runner.map_unordered(fit_chunk, (task, solver), items):
-                solutions[key] = solution
+                if store is not None:
+                    store.save(key, solution)  # as soon as it is done: nothing lost
+                else:
+                    solutions[key] = solution
                 bar.update(len(solution.sse))
+        wall = time.perf_counter() - start
     finally:
         if owned:
             runner.close()
-    wall = time.perf_counter() - start
-    info = {"model": model.path, "data": panel.source,
-            "engine": "pysd" if pysd_engine else "batched", "backend": runner.name,
-            "workers": runner.workers, "chunks": len(chunks), "wall_time": wall}
-    return add_diagnostics(assemble(task, panel, unit_data,
-                                    [solutions[i] for i in range(len(chunks))], dropped, info))
+    info = {"model": task.model.path, "data": panel.source,
+            "engine": "pysd" if isinstance(task.model, PysdModel) else "batched",
+            "backend": runner.name, "workers": runner.workers, "chunks": len(chunks),
+            "resumed_chunks": len(done), "wall_time": wall}
+    saved = (store.load(i, len(rows)) if store is not None else solutions[i]
+             for i, rows in enumerate(chunks))
+    return assemble(task, panel, unit_data, saved, dropped, info)
+
+
+def _add_info(result: FitResult, info: Mapping[str, Any]) -> None:
+    extra = dict(info)
+    result.info.setdefault("fingerprints", {}).update(extra.pop("fingerprints", {}))
+    result.info.update(extra)
 
 
 def _fit_shared(task: FitTask, panel: Panel, data: UnitData, solver, dropped) -> FitResult:
@@ -146,62 +202,82 @@ def plan_chunks(n_units: int, chunk_size: int | None, workers: int) -> list[np.n
     return [np.arange(i, min(i + chunk_size, n_units)) for i in range(0, n_units, chunk_size)]
 
 
-def assemble(task: FitTask, panel: Panel, data: UnitData, solutions: Sequence[Solution],
+def assemble(task: FitTask, panel: Panel, data: UnitData, solutions: Iterable[Solution],
              dropped: pd.DataFrame, info: dict) -> FitResult:
-    """Gather chunk solutions (in unit order) into a FitResult.  ``sse`` and the fitted
-    targets leave out the ridge penalties; the Jacobian keeps their rows."""
-    x = np.concatenate([s.x for s in solutions])
-    residuals = np.concatenate([s.residuals for s in solutions])[:, :len(task.targets)]
-    status = np.concatenate([s.status for s in solutions])
+    """Gather chunk solutions (in unit order) into a FitResult, one chunk at a time.
+    ``sse`` and the fitted targets leave out the ridge penalties; the Jacobian keeps
+    their rows."""
     ids = panel.units.to_frame(index=False)
-    table = pd.concat([ids, pd.DataFrame(x, columns=list(task.parameters))], axis=1)
-    table["sse"] = np.einsum("ij,ij->i", residuals, residuals)
-    table["success"] = status > 0
-    table["status"] = status
-    table["message"] = [m for s in solutions for m in s.messages]
-    table["nfev"] = np.concatenate([s.nfev for s in solutions])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        fitted = data.observed + residuals / task.sqrt_weights
-    targets = pd.DataFrame({
-        **{c: np.repeat(ids[c].to_numpy(), len(task.targets)) for c in ids.columns},
-        "time": np.tile([t for t, _ in task.targets], len(ids)),
-        "variable": np.tile([v for _, v in task.targets], len(ids)),
-        "observed": data.observed.ravel(),
-        "fitted": fitted.ravel(),
-    })
-    jacobian = np.concatenate([s.jacobian for s in solutions])
+    tables, targets, jacobians, first = [], [], [], 0
+    for solution in solutions:
+        rows = slice(first, first + len(solution.x))
+        first = rows.stop
+        tables.append(_unit_table(task, ids.iloc[rows], solution))
+        targets.append(_target_table(task, ids.iloc[rows], data.observed[rows], solution))
+        jacobians.append(solution.jacobian)
     info = {**info, "problem": task.describe(),
             "fingerprints": {"model": fingerprint(task.model.path),
                              "data": fingerprint(panel.source)}}
-    return FitResult(table, targets, list(task.parameters), jacobian, dropped, info)
+    return FitResult(pd.concat(tables, ignore_index=True), pd.concat(targets, ignore_index=True),
+                     list(task.parameters), np.concatenate(jacobians), dropped, info)
+
+
+def _unit_table(task: FitTask, ids: pd.DataFrame, solution: Solution) -> pd.DataFrame:
+    """One row per unit: ids, fitted parameters, outcome."""
+    table = pd.concat([ids.reset_index(drop=True),
+                       pd.DataFrame(solution.x, columns=list(task.parameters))], axis=1)
+    residuals = solution.residuals[:, :len(task.targets)]
+    table["sse"] = np.einsum("ij,ij->i", residuals, residuals)
+    table["success"] = solution.status > 0
+    table["status"] = solution.status
+    table["message"] = solution.messages
+    table["nfev"] = solution.nfev
+    return table
+
+
+def _target_table(task: FitTask, ids: pd.DataFrame, observed: np.ndarray,
+                  solution: Solution) -> pd.DataFrame:
+    """One row per unit and target: ids, time, variable, observed, fitted."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fitted = observed + solution.residuals[:, :len(task.targets)] / task.sqrt_weights
+    n = len(ids)
+    return pd.DataFrame({
+        **{c: np.repeat(ids[c].to_numpy(), len(task.targets)) for c in ids.columns},
+        "time": np.tile([t for t, _ in task.targets], n),
+        "variable": np.tile([v for _, v in task.targets], n),
+        "observed": observed.ravel(),
+        "fitted": fitted.ravel(),
+    })
 
 
 def _valid_units(panel: Panel, data: UnitData, task: FitTask, drop: bool):
-    """Refuse (or drop) units whose needed data is missing, negative or infinite."""
+    """Refuse (or drop) units whose needed data is non-numeric, missing, negative or
+    infinite, naming each unit, its line and the first value at fault."""
     values = np.concatenate([data.initial, data.observed], axis=1)
-    names = [f"'{s}' at {task.start_time:g}" for s in task.stocks] + [
-        f"'{v}' at {t:g}" for t, v in task.targets]
-    reasons = {"missing": np.isnan(values), "infinite": np.isinf(values),
-               "negative": values < 0}
-    bad = np.zeros(len(values), dtype=bool)
-    for mask in reasons.values():
-        bad |= mask.any(axis=1)
-    if not bad.any():
+    bad = ~np.isfinite(values) | (values < 0)
+    rows = np.flatnonzero(bad.any(axis=1))
+    if not len(rows):
         return panel, data, pd.DataFrame()
-    rows = np.flatnonzero(bad)
-    if not drop:
-        row = rows[0]
-        kind, col = next((k, int(np.argmax(m[row]))) for k, m in reasons.items() if m[row].any())
-        raise DataError(
-            f"Data file '{panel.source}' has {len(rows)} unit(s) with missing, negative or "
-            f"infinite values the problem needs, first {panel.describe_rows(list(rows))}: "
-            f"{kind} value for {names[col]}; fix them or pass "
-            "--drop-invalid to skip these units."
-        )
+    columns = [(panel.time(task.start_time), panel.variable(s)) for s in task.stocks] + [
+        (t, panel.variable(v)) for t, v in task.targets]
     why = []
-    for row in rows:
-        kind, col = next((k, int(np.argmax(m[row]))) for k, m in reasons.items() if m[row].any())
-        why.append(f"{kind} value for {names[col]}")
-    dropped = panel.units[rows].to_frame(index=False).assign(reason=why)
-    keep = ~bad
+    for row in rows:  # only the invalid units: no per-unit Python for valid data
+        col = int(np.argmax(bad[row]))
+        value, (time, name) = values[row, col], columns[col]
+        text = panel.non_numeric.get((int(panel.lines[row]), time, name))
+        kind = (f"non-numeric value '{text}'" if text is not None else
+                "missing value" if np.isnan(value) else
+                "infinite value" if np.isinf(value) else f"negative value {value:g}")
+        why.append(f"{kind} in column '{name}' at time {time:g}")
+    if not drop:
+        listed = "; ".join(f"{panel.describe_rows([row])}: {reason}"
+                           for row, reason in zip(rows[:5], why, strict=False))
+        more = f"; and {len(rows) - 5} more" if len(rows) > 5 else ""
+        raise DataError(
+            f"Data file '{panel.source}' has {len(rows)} unit(s) with non-numeric, missing, "
+            f"negative or infinite values the problem needs: {listed}{more}; fix them or pass "
+            "--drop-invalid to skip these units.")
+    dropped = panel.units[rows].to_frame(index=False).assign(line=panel.lines[rows], reason=why)
+    keep = np.ones(len(values), dtype=bool)
+    keep[rows] = False
     return panel.take(keep), data.take(keep), dropped

@@ -137,6 +137,10 @@ class Problem:
         free, fixed = self._parameters(model)
         start = model.initial_time if self.initial_time is None else float(self.initial_time)
         dt = model.time_step
+        offset = (start - model.initial_time) / dt
+        if abs(offset - round(offset)) > TIME_RPREC:
+            raise SpecError(f"Initial time {start:g} is not on the model's TIME STEP grid "
+                            f"({model.initial_time:g} + k * {dt:g}).")
         start_data = panel.time(start)
         stocks = self._stocks(model, panel, start_data)
         targets = self._targets(model, panel)

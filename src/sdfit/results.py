@@ -74,7 +74,13 @@ class FitResult:
             lines += [f"  {count} x {reason}" for reason, count in reasons.items()]
         if len(self.dropped):
             lines.append(f"Dropped {len(self.dropped)} units with invalid data "
-                         "(listed in dropped.csv).")
+                         "(listed in dropped.csv):")
+            ids = [c for c in self.dropped.columns if c not in ("line", "reason")]
+            for _, unit in self.dropped.head(5).iterrows():
+                where = ", ".join(f"{c}={unit[c]}" for c in ids)
+                lines.append(f"  line {unit['line']} ({where}): {unit['reason']}")
+            if len(self.dropped) > 5:
+                lines.append(f"  and {len(self.dropped) - 5} more")
         q = self.table["sse"].quantile([0, 0.5, 0.9, 0.99, 1]).to_numpy()
         lines.append("SSE quantiles: min {:.3g}, median {:.3g}, 90% {:.3g}, 99% {:.3g}, "
                      "max {:.3g}".format(*q))
@@ -94,6 +100,8 @@ class FitResult:
                                         lambda p: self.table.to_parquet(p, index=False)))
         if len(self.dropped):
             written.append(write_csv(self.dropped, out / "dropped.csv"))
+        else:  # not one left by an earlier run in the same folder
+            (out / "dropped.csv").unlink(missing_ok=True)
         written.append(atomic_write(out / "run.json", lambda p: Path(p).write_text(
             json.dumps(self.info, indent=2, default=str) + "\n")))
         return written

@@ -18,7 +18,8 @@ The TOML form is a public contract::
                                               # ridge = λ (penalty towards x0),
                                               # shared = true (one value for all units)
     [fit]                                     # optional defaults of `sdfit fit`
-    backend = "processes"                     # workers, chunk_size, drop_invalid, engine
+    backend = "processes"                     # scheduler, workers, chunk_size,
+                                              # drop_invalid, engine
     [solver]                                  # optional: ftol, xtol, gtol, max_nfev
 """
 
@@ -43,7 +44,7 @@ KEYS = {
     "initial": {"time", "stocks"},
     "targets": {"times", "exclude", "variables", "weights"},
     "parameter": {"x0", "bounds", "fixed", "ridge", "shared"},
-    "fit": {"backend", "workers", "chunk_size", "drop_invalid", "engine"},
+    "fit": {"backend", "scheduler", "workers", "chunk_size", "drop_invalid", "engine"},
     "solver": {"ftol", "xtol", "gtol", "max_nfev"},
 }
 

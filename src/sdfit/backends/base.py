@@ -56,9 +56,37 @@ def register_backend(name: str, target: str) -> None:
 
 
 def get_backend(name: str, **options) -> Backend:
-    """Instantiate the backend registered as ``name`` with ``options``."""
+    """Instantiate the backend registered as ``name`` with ``options``
+    (``workers``; for ``dask`` also ``scheduler``)."""
+    if not isinstance(name, str):
+        raise SpecError(f"A backend is a name ({', '.join(BACKENDS)}), a Backend or a "
+                        f"distributed.Client; got {type(name).__name__}.")
     if name not in BACKENDS:
         raise SpecError(f"Unknown backend '{name}'; choose one of {', '.join(BACKENDS)}."
                         f"{did_you_mean(name, BACKENDS)}")
     module, cls = BACKENDS[name].split(":")
     return getattr(importlib.import_module(module), cls)(**options)
+
+
+def as_backend(backend: str | Backend | Any, workers: int | None = None,
+               scheduler: str | None = None) -> tuple[Backend, bool]:
+    """The backend to run on, from a name, a Backend or a ``distributed.Client``, and
+    whether it was made here (and so is to be closed by the caller).  ``scheduler``
+    is the address of a running Dask scheduler for the ``dask`` backend."""
+    if scheduler is not None and backend != "dask":
+        raise SpecError(f"A scheduler address is for the dask backend, not {backend!r}; "
+                        "use --backend dask.")
+    if isinstance(backend, Backend):
+        return backend, False
+    if _is_dask_client(backend):
+        from .dask import DaskBackend
+
+        return DaskBackend(client=backend), True
+    options = {"scheduler": scheduler} if scheduler is not None else {}
+    return get_backend(backend, workers=workers, **options), True
+
+
+def _is_dask_client(obj: Any) -> bool:
+    # by name, so that choosing another backend never imports distributed
+    return any(cls.__module__.startswith("distributed") and cls.__name__ == "Client"
+               for cls in type(obj).__mro__)

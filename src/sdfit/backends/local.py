@@ -8,6 +8,9 @@ from typing import Any
 
 from .base import Backend
 
+#: chunks queued per worker beyond the one it runs, so that no worker waits for work
+QUEUED_PER_WORKER = 2
+
 
 class SerialBackend(Backend):
     """Everything in the calling process: simplest to debug and profile."""
@@ -37,12 +40,23 @@ class ProcessBackend(Backend):
         self.close()
         self._pool = cf.ProcessPoolExecutor(self.workers, initializer=_receive,
                                             initargs=(shared,))
-        futures = {self._pool.submit(_call, func, item): key for key, item in items}
+        items = iter(items)
+        running: dict[cf.Future, int] = {}
+
+        def submit(count: int) -> None:
+            for _, (key, item) in zip(range(count), items, strict=False):
+                running[self._pool.submit(_call, func, item)] = key
+
+        # a bounded number of chunks in flight: memory does not grow with the unit count
+        submit(self.workers * (1 + QUEUED_PER_WORKER))
         try:
-            for future in cf.as_completed(futures):
-                yield futures[future], future.result()
+            while running:
+                done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                for future in done:
+                    yield running.pop(future), future.result()
+                    submit(1)
         finally:
-            for future in futures:
+            for future in running:
                 future.cancel()
 
     def close(self) -> None:

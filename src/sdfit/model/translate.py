@@ -27,6 +27,12 @@ def translate(path: str | Path):
             f"Model file '{path}' has suffix '{path.suffix}'; expected one of {known}.")
     if not path.is_file():
         raise ModelError(f"Model file '{path}' does not exist.")
+    if path.stat().st_size == 0:
+        raise ModelError(f"Model file '{path}' is empty.")
+    kind = "a Vensim" if suffix in VENSIM_SUFFIXES else "an XMILE"
+    with open(path, "rb") as handle:
+        if b"\0" in handle.read(1 << 16):  # binary: the parser's complaint would be noise
+            raise ModelError(f"Model file '{path}' is not {kind} model file (it is binary).")
     try:
         with warnings.catch_warnings():
             # PySD warns about a missing encoding header and assumes UTF-8, which is right
@@ -42,5 +48,8 @@ def translate(path: str | Path):
             source.parse()
             return source.get_abstract_model()
     except Exception as error:  # the translators raise parser-specific errors
-        reason = " ".join(str(error).split()) or type(error).__name__
+        reason = " ".join(str(error).split())
+        if reason in ("", "None") or isinstance(error, TypeError | UnicodeError):
+            # foreign content: the translators' own words would not help
+            raise ModelError(f"Model file '{path}' is not {kind} model file.") from error
         raise ModelError(f"Model file '{path}' could not be parsed: {reason}") from error

@@ -1,0 +1,171 @@
+"""The dask backend against real `dask scheduler` and `dask worker` processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from sdfit import SpecError
+from sdfit.backends import get_backend
+from sdfit.cli import main
+from sdfit.datasets import aging_chain_path
+from sdfit.fit import fit
+from sdfit.problem import Parameter, Problem
+from sdfit.results import read_csv
+
+pytestmark = pytest.mark.cluster
+
+RECIPE = Problem([Parameter("dec * loss rate", x0=0.05)], target_times=[2010],
+                 initial_time=2000, exclude=["dec 1"])
+
+
+@pytest.fixture(scope="module")
+def counties(census):
+    return census.head(300)
+
+
+@pytest.fixture(scope="module")
+def reference(aging_chain, counties):
+    """The same fit on the local process pool, with the same chunking."""
+    return fit(aging_chain, counties, RECIPE, backend="processes", workers=2, chunk_size=25,
+               progress=False).table
+
+
+def test_cluster_fit_equals_the_process_pool(dask_cluster, aging_chain, counties, reference):
+    from distributed import Client
+
+    with Client(dask_cluster.address) as client:
+        result = fit(aging_chain, counties, RECIPE, backend=client, chunk_size=25,
+                     progress=False)
+        assert client.status == "running"  # a client passed in is left open
+    assert result.info["backend"] == "dask" and result.info["workers"] == 2
+    assert result.table["success"].all()
+    pd.testing.assert_frame_equal(result.table, reference, check_exact=False, rtol=1e-12,
+                                  atol=0)
+
+
+def test_local_cluster_without_a_scheduler(aging_chain, counties, reference):
+    result = fit(aging_chain, counties.head(50), RECIPE, backend="dask", workers=2,
+                 chunk_size=25, progress=False)
+    pd.testing.assert_frame_equal(result.table, reference.head(50), check_exact=False,
+                                  rtol=1e-12, atol=0)
+
+
+class CountedPayload:
+    """A shared payload that counts how often this process pickles it, and records in a
+    file each process that unpickles it."""
+
+    pickled = 0
+
+    def __init__(self, log):
+        self.log = str(log)
+
+    def __getstate__(self):
+        CountedPayload.pickled += 1
+        return {"log": self.log}
+
+    def __setstate__(self, state):
+        self.log = state["log"]
+        with open(self.log, "a") as handle:
+            handle.write(f"{os.getpid()}\n")
+
+
+def double(payload: CountedPayload, item: int) -> int:
+    return 2 * item
+
+
+@pytest.mark.parametrize("backend", ["dask", "processes"])
+def test_shared_payload_travels_once_per_worker_not_per_chunk(dask_cluster, tmp_path, backend,
+                                                               monkeypatch):
+    monkeypatch.setattr(CountedPayload, "pickled", 0)
+    log = tmp_path / "unpickled.txt"
+    options = {"scheduler": dask_cluster.address} if backend == "dask" else {"workers": 2}
+    with get_backend(backend, **options) as runner:
+        results = dict(runner.map_unordered(double, CountedPayload(log),
+                                            ((i, i) for i in range(40))))
+    assert results == {i: 2 * i for i in range(40)}
+    unpickled = log.read_text().split() if log.exists() else []
+    if backend == "dask":
+        # pickled once by the client and broadcast; each worker holds it, and Dask may
+        # fetch it to a worker a second time when a chunk races the broadcast
+        assert CountedPayload.pickled == 1
+        assert len(set(unpickled)) == 2 and len(unpickled) <= 4, unpickled
+    else:
+        # forked pool workers inherit it; other start methods pickle it once per worker
+        assert CountedPayload.pickled <= 2 and len(unpickled) <= 2, unpickled
+
+
+def test_without_the_extra_the_dask_backend_is_one_sentence(monkeypatch, tmp_path, capsys,
+                                                             census):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed fails
+    with pytest.raises(SpecError, match=r"needs Dask distributed: pip install 'sdfit\[dask\]'"):
+        get_backend("dask")
+    data = tmp_path / "counties.csv"
+    census.head(5).to_csv(data)
+    out = tmp_path / "out"
+    code = main(["fit", "--model", str(aging_chain_path()), "--data", str(data),
+                 "--param", "dec * loss rate=0.05", "--initial-time", "2000",
+                 "--target-times", "2010", "--exclude", "dec 1", "--backend", "dask",
+                 "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "sdfit[dask]" in err
+    assert not out.exists()
+
+
+def test_unreachable_scheduler_is_one_sentence():
+    from conftest import _free_port
+
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    with pytest.raises(SpecError, match=f"Could not connect to the Dask scheduler at '{address}'"):
+        get_backend("dask", scheduler=address, timeout=2)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_midway_loses_no_unit(dask_cluster, census, tmp_path):
+    """SIGKILL one of the two workers (nanny and all) while the CLI fits through the
+    cluster: its chunks run again on the other worker and every unit's result equals
+    the undisturbed run's."""
+    data = tmp_path / "counties.csv"
+    census.to_csv(data)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "sdfit.cli", "fit", "us-counties-recipe", "--data",
+               str(data), "--backend", "dask", "--scheduler", dask_cluster.address,
+               "--chunk-size", "16", "--out", str(out), "--quiet", "--no-figures"]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        done = _wait_for_chunks(out, 15, run)
+        lost = dask_cluster.tasks_on_worker(0)
+        dask_cluster.kill_worker(0)
+        assert run.poll() is None, "the fit ended before the worker was killed"
+        assert lost > 0, "the killed worker held no chunk"
+        stdout, stderr = run.communicate(timeout=300)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        dask_cluster.start_worker(0)
+        dask_cluster.wait_for_workers()
+    assert run.returncode == 0, stderr
+    print(f"killed worker w0 holding {lost} chunk task(s) after {done} of 197 chunks were "
+          f"saved; the fit said:\n{stdout}")
+    assert "Fitted 3137 units: 3137 succeeded, 0 failed." in stdout
+    table = read_csv(out / "params.csv")
+    undisturbed = fit(aging_chain_path(), census, RECIPE, backend="processes", workers=2,
+                      chunk_size=16, progress=False).table
+    assert not table.duplicated(["state", "county"]).any()
+    pd.testing.assert_frame_equal(table, undisturbed, check_exact=False, rtol=1e-12, atol=0)
+
+
+def _wait_for_chunks(out, count: int, run: subprocess.Popen, timeout: float = 120) -> int:
+    """Wait until ``count`` chunk files are saved; return how many there are."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and run.poll() is None:
+        done = len(list((out / "chunks").glob("chunk-*.npz")))
+        if done >= count:
+            return done
+        time.sleep(0.005)
+    raise AssertionError(f"no {count} chunks saved in time:\n{run.communicate()[1]}")
