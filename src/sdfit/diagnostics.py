@@ -31,6 +31,7 @@ standard errors include the uncertainty of the shared values.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -63,10 +64,19 @@ class Diagnostics:
 
 
 def diagnose(jacobian: np.ndarray, rank_rtol: float = RANK_RTOL,
-             null_tol: float = NULL_TOL) -> Diagnostics:
+             null_tol: float = NULL_TOL, block: int = 4096) -> Diagnostics:
     """Rank, condition, null-space components and unscaled variances of a stack of
-    Jacobians ``(N, rows, P)``; units with non-finite Jacobians get NaN and False."""
+    Jacobians ``(N, rows, P)``; units with non-finite Jacobians get NaN and False.
+    Units are taken ``block`` at a time, so the SVD's temporaries stay bounded."""
     jac = np.asarray(jacobian, dtype=float)
+    if len(jac) <= block:
+        return _diagnose(jac, rank_rtol, null_tol)
+    parts = [_diagnose(jac[i:i + block], rank_rtol, null_tol) for i in range(0, len(jac), block)]
+    return Diagnostics(*(np.concatenate([getattr(d, f.name) for d in parts])
+                         for f in dataclasses.fields(Diagnostics)))
+
+
+def _diagnose(jac: np.ndarray, rank_rtol: float, null_tol: float) -> Diagnostics:
     n, rows, p = jac.shape
     finite = np.isfinite(jac).all(axis=(1, 2))
     jac = np.where(finite[:, None, None], jac, 0.0)

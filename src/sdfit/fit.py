@@ -136,9 +136,9 @@ def _fit_chunks(task: FitTask, panel: Panel, unit_data: UnitData, solver, droppe
         chunks = plan_chunks(len(unit_data), chunk_size, runner.workers)
         done: set[int] = set()
         if store is not None:
-            prints = run_fingerprint(task, panel, solver, drop_invalid, len(chunks[0]),
-                                     len(unit_data))
-            done = store.open(prints, len(chunks[0]), resume)
+            size = len(chunks[0]) if chunks else 0
+            prints = run_fingerprint(task, panel, solver, drop_invalid, size, len(unit_data))
+            done = store.open(prints, size, resume)
         solutions: dict[int, Solution] = {}
         start = time.perf_counter()
         with tqdm(total=len(unit_data), unit="unit", disable=not progress,
@@ -208,18 +208,20 @@ def assemble(task: FitTask, panel: Panel, data: UnitData, solutions: Iterable[So
     ``sse`` and the fitted targets leave out the ridge penalties; the Jacobian keeps
     their rows."""
     ids = panel.units.to_frame(index=False)
-    tables, targets, jacobians, first = [], [], [], 0
+    tables, targets, jacobian, first = [], [], None, 0
     for solution in solutions:
         rows = slice(first, first + len(solution.x))
         first = rows.stop
         tables.append(_unit_table(task, ids.iloc[rows], solution))
         targets.append(_target_table(task, ids.iloc[rows], data.observed[rows], solution))
-        jacobians.append(solution.jacobian)
+        if jacobian is None:  # filled in place: chunks read from disk are not held twice
+            jacobian = np.empty((len(data), *solution.jacobian.shape[1:]))
+        jacobian[rows] = solution.jacobian
     info = {**info, "problem": task.describe(),
             "fingerprints": {"model": fingerprint(task.model.path),
                              "data": fingerprint(panel.source)}}
     return FitResult(pd.concat(tables, ignore_index=True), pd.concat(targets, ignore_index=True),
-                     list(task.parameters), np.concatenate(jacobians), dropped, info)
+                     list(task.parameters), jacobian, dropped, info)
 
 
 def _unit_table(task: FitTask, ids: pd.DataFrame, solution: Solution) -> pd.DataFrame:
