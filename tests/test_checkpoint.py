@@ -53,7 +53,6 @@ def test_a_fit_with_an_out_folder_equals_one_in_memory(aging_chain, subset, tmp_
     pd.testing.assert_frame_equal(streamed.table, in_memory.table)
     pd.testing.assert_frame_equal(streamed.targets, in_memory.targets)
     pd.testing.assert_frame_equal(read_csv(tmp_path / "params.csv"), in_memory.table)
-    np.testing.assert_array_equal(streamed.jacobian, in_memory.jacobian)
     assert not (tmp_path / "chunks").exists()  # removed once the results are written
 
 

@@ -103,28 +103,59 @@ def _diagnose(jac: np.ndarray, rank_rtol: float, null_tol: float) -> Diagnostics
     )
 
 
-def add_diagnostics(result: FitResult, rank_rtol: float = RANK_RTOL,
+def unit_diagnostics(jacobian: np.ndarray, sse: np.ndarray, x: np.ndarray, params: list[str],
+                     problem: dict, rank_rtol: float = RANK_RTOL, null_tol: float = NULL_TOL
+                     ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Diagnostic columns of independent units (one chunk at a time is enough), and per
+    ridge-penalised parameter the number of these units it is identifiable in only thanks
+    to its penalty.  ``problem`` is :meth:`FitTask.describe`."""
+    diag = diagnose(jacobian, rank_rtol, null_tol)
+    dof = len(problem["targets"]) - len(params)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s2 = sse / dof if dof > 0 else np.full(len(sse), np.nan)
+    penalty_only = _penalty_only(jacobian, len(problem["targets"]), params, problem, diag,
+                                 rank_rtol, null_tol)
+    return _columns(diag, s2, dof, x, params), penalty_only
+
+
+def add_diagnostics(result: FitResult, jacobian: np.ndarray, rank_rtol: float = RANK_RTOL,
                     null_tol: float = NULL_TOL) -> FitResult:
-    """Append the diagnostic columns to ``result.table`` (after the core columns), put
-    their summary in ``result.info["identifiability"]`` and warn when some parameters
-    are not identifiable.  Needs ``result.jacobian`` and ``result.info["problem"]``."""
+    """Append the diagnostic columns of all units at once (needed when some parameters
+    are shared, which couples the units), then summarise as :func:`summarise` does."""
     problem = result.info["problem"]
     params = result.parameters
-    n_targets = len(problem["targets"])
     shared = np.isin(params, problem.get("shared", []))
-    jac = result.jacobian
-    diag = diagnose(jac[:, :, ~shared], rank_rtol, null_tol)
-    n, p_local = len(jac), int((~shared).sum())
-    if shared.any():
-        diag, s2, dof = _with_shared(jac, shared, diag, result.table["sse"].to_numpy(),
-                                     n_targets, rank_rtol, null_tol)
+    sse, x = result.table["sse"].to_numpy(), result.table[params].to_numpy(float)
+    if not shared.any():
+        columns, penalty_only = unit_diagnostics(jacobian, sse, x, params, problem, rank_rtol,
+                                                 null_tol)
     else:
-        dof = n_targets - p_local
-        with np.errstate(invalid="ignore", divide="ignore"):
-            s2 = result.table["sse"].to_numpy() / dof if dof > 0 else np.full(n, np.nan)
+        local = diagnose(jacobian[:, :, ~shared], rank_rtol, null_tol)
+        diag, s2, dof = _with_shared(jacobian, shared, local, sse, len(problem["targets"]),
+                                     rank_rtol, null_tol)
+        columns = _columns(diag, s2, dof, x, params)
+        penalty_only = _penalty_only(jacobian, len(problem["targets"]), params, problem, diag,
+                                     rank_rtol, null_tol)
+    result.table = pd.concat([result.table.drop(columns=list(columns), errors="ignore"),
+                              pd.DataFrame(columns, index=result.table.index)], axis=1)
+    return summarise(result, penalty_only, rank_rtol, null_tol)
+
+
+def summarise(result: FitResult, penalty_only: dict[str, int], rank_rtol: float = RANK_RTOL,
+              null_tol: float = NULL_TOL) -> FitResult:
+    """Put the identifiability summary of the table's diagnostic columns in
+    ``result.info["identifiability"]`` and warn when some parameters are not identifiable."""
+    summary = _summarise(result, penalty_only, rank_rtol, null_tol)
+    result.info["identifiability"] = summary
+    if summary["warning"]:
+        warnings.warn(summary["warning"], IdentifiabilityWarning, stacklevel=3)
+    return result
+
+
+def _columns(diag: Diagnostics, s2: np.ndarray, dof: int, x: np.ndarray,
+             params: list[str]) -> dict[str, np.ndarray]:
     stderr = np.sqrt(s2[:, None] * diag.variance)
     half = stats.t.ppf(0.5 + CONFIDENCE / 2, dof) * stderr if dof > 0 else stderr
-    x = result.table[params].to_numpy(float)
     columns = {"rank": diag.rank, "condition": diag.condition}
     for j, name in enumerate(params):
         columns |= {f"{name}_identifiable": diag.identifiable[:, j],
@@ -132,14 +163,7 @@ def add_diagnostics(result: FitResult, rank_rtol: float = RANK_RTOL,
                     f"{name}_stderr": stderr[:, j],
                     f"{name}_ci_low": x[:, j] - half[:, j],
                     f"{name}_ci_high": x[:, j] + half[:, j]}
-    result.table = pd.concat([result.table.drop(columns=list(columns), errors="ignore"),
-                              pd.DataFrame(columns, index=result.table.index)], axis=1)
-    penalty_only = _penalty_only(jac, n_targets, params, problem, diag, rank_rtol, null_tol)
-    summary = _summarise(result, diag, dof, penalty_only, rank_rtol, null_tol)
-    result.info["identifiability"] = summary
-    if summary["warning"]:
-        warnings.warn(summary["warning"], IdentifiabilityWarning, stacklevel=3)
-    return result
+    return columns
 
 
 def _with_shared(jac, shared, local: Diagnostics, sse, n_targets, rank_rtol, null_tol):
@@ -201,17 +225,22 @@ def _penalty_only(jac, n_targets, params, problem, diag, rank_rtol, null_tol) ->
     return out
 
 
-def _summarise(result, diag, dof, penalty_only, rank_rtol, null_tol) -> dict:
+def _summarise(result, penalty_only, rank_rtol, null_tol) -> dict:
     problem = result.info["problem"]
     params = result.parameters
-    assessed = diag.rank >= 0
+    rank = result.table["rank"].to_numpy()
+    identifiable = result.table[[f"{p}_identifiable" for p in params]].to_numpy(bool)
+    assessed = rank >= 0
     n = int(assessed.sum())
     p_local = len(params) - len(problem.get("shared", []))
     times = sorted({t for t, _ in problem["targets"]})
     which = "the " + ", ".join(f"{t:g}" for t in times) + " targets"
-    not_identifiable = {p: int((~diag.identifiable[assessed, j]).sum())
+    not_identifiable = {p: int((~identifiable[assessed, j]).sum())
                         for j, p in enumerate(params)}
-    full = int((diag.rank[assessed] == p_local).sum())
+    full = int((rank[assessed] == p_local).sum())
+    shared_params = problem.get("shared", [])
+    dof = (len(problem["targets"]) - p_local if not shared_params else
+           n * (len(problem["targets"]) - p_local) - len(shared_params))
     lines = [f"Identifiability: {full} of {n} units have full rank "
              f"({p_local} per-unit parameters, {len(problem['targets'])} targets"
              + (f" + {len(problem.get('ridge', {}))} ridge penalties" if problem.get("ridge")
@@ -219,7 +248,7 @@ def _summarise(result, diag, dof, penalty_only, rank_rtol, null_tol) -> dict:
     flagged = [p for p in params if not_identifiable[p]]
     ids = result.table[result.unit_columns]
     for p in flagged:
-        first = np.flatnonzero(assessed & ~diag.identifiable[:, params.index(p)])[0]
+        first = np.flatnonzero(assessed & ~identifiable[:, params.index(p)])[0]
         example = ", ".join(f"{c}={v}" for c, v in ids.iloc[first].items())
         lines.append(f"  {p} is not identifiable from {which} in {not_identifiable[p]} of {n} "
                      f"units (first: {example}): it moves along a direction that leaves "
@@ -236,7 +265,7 @@ def _summarise(result, diag, dof, penalty_only, rank_rtol, null_tol) -> dict:
         note = (f"Standard errors and {CONFIDENCE:.0%} intervals from s² = SSE/{dof} "
                 "for identifiable parameters.")
     lines.append(note)
-    units_affected = int((~diag.identifiable[assessed]).any(axis=1).sum())
+    units_affected = int((~identifiable[assessed]).any(axis=1).sum())
     warning = ""
     if flagged:
         warning = (f"{units_affected} of {n} units have parameters that are not identifiable "

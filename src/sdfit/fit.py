@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from tqdm.auto import tqdm
 from .backends import Backend, as_backend
 from .checkpoint import ChunkStore, run_fingerprint
 from .data import Panel, read_panel
-from .diagnostics import add_diagnostics
+from .diagnostics import add_diagnostics, summarise, unit_diagnostics
 from .exceptions import DataError
 from .model import BatchModel, PysdModel, open_model
 from .problem import FitTask, Problem, UnitData
@@ -113,9 +114,8 @@ def fit(
     if task.shared.any():
         result = _fit_shared(task, panel, unit_data, solver, dropped)
     else:
-        result = add_diagnostics(_fit_chunks(task, panel, unit_data, solver, dropped, backend,
-                                             workers, scheduler, chunk_size, drop_invalid,
-                                             progress, out, resume))
+        result = _fit_chunks(task, panel, unit_data, solver, dropped, backend, workers,
+                             scheduler, chunk_size, drop_invalid, progress, out, resume)
     _add_info(result, info or {})
     if out is not None:
         result.write(out)
@@ -178,7 +178,8 @@ def _fit_shared(task: FitTask, panel: Panel, data: UnitData, solver, dropped) ->
             "engine": "pysd" if isinstance(task.model, PysdModel) else "batched",
             "backend": "joint (in process)", "workers": 1, "chunks": 1,
             "wall_time": time.perf_counter() - start}
-    return add_diagnostics(assemble(task, panel, data, [solution], dropped, info))
+    result = assemble(task, panel, data, [solution], dropped, info, diagnose=False)
+    return add_diagnostics(result, solution.jacobian)
 
 
 def fit_chunk(shared: tuple[FitTask, object], data: UnitData) -> Solution:
@@ -203,25 +204,31 @@ def plan_chunks(n_units: int, chunk_size: int | None, workers: int) -> list[np.n
 
 
 def assemble(task: FitTask, panel: Panel, data: UnitData, solutions: Iterable[Solution],
-             dropped: pd.DataFrame, info: dict) -> FitResult:
-    """Gather chunk solutions (in unit order) into a FitResult, one chunk at a time.
-    ``sse`` and the fitted targets leave out the ridge penalties; the Jacobian keeps
-    their rows."""
+             dropped: pd.DataFrame, info: dict, diagnose: bool = True) -> FitResult:
+    """Gather chunk solutions (in unit order) into a FitResult, one chunk at a time: each
+    chunk's diagnostics come from its Jacobians, which are then let go, so memory grows
+    with the tables only.  ``sse`` and the fitted targets leave out ridge penalties."""
     ids = panel.units.to_frame(index=False)
-    tables, targets, jacobian, first = [], [], None, 0
+    problem = task.describe()
+    tables, targets, penalty_only, first = [], [], Counter(), 0
     for solution in solutions:
         rows = slice(first, first + len(solution.x))
         first = rows.stop
-        tables.append(_unit_table(task, ids.iloc[rows], solution))
+        table = _unit_table(task, ids.iloc[rows], solution)
+        if diagnose:
+            columns, penalised = unit_diagnostics(solution.jacobian, table["sse"].to_numpy(),
+                                                  solution.x, list(task.parameters), problem)
+            table = pd.concat([table, pd.DataFrame(columns)], axis=1)
+            penalty_only.update(penalised)
+        tables.append(table)
         targets.append(_target_table(task, ids.iloc[rows], data.observed[rows], solution))
-        if jacobian is None:  # filled in place: chunks read from disk are not held twice
-            jacobian = np.empty((len(data), *solution.jacobian.shape[1:]))
-        jacobian[rows] = solution.jacobian
-    info = {**info, "problem": task.describe(),
+    info = {**info, "problem": problem,
             "fingerprints": {"model": fingerprint(task.model.path),
                              "data": fingerprint(panel.source)}}
-    return FitResult(pd.concat(tables, ignore_index=True), pd.concat(targets, ignore_index=True),
-                     list(task.parameters), jacobian, dropped, info)
+    result = FitResult(pd.concat(tables, ignore_index=True),
+                       pd.concat(targets, ignore_index=True), list(task.parameters),
+                       dropped, info)
+    return summarise(result, dict(penalty_only)) if diagnose else result
 
 
 def _unit_table(task: FitTask, ids: pd.DataFrame, solution: Solution) -> pd.DataFrame:

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 OUTCOME_COLUMNS = ["sse", "success", "status", "message", "nfev"]
@@ -32,9 +31,6 @@ class FitResult:
         ``observed`` and ``fitted``.
     parameters : list of str
         The fitted parameters, in table order.
-    jacobian : ndarray, shape (units, targets + penalties, parameters)
-        Weighted residual Jacobian at each unit's solution (rows of ridge
-        penalties after those of the targets).
     dropped : DataFrame
         Units skipped because their data was invalid, with the reason.
     info : dict
@@ -44,7 +40,6 @@ class FitResult:
     table: pd.DataFrame
     targets: pd.DataFrame
     parameters: list[str]
-    jacobian: np.ndarray | None = None
     dropped: pd.DataFrame = field(default_factory=pd.DataFrame)
     info: dict = field(default_factory=dict)
 
