@@ -178,12 +178,14 @@ def simulate_batched(model, columns: list[str], batch_size: int) -> list[pd.Data
     names = {}
     for column in columns:
         try:
-            names[column] = model.variable(column).name
+            var, index = model.element(column)
         except SdfitError:
-            pass  # reported by compare() as a missing output
-    sim = model.run(batch_size, return_columns=list(dict.fromkeys(names.values())))
+            continue  # reported by compare() as a missing output
+        names[column] = (var.name, index)
+    sim = model.run(batch_size, return_columns=list(dict.fromkeys(n for n, _ in names.values())))
     index = pd.Index(sim.times, name="time")
-    return [pd.DataFrame({c: sim.values[n][u] for c, n in names.items()}, index=index)
+    return [pd.DataFrame({c: sim.values[n][(u, slice(None)) + i]
+                          for c, (n, i) in names.items()}, index=index)
             for u in range(batch_size)]
 
 

@@ -110,6 +110,38 @@ class VariableTable:
     def constants(self) -> list[str]:
         return self.names("constant")
 
+    def element(self, name: str, what: str = "variable") -> tuple[Variable, tuple[int, ...]]:
+        """A variable, or one element of a subscripted one (``"population[dec 3]"``), and
+        the element's position in the variable's array (after the batch axis)."""
+        base, bracket, rest = str(name).partition("[")
+        var = self.variable(base if bracket else name, what)
+        if not bracket:
+            return var, ()
+        ranges = getattr(self, "ranges", {})
+        wanted = [canonical(e) for e in rest.strip().removesuffix("]").split(",")]
+        if len(wanted) != len(var.dims):
+            raise ModelError(f"'{name}' gives {len(wanted)} subscript(s) to '{var.name}', "
+                             f"which has {len(var.dims)}.")
+        index = []
+        for element, dim in zip(wanted, var.dims, strict=True):
+            keys = [canonical(e) for e in ranges[dim]]
+            if element not in keys:
+                raise ModelError(f"'{name}': '{element}' is not an element of '{dim}' "
+                                 f"({', '.join(ranges[dim])}).{did_you_mean(element, keys)}")
+            index.append(keys.index(element))
+        return var, tuple(index)
+
+    def elements(self, name: str) -> list[str]:
+        """The names ``var[e1,e2]`` of every element of a variable (itself if scalar)."""
+        var = self.variable(name)
+        if not var.dims:
+            return [var.name]
+        from itertools import product
+
+        ranges = self.ranges
+        return [f"{var.name}[{','.join(combo)}]"
+                for combo in product(*(ranges[d] for d in var.dims))]
+
     def variable(self, name: str, what: str = "variable") -> Variable:
         """Look a variable up by name (case, spaces and underscores do not matter)."""
         try:
@@ -135,6 +167,7 @@ class BatchModel(VariableTable):
     states: tuple[State, ...]
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # constant tables
     initials: dict[str, Assignment] = field(default_factory=dict)  # ACTIVE INITIAL values
+    ranges: dict[str, tuple[str, ...]] = field(default_factory=dict)  # subscript elements
     _programs: dict = field(default_factory=dict, repr=False, compare=False)
 
     # -- pickling: generated functions are rebuilt in each process ----------------------
