@@ -126,7 +126,7 @@ def run_folder(folder: Path, engine: str = "batched", batch_size: int = 2) -> Ou
             if engine == "pysd":
                 frames = [simulate_pysd(folder, path, columns)]
             else:
-                model = compile_model(abstract, path)
+                model = compile_model(abstract, path, folder.glob("data.tab"))
                 frames = simulate_batched(model, columns, batch_size)
     except UnsupportedFeatureError as error:
         return Outcome(folder.name, path.name, "unsupported",

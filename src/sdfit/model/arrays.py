@@ -72,9 +72,35 @@ def lookups(x, xs, ys, mode: str = "interpolate"):
     return y[..., 0]
 
 
+# -- data series -------------------------------------------------------------------------------
+def data(time: float, times: np.ndarray, values: np.ndarray, mode: str):
+    """A data variable at ``time`` from its series (``values[k]`` at ``times[k]``), as
+    PySD's ``Data.__call__``: the value at a time of the series, else NaN (``raw``), the
+    end values outside the series, else interpolated, the next value (``look_forward``)
+    or the previous one (``hold_backward``)."""
+    k = int(np.searchsorted(times, time))
+    if k < len(times) and times[k] == time:
+        return values[k]
+    if mode == "raw":
+        return np.full(values.shape[1:], np.nan) if values.ndim > 1 else np.nan
+    if k == len(times):
+        return values[-1]
+    if k == 0:
+        return values[0]
+    if mode == "look_forward":
+        return values[k]
+    if mode == "hold_backward":
+        return values[k - 1]
+    weight = (time - times[k - 1]) / (times[k] - times[k - 1])
+    return values[k - 1] + weight * (values[k] - values[k - 1])
+
+
 # -- vector built-ins ----------------------------------------------------------------------------
 def vector_select(selection, expression, axis, missing, numerical_action, error_action):
-    """VECTOR SELECT over the axes ``axis`` (PySD's ``vector_select``)."""
+    """VECTOR SELECT over the axes ``axis`` (PySD's ``vector_select``); the actions are
+    the same for every unit."""
+    numerical_action = int(np.ravel(numerical_action)[0])
+    error_action = int(np.ravel(error_action)[0])
     selection, expression = np.broadcast_arrays(np.asarray(selection, float),
                                                 np.asarray(expression, float))
     zeros = np.all(selection == 0, axis=axis)
@@ -93,7 +119,7 @@ def vector_select(selection, expression, axis, missing, numerical_action, error_
     array = np.where(selection == 0, np.nan, array)
     reduce = {0: np.nansum, 6: np.nansum, 1: np.nanprod, 5: np.nanprod, 7: np.nanprod,
               2: np.nanmin, 8: np.nanmin, 3: np.nanmax, 9: np.nanmax,
-              4: np.nanmean, 10: np.nanmean}[int(numerical_action)]
+              4: np.nanmean, 10: np.nanmean}[numerical_action]
     with np.errstate(all="ignore"):
         out = reduce(array, axis=axis) if not np.all(zeros) else np.zeros(zeros.shape)
     return np.where(zeros, missing, out)

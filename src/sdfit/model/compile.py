@@ -30,7 +30,7 @@ from .subscripts import Subscripts
 from .translate import translate
 
 
-def load_model(path: str | Path) -> BatchModel:
+def load_model(path: str | Path, data_files: Iterable[str | Path] = ()) -> BatchModel:
     """Read a Vensim ``.mdl`` or XMILE model and compile it for batched simulation.
 
     Raises
@@ -40,19 +40,25 @@ def load_model(path: str | Path) -> BatchModel:
     UnsupportedFeatureError
         The model uses a construct the batched engine does not compile.
     """
-    return compile_model(translate(path), path)
+    return compile_model(translate(path), path, data_files)
 
 
-def compile_model(abstract_model: am.AbstractModel, path: str | Path = "") -> BatchModel:
-    """Compile a parsed ``AbstractModel`` into a :class:`BatchModel`."""
-    return _Compiler(abstract_model, str(path or abstract_model.original_path)).compile()
+def compile_model(abstract_model: am.AbstractModel, path: str | Path = "",
+                  data_files: Iterable[str | Path] = ()) -> BatchModel:
+    """Compile a parsed ``AbstractModel`` into a :class:`BatchModel`; ``data_files`` hold
+    the model's data variables (``name := ...``), as for PySD's ``read_vensim``."""
+    return _Compiler(abstract_model, str(path or abstract_model.original_path),
+                     data_files).compile()
 
 
 class _Compiler:
     """Collects the program (variables, assignments, states, tables) of one model."""
 
-    def __init__(self, abstract_model: am.AbstractModel, path: str):
+    def __init__(self, abstract_model: am.AbstractModel, path: str,
+                 data_files: Iterable[str | Path] = ()):
         self.path = path
+        self.root = Path(path).parent  # external files are relative to the model
+        self.data_files = [Path(f) for f in data_files]
         self.section = next(s for s in abstract_model.sections if s.type == "main")
         self.macros = {s.name: s for s in abstract_model.sections if s.type == "macro"}
         self.variables: dict[str, Variable] = {}
@@ -61,7 +67,7 @@ class _Compiler:
         self.states: list[State] = []
         self.arrays: dict[str, np.ndarray] = {}
         self.tables: dict[str, tuple[str, str, str]] = {}
-        self.subscripts = Subscripts(self.section.subscripts, Path(path).parent)
+        self.subscripts = Subscripts(self.section.subscripts, self.root)
         self._idents: set[str] = {"time", "dt", "np", "F", "V", "A", "T"}
 
     # -- driver -------------------------------------------------------------------------

@@ -44,6 +44,7 @@ def _piece(compiler, label: str, scope: Scope, component, node):
     ranges = compiler.subscripts
     def_subs = ranges.coords(component.subscripts[0])
     emitter = Emitter(compiler, label, scope, def_subs)
+    emitter.component = component  # data variables read its keyword
     expr = emitter.emit(node)
     excepts = [ranges.coords(e) for e in component.subscripts[1]]
     return expr, emitter, def_subs, excepts

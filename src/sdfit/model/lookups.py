@@ -28,7 +28,7 @@ MODES = ("interpolate", "extrapolate", "hold_backward")
 def define(compiler, var: Variable, element, path: str) -> None:
     """Store the points of the named table ``var`` (one table per element when it is
     subscripted, padded to a common length)."""
-    tables = [(_table(compiler, var, c.ast, path), c) for c in element.components]
+    tables = [(_table(compiler, var, c, path), c) for c in element.components]
     if not var.dims:
         (xs, ys, mode), _ = tables[0]
         compiler.tables[var.ident] = (compiler.add_array(f"{var.ident}_x", xs),
@@ -40,21 +40,27 @@ def define(compiler, var: Variable, element, path: str) -> None:
     size = int(np.prod(shape(dims)))
     all_xs, all_ys = np.full((size, length), np.inf), np.full((size, length), np.nan)
     for (xs, ys, _), component in tables:
-        target, _ = placement(dims, ranges.coords(component.subscripts[0]),
-                              [ranges.coords(e) for e in component.subscripts[1]])
+        target, source = placement(dims, ranges.coords(component.subscripts[0]),
+                                   [ranges.coords(e) for e in component.subscripts[1]])
+        columns = ys.reshape(len(xs), -1)  # one table for the whole block, or one each
+        columns = columns[:, source] if columns.shape[1] > 1 else columns
         all_xs[target, :len(xs)] = xs
-        all_ys[target] = np.concatenate([ys, np.full(length - len(ys), ys[-1])])
+        all_ys[target, :len(xs)] = columns.T
+        all_ys[target, len(xs):] = columns.T[:, -1:]
     full = (1,) + shape(dims) + (length,)
     compiler.tables[var.ident] = (
         compiler.add_array(f"{var.ident}_x", all_xs.reshape(full)),
         compiler.add_array(f"{var.ident}_y", all_ys.reshape(full)), tables[0][0][2])
 
 
-def _table(compiler, var: Variable, node, path: str) -> tuple[np.ndarray, np.ndarray, str]:
+def _table(compiler, var: Variable, component, path: str
+           ) -> tuple[np.ndarray, np.ndarray, str]:
+    """x values (L,), y values (L,) or (L, *component dims) and the interpolation."""
+    node = component.ast
     if isinstance(node, ae.GetLookupsStructure):
         from .external import lookup_points
 
-        return lookup_points(compiler, var, node)
+        return lookup_points(compiler, var, component)
     if not isinstance(node, ae.LookupsStructure):
         raise UnsupportedFeatureError(f"a lookup defined by {type(node).__name__}", var.name,
                                       path)

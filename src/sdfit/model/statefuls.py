@@ -147,7 +147,7 @@ def forecast(em: Emitter, node) -> Expr:
 def sample_if_true(em: Emitter, node) -> Expr:
     """SAMPLE IF TRUE: the input while the condition holds, else the last sample."""
     ((condition, c_deps), (x, x_deps), (init, init_deps)), dims = em.operands([
-        (node.condition, "sample condition", False), (node.input, "sample input", False),
+        (node.condition, "sample condition", False), (node.input, "sample input", True),
         (node.initial, "sample initial", True)])
     sample = em.compiler.new_ident(em.variable, "sample")
     em.compiler.add_state(sample, init, init_deps,

@@ -59,11 +59,11 @@ def elmcount(em: Emitter, arguments) -> Expr:
     """ELMCOUNT(range): the number of its elements."""
     _arity(em, "elmcount", arguments, 1)
     name = getattr(arguments[0], "reference", None)
-    coords = em.compiler.subscripts.coords([name]) if name else {}
-    if len(coords) != 1:
+    number = em.compiler.subscripts.number(name) if name else None
+    if number is None or not number[1]:
         raise ModelError(f"ELMCOUNT in the equation of '{em.variable}' in "
                          f"'{em.compiler.path}' needs a subscript range.")
-    return Expr(repr(float(len(next(iter(coords.values()))))))
+    return Expr(repr(float(number[0].size)))
 
 
 def vector_select(em: Emitter, arguments) -> Expr:
@@ -71,7 +71,8 @@ def vector_select(em: Emitter, arguments) -> Expr:
     _arity(em, "vector_select", arguments, 5)
     (selection, expression), final = em.aligned(arguments[:2], full=(0, 1))
     rest, axes = _axes(final)
-    missing, action, error = (align(em.emit(a), rest, full=True).text for a in arguments[2:])
+    missing = align(em.emit(arguments[2]), rest).text
+    action, error = (em.emit(a).text for a in arguments[3:])
     return Expr(f"V.vector_select({selection.text}, {expression.text}, {axes}, {missing}, "
                 f"{action}, {error})", 0, rest)
 
@@ -88,7 +89,8 @@ def along_last(name: str, count: int):
 
 
 def invert_matrix(em: Emitter, arguments) -> Expr:
-    _arity(em, "invert_matrix", arguments, 1)
+    """INVERT MATRIX(matrix, size): of the last two ranges (the size is theirs)."""
+    _arity(em, "invert_matrix", arguments, 2)
     arg = em.emit(arguments[0])
     return Expr(f"V.invert_matrix({arg.text})", 0, arg.dims)
 
