@@ -31,10 +31,24 @@ def fill(x, shape: tuple[int, ...]):
     return np.broadcast_to(x, x.shape[:1] + shape)
 
 
-def assemble(shape: tuple[int, ...], pieces) -> np.ndarray:
-    """A variable defined piece by piece: ``pieces`` are (value, block shape, flat
-    positions in the variable, flat positions in the block); undefined elements are NaN,
-    as PySD's merge leaves them."""
+def assemble(shape: tuple[int, ...], pieces, covered: bool) -> np.ndarray:
+    """A variable defined piece by piece, each piece a block of its array: ``pieces`` are
+    (value, index of the block); undefined elements (unless ``covered``) are NaN, as
+    PySD's merge leaves them."""
+    batch = 1
+    for value, _ in pieces:
+        if isinstance(value, np.ndarray) and value.ndim and value.shape[0] > batch:
+            batch = value.shape[0]
+    out = np.empty((batch,) + shape) if covered else np.full((batch,) + shape, np.nan)
+    for value, index in pieces:
+        out[index] = value
+    return out
+
+
+def assemble_flat(shape: tuple[int, ...], pieces) -> np.ndarray:
+    """A variable defined piece by piece, in general: ``pieces`` are (value, block shape,
+    flat positions in the variable, flat positions in the block); undefined elements are
+    NaN."""
     blocks = [fill(value, block) for value, block, _, _ in pieces]
     batch = max(b.shape[0] for b in blocks)
     out = np.full((batch, int(np.prod(shape))), np.nan)

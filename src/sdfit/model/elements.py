@@ -68,16 +68,34 @@ def assembled(compiler, var: Variable, dims: Dims, pieces, full: bool = False
         target, source = placement(dims, def_subs, excepts)
         layout.append((align(expr, def_subs), shape(def_subs), target, source))
     if not deps:  # a constant defined piece by piece: assembled once, now
-        values = arrays.assemble(shape(dims), [(_evaluate(compiler, e.text), *rest)
-                                               for e, *rest in layout])
+        values = arrays.assemble_flat(shape(dims), [(_evaluate(compiler, e.text), *rest)
+                                                    for e, *rest in layout])
         key = compiler.new_ident(var.name, "values")
         return f"A['{compiler.add_array(key, values)}']", deps
+    blocks = [_block(dims, def_subs) for _, def_subs, excepts in fitted if not excepts]
+    if len(blocks) == len(fitted) and None not in blocks:  # every piece a block of the array: sliced in place
+        covered = sum(len(t) for _, _, t, _ in layout) == int(np.prod(shape(dims)))
+        parts = [f"({expr.text}, {block})" for (expr, *_), block in zip(layout, blocks,
+                                                                          strict=True)]
+        return f"V.assemble({shape(dims)}, [{', '.join(parts)}], {covered})", deps
     parts = []
     for expr, block, target, source in layout:
         t_key = compiler.add_array(compiler.new_ident(var.name, "target"), target)
         s_key = compiler.add_array(compiler.new_ident(var.name, "source"), source)
         parts.append(f"({expr.text}, {block}, A['{t_key}'], A['{s_key}'])")
-    return f"V.assemble({shape(dims)}, [{', '.join(parts)}])", deps
+    return f"V.assemble_flat({shape(dims)}, [{', '.join(parts)}])", deps
+
+
+def _block(dims: Dims, def_subs: Dims) -> str | None:
+    """The component's elements as basic indexing of the variable's array (text of a
+    tuple of slices, batch axis first), when each range takes consecutive elements."""
+    index = ["slice(None)"]
+    for coords, whole in zip(def_subs.values(), dims.values(), strict=True):
+        positions = [list(whole).index(c) for c in coords]
+        if positions != list(range(positions[0], positions[0] + len(positions))):
+            return None
+        index.append(f"slice({positions[0]}, {positions[-1] + 1})")
+    return "(" + ", ".join(index) + ")"
 
 
 def _fit(compiler, var: Variable, expr: Expr, def_subs: Dims, dims: Dims) -> Expr:

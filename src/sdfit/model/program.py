@@ -199,9 +199,20 @@ class BatchModel(VariableTable):
         return self.control("v_time_step")
 
     def constant_value(self, name: str) -> float:
-        """The value a constant has by its own equation."""
-        value = self._program(()).static_value(self.variable(name).ident)
-        return float(np.asarray(value).ravel()[0])
+        """The value a constant (or one element of it, ``"rate[dec 3]"``) has by its own
+        equation."""
+        var, index = self.element(name)
+        value = np.asarray(self._program(()).static_value(var.ident), dtype=float)
+        return float(value[(0,) + index] if index else value.ravel()[0])
+
+    def constant_array(self, name: str) -> np.ndarray:
+        """A constant's own value with its batch axis: a scalar, or shape (1, *dims)."""
+        return np.asarray(self._program(()).static_value(self.variable(name).ident),
+                          dtype=float)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The subscript shape of a variable (``()`` without subscripts)."""
+        return tuple(len(self.ranges[d]) for d in self.variable(name).dims)
 
     # -- dependency analysis ----------------------------------------------------------
     @cached_property
@@ -268,11 +279,18 @@ class BatchModel(VariableTable):
         """
         overrides = {}
         for names, kind in ((params, "constant"), (initial, "stock")):
+            elements: dict[str, list] = {}
             for name, value in (names or {}).items():
-                var = self.variable(name, kind)
+                var, index = self.element(name, kind)
                 if var.kind != kind:
                     raise ModelError(f"'{var.name}' of model '{self.name}' is not a {kind}.")
-                overrides[var.ident] = np.asarray(value, dtype=float)
+                if index:
+                    elements.setdefault(var.name, []).append((index, value))
+                else:
+                    overrides[var.ident] = batched(value, self.shape(var.name), batch_size)
+            for name, values in elements.items():
+                overrides[self.variable(name).ident] = self._by_element(name, kind, values,
+                                                                        batch_size)
         if start_time is not None:
             overrides["v_initial_time"] = float(start_time)
         if return_columns is None:
@@ -282,6 +300,19 @@ class BatchModel(VariableTable):
         record = tuple(self.variables[canonical(n)].ident for n in names)
         times, values = self.execute(batch_size, overrides, record, stop_time, return_times)
         return Simulation(times, dict(zip(names, values, strict=True)))
+
+    def _by_element(self, name: str, kind: str, values, batch_size: int) -> np.ndarray:
+        """A subscripted value given element by element: constants start from their own
+        value, stocks must be given whole."""
+        shape = self.shape(name)
+        if kind == "stock" and len({i for i, _ in values}) < int(np.prod(shape)):
+            raise ModelError(f"Give every element of the stock '{name}' an initial value, "
+                             f"or none: {len(values)} of {int(np.prod(shape))} given.")
+        base = self.constant_array(name) if kind == "constant" else np.zeros((1,) + shape)
+        array = np.array(np.broadcast_to(base, (batch_size,) + shape))
+        for index, value in values:
+            array[(slice(None),) + index] = value
+        return array
 
     def execute(
         self,
@@ -313,6 +344,22 @@ class BatchModel(VariableTable):
     def with_assignments(self, **replacements: Assignment) -> BatchModel:
         """A copy with some assignments replaced (used to freeze fitted constants)."""
         return dataclasses.replace(self, assignments=self.assignments | replacements, _programs={})
+
+
+def batched(value, shape: tuple[int, ...], batch_size: int) -> np.ndarray:
+    """A value given for a variable of subscript ``shape``, with its batch axis: a scalar,
+    one value per unit (B,), one per element (*shape) or per unit and element."""
+    value = np.asarray(value, dtype=float)
+    if not shape or value.ndim == 0:
+        return value
+    if value.shape == shape:
+        return value[None]
+    if value.shape == (batch_size,):
+        return value.reshape((batch_size,) + (1,) * len(shape))
+    if value.shape[1:] != shape:
+        raise ModelError(f"A value of shape {value.shape} does not fit {batch_size} units "
+                         f"of subscript shape {shape}.")
+    return value
 
 
 def _rounded(times: list[tuple[float, float]]) -> np.ndarray:
