@@ -73,7 +73,7 @@ def assembled(compiler, var: Variable, dims: Dims, pieces, full: bool = False
         key = compiler.new_ident(var.name, "values")
         return f"A['{compiler.add_array(key, values)}']", deps
     blocks = [_block(dims, def_subs) for _, def_subs, excepts in fitted if not excepts]
-    if len(blocks) == len(fitted) and None not in blocks:  # every piece a block of the array: sliced in place
+    if len(blocks) == len(fitted) and None not in blocks:  # blocks: assigned by slicing
         covered = sum(len(t) for _, _, t, _ in layout) == int(np.prod(shape(dims)))
         parts = [f"({expr.text}, {block})" for (expr, *_), block in zip(layout, blocks,
                                                                           strict=True)]

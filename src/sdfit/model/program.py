@@ -21,23 +21,13 @@ from functools import cached_property
 import numpy as np
 
 from ..exceptions import ModelError
-from ..names import canonical, did_you_mean
+from .variables import Simulation, Variable, VariableTable, batched
 
 #: PySD's relative precision for deciding whether a time is the final or a saving time.
 TIME_RPREC = 1e-5
 
 #: Identifiers of the four control variables in every program.
 CONTROLS = ("v_initial_time", "v_final_time", "v_time_step", "v_saveper")
-
-
-@dataclass(frozen=True)
-class Variable:
-    """A model variable as the user names it, and its identifier in the program."""
-
-    name: str
-    ident: str
-    kind: str  # "constant", "auxiliary", "stock", "lookup", "control"
-    dims: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,96 +51,6 @@ class State:
     ident: str
     initial: Assignment
     update: Assignment
-
-
-@dataclass(frozen=True)
-class Simulation:
-    """Recorded outputs of a batched run.
-
-    Attributes
-    ----------
-    times : ndarray, shape (T,)
-    values : dict
-        Variable name -> array of shape ``(B, T, *dims)``.
-    """
-
-    times: np.ndarray
-    values: dict[str, np.ndarray]
-
-    def to_frame(self, unit: int = 0):
-        """One unit's outputs as a DataFrame indexed by time, like PySD's ``run``."""
-        import pandas as pd
-
-        columns = {name: array[unit] for name, array in self.values.items()}
-        return pd.DataFrame(columns, index=pd.Index(self.times, name="time"))
-
-
-class VariableTable:
-    """Looking up a model's variables by name: shared by :class:`BatchModel` and the
-    PySD fallback engine (:class:`~sdfit.model.pysd_runtime.PysdModel`)."""
-
-    path: str
-    variables: dict[str, Variable]  # canonical name -> Variable
-
-    @property
-    def name(self) -> str:
-        from pathlib import Path
-
-        return Path(self.path).stem
-
-    def names(self, kind: str | None = None) -> list[str]:
-        """Variable names in model order, optionally only those of one ``kind``."""
-        return [v.name for v in self.variables.values() if kind is None or v.kind == kind]
-
-    @property
-    def stocks(self) -> list[str]:
-        return self.names("stock")
-
-    @property
-    def constants(self) -> list[str]:
-        return self.names("constant")
-
-    def element(self, name: str, what: str = "variable") -> tuple[Variable, tuple[int, ...]]:
-        """A variable, or one element of a subscripted one (``"population[dec 3]"``), and
-        the element's position in the variable's array (after the batch axis)."""
-        base, bracket, rest = str(name).partition("[")
-        var = self.variable(base if bracket else name, what)
-        if not bracket:
-            return var, ()
-        ranges = getattr(self, "ranges", {})
-        wanted = [canonical(e) for e in rest.strip().removesuffix("]").split(",")]
-        if len(wanted) != len(var.dims):
-            raise ModelError(f"'{name}' gives {len(wanted)} subscript(s) to '{var.name}', "
-                             f"which has {len(var.dims)}.")
-        index = []
-        for element, dim in zip(wanted, var.dims, strict=True):
-            keys = [canonical(e) for e in ranges[dim]]
-            if element not in keys:
-                raise ModelError(f"'{name}': '{element}' is not an element of '{dim}' "
-                                 f"({', '.join(ranges[dim])}).{did_you_mean(element, keys)}")
-            index.append(keys.index(element))
-        return var, tuple(index)
-
-    def elements(self, name: str) -> list[str]:
-        """The names ``var[e1,e2]`` of every element of a variable (itself if scalar)."""
-        var = self.variable(name)
-        if not var.dims:
-            return [var.name]
-        from itertools import product
-
-        ranges = self.ranges
-        return [f"{var.name}[{','.join(combo)}]"
-                for combo in product(*(ranges[d] for d in var.dims))]
-
-    def variable(self, name: str, what: str = "variable") -> Variable:
-        """Look a variable up by name (case, spaces and underscores do not matter)."""
-        try:
-            return self.variables[canonical(name)]
-        except KeyError:
-            hint = did_you_mean(name, self.names())
-            raise ModelError(
-                f"Model '{self.name}' has no {what} named '{name}'.{hint}"
-            ) from None
 
 
 @dataclass
@@ -265,9 +165,13 @@ class BatchModel(VariableTable):
             Number of units B.  Every value below may be a scalar (the same for
             every unit) or an array whose leading axis has length B.
         params
-            Constant name -> value, replacing the model's equation.
+            Constant name -> value, replacing the model's equation.  A subscripted
+            constant takes one value per element (shape ``dims`` or ``(B, *dims)``), or
+            is given element by element (``"loss rate[dec 3]"``; the others keep their
+            own values).
         initial
-            Stock name -> initial value at the start time.
+            Stock name -> initial value at the start time (a subscripted stock whole,
+            or every one of its elements).
         start_time
             Start here instead of INITIAL TIME (like PySD's ``initial_condition``).
         stop_time
@@ -275,7 +179,8 @@ class BatchModel(VariableTable):
         return_times
             Times to record (on the TIME STEP grid); default every SAVEPER.
         return_columns
-            Names to record; default every stock, auxiliary and constant.
+            Names to record (variables, or elements such as ``"population[dec 3]"``);
+            default every stock, auxiliary and constant.
         """
         overrides = {}
         for names, kind in ((params, "constant"), (initial, "stock")):
@@ -294,12 +199,19 @@ class BatchModel(VariableTable):
         if start_time is not None:
             overrides["v_initial_time"] = float(start_time)
         if return_columns is None:
-            names = [v.name for v in self.variables.values() if v.kind not in ("lookup",)]
+            columns = [(v.name, v, ()) for v in self.variables.values() if v.kind != "lookup"]
         else:
-            names = [self.variable(n).name for n in return_columns]
-        record = tuple(self.variables[canonical(n)].ident for n in names)
+            columns = []
+            for name in return_columns:
+                var, index = self.element(name)
+                label = self.elements(var.name)[int(np.ravel_multi_index(
+                    index, self.shape(var.name)))] if index else var.name
+                columns.append((label, var, index))
+        record = tuple(dict.fromkeys(var.ident for _, var, _ in columns))
         times, values = self.execute(batch_size, overrides, record, stop_time, return_times)
-        return Simulation(times, dict(zip(names, values, strict=True)))
+        by_ident = dict(zip(record, values, strict=True))
+        return Simulation(times, {label: by_ident[var.ident][(slice(None), slice(None)) + index]
+                                  for label, var, index in columns})
 
     def _by_element(self, name: str, kind: str, values, batch_size: int) -> np.ndarray:
         """A subscripted value given element by element: constants start from their own
@@ -344,22 +256,6 @@ class BatchModel(VariableTable):
     def with_assignments(self, **replacements: Assignment) -> BatchModel:
         """A copy with some assignments replaced (used to freeze fitted constants)."""
         return dataclasses.replace(self, assignments=self.assignments | replacements, _programs={})
-
-
-def batched(value, shape: tuple[int, ...], batch_size: int) -> np.ndarray:
-    """A value given for a variable of subscript ``shape``, with its batch axis: a scalar,
-    one value per unit (B,), one per element (*shape) or per unit and element."""
-    value = np.asarray(value, dtype=float)
-    if not shape or value.ndim == 0:
-        return value
-    if value.shape == shape:
-        return value[None]
-    if value.shape == (batch_size,):
-        return value.reshape((batch_size,) + (1,) * len(shape))
-    if value.shape[1:] != shape:
-        raise ModelError(f"A value of shape {value.shape} does not fit {batch_size} units "
-                         f"of subscript shape {shape}.")
-    return value
 
 
 def _rounded(times: list[tuple[float, float]]) -> np.ndarray:
