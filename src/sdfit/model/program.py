@@ -210,8 +210,11 @@ class BatchModel(VariableTable):
         record = tuple(dict.fromkeys(var.ident for _, var, _ in columns))
         times, values = self.execute(batch_size, overrides, record, stop_time, return_times)
         by_ident = dict(zip(record, values, strict=True))
-        return Simulation(times, {label: by_ident[var.ident][(slice(None), slice(None)) + index]
-                                  for label, var, index in columns})
+        return Simulation(
+            times, {label: by_ident[var.ident][(slice(None), slice(None)) + index]
+                    for label, var, index in columns},
+            {label: self.elements(var.name) for label, var, index in columns
+             if var.dims and not index})
 
     def _by_element(self, name: str, kind: str, values, batch_size: int) -> np.ndarray:
         """A subscripted value given element by element: constants start from their own

@@ -4,7 +4,7 @@ values given for them, and recorded simulations."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import product
 
 import numpy as np
@@ -32,16 +32,27 @@ class Simulation:
     times : ndarray, shape (T,)
     values : dict
         Variable name -> array of shape ``(B, T, *dims)``.
+    elements : dict
+        Subscripted variable name -> the names of its elements, ``name[e1,e2]``, in the
+        order of its flattened dims.
     """
 
     times: np.ndarray
     values: dict[str, np.ndarray]
+    elements: dict[str, list[str]] = field(default_factory=dict)
 
     def to_frame(self, unit: int = 0):
-        """One unit's outputs as a DataFrame indexed by time, like PySD's ``run``."""
+        """One unit's outputs as a DataFrame indexed by time, like PySD's ``run``: one
+        column per element of a subscripted variable."""
         import pandas as pd
 
-        columns = {name: array[unit] for name, array in self.values.items()}
+        columns = {}
+        for name, array in self.values.items():
+            if array.ndim > 2:
+                flat = array[unit].reshape(len(self.times), -1)
+                columns.update(zip(self.elements[name], flat.T, strict=True))
+            else:
+                columns[name] = array[unit]
         return pd.DataFrame(columns, index=pd.Index(self.times, name="time"))
 
 
@@ -113,14 +124,18 @@ class VariableTable:
 
 def batched(value, shape: tuple[int, ...], batch_size: int) -> np.ndarray:
     """A value given for a variable of subscript ``shape``, with its batch axis: a scalar,
-    one value per unit (B,), one per element (*shape) or per unit and element."""
+    one value per unit (B,), one per element (*shape) or per unit and element.  Values of
+    subscripted variables are spread over every element (shape ``(B or 1, *shape)``)."""
     value = np.asarray(value, dtype=float)
-    if not shape or value.ndim == 0:
+    if not shape:
         return value
+    if value.ndim == 0:
+        return np.full((1,) + shape, value)
     if value.shape == shape:
         return value[None]
     if value.shape == (batch_size,):
-        return value.reshape((batch_size,) + (1,) * len(shape))
+        return np.broadcast_to(value.reshape((batch_size,) + (1,) * len(shape)),
+                               (batch_size,) + shape)
     if value.shape[1:] != shape:
         raise ModelError(f"A value of shape {value.shape} does not fit {batch_size} units "
                          f"of subscript shape {shape}.")
