@@ -140,6 +140,46 @@ def test_every_subscripted_test_model_equals_pysd(shared_data):
     assert checked == 75
 
 
+ELM_MAP = """d: a, b, c
+~~|
+e: p, q
+~~|
+x[d] = 1, 2, 3
+~~|
+m[e, d] = 1, 2, 3; 4, 5, 6;
+~~|
+off[d] = 1, 1, -2
+~~|
+from first[d] = VECTOR ELM MAP(x[a], off[d])
+~~|
+from each[d] = VECTOR ELM MAP(x[d], off[d])
+~~|
+across rows[e] = VECTOR ELM MAP(m[e, b], 2)
+~~|
+INITIAL TIME = 0
+~~|
+FINAL TIME = 1
+~~|
+TIME STEP = 1
+~~|
+SAVEPER = TIME STEP
+~~|
+"""
+
+
+def test_vector_elm_map_counts_offsets_over_the_vectors_elements(tmp_path):
+    """Vensim's VECTOR ELM MAP (PySD has none): positions run row-major over all ranges,
+    NaN (Vensim's :NA:) beyond the vector."""
+    path = tmp_path / "elm.mdl"
+    path.write_text(ELM_MAP)
+    sim = sdfit.load_model(path).run(2, params={"off": [[1, 1, -2], [0, 2, 0]]})
+    first, each, rows = (sim.values[n][:, 0] for n in ("from first", "from each",
+                                                        "across rows"))
+    np.testing.assert_array_equal(first, [[2, 2, np.nan], [1, 3, 1]])
+    np.testing.assert_array_equal(each, [[2, 3, 1], [1, np.nan, 3]])
+    np.testing.assert_array_equal(rows, [[4, np.nan], [4, np.nan]])
+
+
 def test_tables_per_element_look_up_as_one_table_each():
     xs = np.array([[0.0, 2.0, 5.0, np.inf], [1.0, 3.0, 4.0, 8.0]])
     ys = np.array([[1.0, 0.0, 4.0, 4.0], [2.0, 5.0, -1.0, 0.0]])

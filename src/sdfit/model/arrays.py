@@ -158,6 +158,23 @@ def vector_reorder(vector, order):
     return np.take_along_axis(vector, order, axis=-1)
 
 
+def vector_elm_map(vector, base, offset):
+    """VECTOR ELM MAP: the elements of ``vector`` (B or 1, *dims) at flat positions
+    ``base + offset`` (truncated), NaN outside the vector."""
+    flat = np.asarray(vector, dtype=float)
+    flat = flat.reshape(flat.shape[0], -1)
+    position = np.trunc(np.asarray(base + offset, dtype=float))
+    if position.ndim == 0:
+        position = position.reshape(1)
+    batch = max(flat.shape[0], position.shape[0])
+    position = np.broadcast_to(position, (batch,) + position.shape[1:])
+    inside = (position >= 0) & (position < flat.shape[1])
+    index = np.where(inside, position, 0).astype(int)
+    rows = 0 if flat.shape[0] == 1 else np.arange(batch).reshape((batch,) + (1,) * (
+        index.ndim - 1))
+    return np.where(inside, flat[rows, index], np.nan)
+
+
 def invert_matrix(matrix):
     """INVERT MATRIX of the last two axes, for every unit."""
     return np.linalg.inv(matrix)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..exceptions import ModelError
 from .subscripts import Expr, align, union
 
@@ -88,6 +90,39 @@ def along_last(name: str, count: int):
     return build
 
 
+def vector_elm_map(em: Emitter, arguments) -> Expr:
+    """VECTOR ELM MAP(vector[base], offset): the element ``offset`` places after the
+    referenced one, counted over the vector's elements in order (row-major over all its
+    ranges); NaN beyond its ends (Vensim's :NA:).  PySD has no VECTOR ELM MAP: this
+    follows Vensim's documentation."""
+    _arity(em, "vector_elm_map", arguments, 2)
+    node = arguments[0]
+    var = em.scope.resolve(getattr(node, "reference", ""))
+    if var is None or not var.dims or node.subscripts is None:
+        raise ModelError(f"VECTOR ELM MAP in the equation of '{em.variable}' in "
+                         f"'{em.compiler.path}' needs a subscripted variable as its vector.")
+    ranges = em.compiler.subscripts
+    var_dims = ranges.coords(var.dims)
+    ref = ranges.coords(node.subscripts.subscripts)
+    strides = np.cumprod([1] + [len(c) for c in var_dims.values()][:0:-1])[::-1]
+    base, dims = np.zeros(()), {}
+    for (dim, coords), whole, stride in zip(ref.items(), var_dims.values(), strides,
+                                            strict=True):
+        positions = np.array([list(whole).index(c) for c in coords]) * stride
+        if len(coords) == 1:
+            base = base + positions[0]
+        else:
+            base = base[..., None] + positions
+            dims[dim] = list(coords)
+    offset = em.emit(arguments[1])
+    final = union([Expr("", 0, dims), offset])
+    key = em.compiler.add_array(em.compiler.new_ident(em.variable, "base"), base[None])
+    base_text = align(Expr(f"A['{key}']", 0, dims), final).text if dims else f"A['{key}']"
+    em.deps.add(var.ident)
+    return Expr(f"V.vector_elm_map({var.ident}, {base_text}, {align(offset, final).text})", 0,
+                final)
+
+
 def invert_matrix(em: Emitter, arguments) -> Expr:
     """INVERT MATRIX(matrix, size): of the last two ranges (the size is theirs)."""
     _arity(em, "invert_matrix", arguments, 2)
@@ -100,7 +135,7 @@ BUILDERS = {name: reduction(name) for name in REDUCTIONS} | {
     "vector_sort_order": along_last("vector_sort_order", 2),
     "vector_rank": along_last("vector_rank", 2),
     "vector_reorder": along_last("vector_reorder", 2),
-    "invert_matrix": invert_matrix,
+    "invert_matrix": invert_matrix, "vector_elm_map": vector_elm_map,
 }
 
 
