@@ -29,7 +29,11 @@ zeroled_decimals
 """.split()
 
 #: Folders passed by the whole run when this was recorded: the count may only go up.
-PASSED_AT_LEAST = 69
+PASSED_AT_LEAST = 143
+
+#: The folders PySD 3.14 fails too (an incomplete GET CONSTANTS whose output has no
+#: initial time; GET TIME VALUE of other than the current time, which PySD lacks).
+PYSD_FAILS = {"get_constants_incomplete_subscript", "get_time_value"}
 
 
 @pytest.mark.slow
@@ -41,18 +45,22 @@ def test_suite_passes_every_scalar_folder(shared_data, capsys):
     verdicts = {line.split()[1]: line.split()[0] for line in lines[:-2]}
     assert len(verdicts) == passed + failed == 145
     assert [f for f in SCALAR_PASSING if verdicts.get(f) != "pass"] == []
-    # what does not pass uses subscripts, and is refused rather than miscomputed
-    assert {verdicts[f] for f in verdicts if f not in SCALAR_PASSING} == {"unsupported"}
+    assert {f for f, verdict in verdicts.items() if verdict != "pass"} <= PYSD_FAILS
 
 
 def test_cli_runs_chosen_folders_and_tables_them(shared_data, capsys):
     tests = shared_data / "test-models" / "tests"
-    assert main(["conformance", str(tests), "--only", "smooth", "power", "--markdown"]) == 0
+    assert main(["conformance", str(tests), "--only", "smooth", "power", "get_time_value",
+                 "--markdown"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^pass +smooth \(test_smooth\.mdl\): ", out, re.M)
-    assert re.search(r"^unsupported +power \(power\.mdl\) \[subscripts\]: subscripts", out, re.M)
-    assert "| passes (1) | `smooth` |" in out and "| unsupported: subscripts (1) | `power` |" in out
-    assert out.splitlines()[-1] == "1 passed, 1 failed"
+    assert re.search(r"^pass +power \(power\.mdl\) \[subscripts\]: ", out, re.M)
+    assert re.search(r"^unsupported +get_time_value .*\[subscripts\]: GET TIME VALUE other", out,
+                     re.M)
+    assert "| passes (1) | `smooth` |" in out and "| passes (subscripts) (1) | `power` |" in out
+    assert "| unsupported: GET TIME VALUE other than relative to the current time (1) | " \
+           "`get_time_value` |" in out
+    assert out.splitlines()[-1] == "2 passed, 1 failed"
 
 
 def test_missing_folder_is_an_error_sentence(tmp_path, capsys):

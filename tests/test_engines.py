@@ -19,7 +19,8 @@ from sdfit.model import PysdModel
 from sdfit.problem import Parameter, Problem
 from sdfit.results import read_csv
 
-#: A model PySD runs but the batched engine does not compile yet (subscripts).
+#: A model PySD runs but the batched engine does not compile (a random function; its
+#: range is empty, so the model is deterministic and fits have a right answer).
 SUBSCRIPTED = """{UTF-8}
 dim: a, b
 ~~|
@@ -29,7 +30,9 @@ init[dim] = 100, 200
 ~~|
 rate = 0.1
 ~~|
-total = SUM(stock[dim!])
+noise = RANDOM UNIFORM(0, 0, 1)
+~~|
+total = SUM(stock[dim!]) * (1 + noise)
 ~~|
 mean life = 1 / rate
 ~~|
@@ -99,9 +102,9 @@ def test_pysd_model_runs_like_the_batched_engine(tmp_path):
 
 def test_auto_engine_falls_back_to_pysd_with_a_warning(subscripted):
     path, data = subscripted
-    with pytest.raises(UnsupportedFeatureError, match="subscripts"):
+    with pytest.raises(UnsupportedFeatureError, match="RANDOM UNIFORM"):
         sdfit.fit(path, data, DECAY, backend="serial", progress=False, engine="batched")
-    with pytest.warns(FallbackWarning, match="does not support subscripts"):
+    with pytest.warns(FallbackWarning, match="does not support the function RANDOM UNIFORM"):
         result = sdfit.fit(path, data, DECAY, backend="processes", workers=2, progress=False)
     assert result.info["engine"] == "pysd" and result.info["chunks"] == 3
     assert list(result.table.columns[:7]) == ["unit", "rate", "sse", "success", "status",
@@ -132,9 +135,9 @@ def test_cli_warns_and_fits_with_pysd_or_refuses_with_batched(subscripted, tmp_p
              "--no-figures", "-q"]
     assert main(["fit", *flags, "--out", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err
-    assert "sdfit: warning: The batched engine does not support subscripts" in err
+    assert "sdfit: warning: The batched engine does not support the function RANDOM" in err
     np.testing.assert_allclose(read_csv(tmp_path / "out" / "params.csv")["rate"], RATES,
                                rtol=1e-6)
     assert main(["fit", *flags, "--out", str(tmp_path / "no"), "--engine", "batched"]) == 2
-    assert "subscripts is not supported by the batched engine" in capsys.readouterr().err
+    assert "RANDOM UNIFORM is not supported by the batched engine" in capsys.readouterr().err
     assert not (tmp_path / "no").exists()

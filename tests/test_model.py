@@ -77,9 +77,9 @@ def _write(tmp_path, body, name="m.mdl"):
 
 @pytest.mark.parametrize("body, construct, variable", [
     ("x = 1\n~~|\ny = RANDOM UNIFORM(0, x, 1)\n~~|\n", "the function RANDOM UNIFORM", "y"),
-    ("d: a, b\n~~|\ny[d] = 1, 2\n~~|\n", "subscripts", "y"),
+    ("y = GET TIME VALUE(1, 0, 0)\n~~|\n",
+     "GET TIME VALUE other than relative to the current time", "y"),
     ("y = A FUNCTION OF(Time)\n~~|\n", "A FUNCTION OF (an equation left undefined)", "y"),
-    ("y := GET XLS DATA('f.xlsx', 's', '1', 'B2')\n~~|\n", "data variables", "y"),
 ])
 def test_unsupported_construct_names_construct_variable_and_file(tmp_path, body, construct,
                                                                   variable):
@@ -93,6 +93,8 @@ def test_unsupported_construct_names_construct_variable_and_file(tmp_path, body,
     ("a = 1 +\n~~|\n", "could not be parsed"),
     ("a = b * 2\n~~|\n", "refers to 'b'"),
     ("a = b\n~~|\nb = a\n~~|\n", "circular"),
+    ("y := GET XLS DATA('f.xlsx', 's', '1', 'B2')\n~~|\n",
+     "reading the data of 'y' failed: .*f.xlsx' not found"),
 ])
 def test_bad_models_raise_model_error(tmp_path, body, message):
     with pytest.raises(ModelError, match=message):

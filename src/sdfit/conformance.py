@@ -126,7 +126,7 @@ def run_folder(folder: Path, engine: str = "batched", batch_size: int = 2) -> Ou
             if engine == "pysd":
                 frames = [simulate_pysd(folder, path, columns)]
             else:
-                model = compile_model(abstract, path)
+                model = compile_model(abstract, path, folder.glob("data.tab"))
                 frames = simulate_batched(model, columns, batch_size)
     except UnsupportedFeatureError as error:
         return Outcome(folder.name, path.name, "unsupported",
@@ -178,12 +178,14 @@ def simulate_batched(model, columns: list[str], batch_size: int) -> list[pd.Data
     names = {}
     for column in columns:
         try:
-            names[column] = model.variable(column).name
+            var, index = model.element(column)
         except SdfitError:
-            pass  # reported by compare() as a missing output
-    sim = model.run(batch_size, return_columns=list(dict.fromkeys(names.values())))
+            continue  # reported by compare() as a missing output
+        names[column] = (var.name, index)
+    sim = model.run(batch_size, return_columns=list(dict.fromkeys(n for n, _ in names.values())))
     index = pd.Index(sim.times, name="time")
-    return [pd.DataFrame({c: sim.values[n][u] for c, n in names.items()}, index=index)
+    return [pd.DataFrame({c: sim.values[n][(u, slice(None)) + i]
+                          for c, (n, i) in names.items()}, index=index)
             for u in range(batch_size)]
 
 

@@ -9,16 +9,18 @@ residuals) and the per-unit arrays it needs.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .data import Panel
-from .exceptions import DataError, SpecError
+from .exceptions import DataError, ModelError, SpecError
 from .model.program import TIME_RPREC, BatchModel
 from .model.pysd_runtime import PysdModel
 from .names import canonical, did_you_mean, match_pattern
+from .task import FitTask, UnitData
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,16 @@ class Problem:
         Variables present in the data but not fitted.
     weights : mapping of str to float
         Weight of each target's squared errors (default 1).
+    aliases : mapping of str to str
+        Data variable -> model variable, for data whose names differ from the model's:
+        ``{"dec *": "population[dec *]"}`` reads the data's ``dec_3`` as the element
+        ``population[dec 3]`` (each ``*`` stands for what it matched).  Without an
+        alias a data variable ``name[element]`` is that element of ``name``.
+
+    Every name may be a variable or one element of a subscripted one
+    (``"loss rate[dec 3]"``); a subscripted variable named whole stands for all its
+    elements (a parameter ``loss rate`` fits each element separately, reported as
+    ``loss rate[dec 1]``, ...).
     """
 
     parameters: Sequence[Parameter]
@@ -107,6 +119,7 @@ class Problem:
     targets: Sequence[str] | None = None
     exclude: Sequence[str] = ()
     weights: Mapping[str, float] = field(default_factory=dict)
+    aliases: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         object.__setattr__(self, "parameters", tuple(
@@ -118,6 +131,10 @@ class Problem:
             raise SpecError("The problem names no parameter to fit.")
         if not self.target_times:
             raise SpecError("The problem names no target time.")
+        for pattern, target in self.aliases.items():
+            if sum(map(pattern.count, "*?")) != sum(map(target.count, "*?")):
+                raise SpecError(f"The alias '{pattern}' = '{target}' needs as many wildcards "
+                                "on each side.")
         for name, weight in self.weights.items():
             if not (math.isfinite(weight) and weight >= 0):
                 raise SpecError(f"The weight of '{name}' must be a finite number >= 0; got "
@@ -142,52 +159,80 @@ class Problem:
             raise SpecError(f"Initial time {start:g} is not on the model's TIME STEP grid "
                             f"({model.initial_time:g} + k * {dt:g}).")
         start_data = panel.time(start)
-        stocks = self._stocks(model, panel, start_data)
-        targets = self._targets(model, panel)
+        names = _data_names(panel, self.aliases)
+        stocks = self._stocks(model, panel, start_data, names)
+        targets = self._targets(model, panel, names)
         times = [panel.time(t) for t in self.target_times]
         for t in times:
             steps = (t - start) / dt
             if steps < -TIME_RPREC or abs(steps - round(steps)) > TIME_RPREC:
                 raise SpecError(f"Target time {t:g} is not on the model's TIME STEP grid "
                                 f"({start:g} + k * {dt:g}, k >= 0).")
-        columns = [(t, panel.variable(v)) for t in times for v in targets]
+        columns = [(t, names[_key(v)]) for t in times for v in targets]
         missing = [c for c in columns if not panel.has(*c)]
         if missing:
             t, v = missing[0]
             raise DataError(f"Data file '{panel.source}' has no column for '{v}' at time {t:g}.")
-        weights = np.array([self._weight(v) for _ in times for v in targets])
+        weights = np.array([self._weight(model, v) for _ in times for v in targets])
+        params = [model.element(p) for p, _ in free]
+        target_vars = [model.element(v) for v in targets]
+        recorded = list(dict.fromkeys(var.ident for var, _ in target_vars))
+        defaults = {}
+        for var, _ in params + [model.element(p) for p, _ in fixed]:
+            if var.dims and var.ident not in defaults:
+                defaults[var.ident] = np.array(model.constant_array(var.name))
+        for name, spec in fixed:
+            var, index = model.element(name)
+            if index:
+                defaults[var.ident][(0,) + index] = spec.fixed
         task = FitTask(
             model=model,
             parameters=tuple(p for p, _ in free),
-            idents=tuple(model.variable(p).ident for p, _ in free),
+            idents=tuple(var.ident for var, _ in params),
             x0=np.array([s.x0 if s.x0 is not None else model.constant_value(p)
                           for p, s in free]),
             lower=np.array([s.bounds[0] for _, s in free]),
             upper=np.array([s.bounds[1] for _, s in free]),
-            fixed={model.variable(p).ident: s.fixed for p, s in fixed},
+            fixed={model.variable(p).ident: s.fixed for p, s in fixed
+                   if not model.element(p)[1]},
             stocks=tuple(stocks),
-            stock_idents=tuple(model.variable(s).ident for s in stocks),
-            targets=tuple((t, model.variable(v).name) for t in times for v in targets),
-            target_idents=tuple(model.variable(v).ident for v in targets),
+            stock_idents=tuple(model.element(s)[0].ident for s in stocks),
+            targets=tuple((t, v) for t in times for v in targets),
+            target_idents=tuple(recorded),
             target_times=tuple(times),
             start_time=start,
             sqrt_weights=np.sqrt(weights),
             ridge=np.array([s.ridge for _, s in free]),
             shared=np.array([s.shared for _, s in free]),
+            elements=tuple(index for _, index in params),
+            stock_elements=tuple(model.element(s)[1] for s in stocks),
+            target_columns=tuple((recorded.index(var.ident), index)
+                                 for var, index in target_vars),
+            defaults=defaults,
+            fixed_names={p: s.fixed for p, s in fixed},
+            shapes={var.ident: model.shape(var.name) for var, index in
+                    [model.element(s) for s in stocks] if index},
         )
         data = UnitData(
-            initial=panel.values([(start_data, panel.variable(s)) for s in stocks]),
+            initial=panel.values([(start_data, names[_key(s)]) for s in stocks]),
             observed=panel.values(columns),
         )
         return task, data
 
     def _parameters(self, model: BatchModel | PysdModel):
-        """(name, Parameter) pairs of free and fixed constants.  An exact name takes
-        precedence over a glob that also matches it; two globs may not overlap."""
+        """(name, Parameter) pairs of free and fixed constants (elements of subscripted
+        ones).  An element's own entry takes precedence over its variable's, an exact name
+        over a glob that also matches it; entries of the same kind may not overlap."""
         constants = model.constants
+        elements = {e: c for c in constants for e in model.elements(c)}
         chosen: dict[str, Parameter] = {}
-        for spec in sorted(self.parameters, key=lambda p: _is_glob(p.pattern)):
-            names = match_pattern(spec.pattern, constants)
+        for spec in sorted(self.parameters, key=lambda p: _specificity(p.pattern)):
+            names = [e for c in match_pattern(spec.pattern, constants)
+                     for e in model.elements(c)]
+            if not names and _is_glob(spec.pattern):
+                names = match_pattern(spec.pattern, list(elements))
+            elif not names:
+                names = [e for e in elements if _key(e) == _key(spec.pattern)]
             if not names:
                 others = match_pattern(spec.pattern, model.names())
                 if others:
@@ -198,156 +243,147 @@ class Problem:
                                 f"'{model.name}'.{did_you_mean(spec.pattern, constants)}")
             for name in names:
                 earlier = chosen.get(name)
-                if earlier is not None and _is_glob(earlier.pattern) == _is_glob(spec.pattern):
+                if earlier is not None and (_specificity(earlier.pattern)
+                                            == _specificity(spec.pattern)):
                     raise SpecError(f"Constant '{name}' is matched by both '{earlier.pattern}' "
                                     f"and '{spec.pattern}'.")
                 chosen.setdefault(name, spec)
-        ordered = [(name, chosen[name]) for name in constants if name in chosen]
+        ordered = [(name, chosen[name]) for name in elements if name in chosen]
         free = [(n, p) for n, p in ordered if p.fixed is None]
         if not free:
             raise SpecError("Every parameter is fixed: there is nothing to fit.")
         return free, [(n, p) for n, p in ordered if p.fixed is not None]
 
-    def _stocks(self, model: BatchModel | PysdModel, panel: Panel, start: float) -> list[str]:
+    def _stocks(self, model: BatchModel | PysdModel, panel: Panel, start: float,
+                names: dict[str, str]) -> list[str]:
         if self.initial_stocks is None:
-            return [s for s in model.stocks if _in_data(panel, start, s)]
-        stocks = []
-        for name in self.initial_stocks:
-            var = _model_name(model, name, "stock")
-            if model.variable(var).kind != "stock":
-                raise SpecError(f"Initial value '{name}' is not a stock of model "
-                                f"'{model.name}'.{did_you_mean(name, model.stocks)}")
-            panel.variable(name)  # raises with close matches when absent
-            stocks.append(var)
+            stocks = [e for s in model.stocks for e in model.elements(s)
+                      if _key(e) in names and panel.has(start, names[_key(e)])]
+        else:
+            stocks = []
+            for name in self.initial_stocks:
+                var = _model_name(model, name, "stock")
+                if model.element(var)[0].kind != "stock":
+                    raise SpecError(f"Initial value '{name}' is not a stock of model "
+                                    f"'{model.name}'.{did_you_mean(name, model.stocks)}")
+                chosen = model.elements(var) if "[" not in var else [var]
+                for element in chosen:
+                    if _key(element) not in names:
+                        panel.variable(element)  # raises with close matches
+                stocks += chosen
+        for stock in {model.element(s)[0].name for s in stocks if "[" in s}:
+            given = sum(model.element(s)[0].name == stock for s in stocks)
+            if given < len(model.elements(stock)):
+                raise SpecError(f"The data give {given} of the {len(model.elements(stock))} "
+                                f"elements of the stock '{stock}' at the initial time; give "
+                                "all of them (or none).")
         return stocks
 
-    def _targets(self, model: BatchModel | PysdModel, panel: Panel) -> list[str]:
-        known = set(map(canonical, model.names())) | set(map(canonical, panel.variables))
+    def _targets(self, model: BatchModel | PysdModel, panel: Panel,
+                 names: dict[str, str]) -> list[str]:
+        """Target elements, named as the model names them."""
+        data_of = {}  # model element name -> data variable
+        for key, data_name in names.items():
+            element = _element_name(model, key)
+            if element is not None:
+                data_of[element] = data_name
+        known = (set(map(_key, model.names())) | set(map(_key, panel.variables))
+                 | set(map(_key, data_of)))
         for name in self.exclude:
-            if canonical(name) not in known:
+            if _key(name) not in known:
                 raise SpecError(f"Excluded variable '{name}' is in neither the model nor the "
                                 f"data.{did_you_mean(name, model.names() + panel.variables)}")
-        excluded = set(map(canonical, self.exclude))
+        excluded = set(map(_key, self.exclude))
+
+        def kept(element: str) -> bool:
+            whole = model.element(element)[0].name
+            return not {_key(element), _key(whole), _key(data_of.get(element, element))
+                        } & excluded
+
         if self.targets is None:
-            model_names = {canonical(n): n for n in model.names()}
-            targets = [model_names[canonical(v)] for v in panel.variables
-                       if canonical(v) in model_names and canonical(v) not in excluded]
+            targets = [e for e in data_of if kept(e)]
         else:
-            targets = [_model_name(model, n, "target") for n in self.targets
-                       if canonical(n) not in excluded]
+            targets = []
+            for name in self.targets:
+                var = _model_name(model, name, "target")
+                chosen = model.elements(var) if "[" not in var else [var]
+                targets += [e for e in chosen if kept(e)]
             for name in targets:
-                panel.variable(name)
+                if name not in data_of:
+                    panel.variable(name)  # raises with close matches
         if not targets:
             raise SpecError(f"No data variable of '{panel.source}' names a variable of model "
                             f"'{model.name}': there is nothing to compare.")
         for name in self.weights:
-            if canonical(name) not in set(map(canonical, targets)):
+            wholes = {canonical(model.element(t)[0].name) for t in targets}
+            if canonical(name) not in set(map(canonical, targets)) | wholes:
                 raise SpecError(f"Weight given for '{name}', which is not a target."
                                 f"{did_you_mean(name, targets)}")
         return targets
 
-    def _weight(self, name: str) -> float:
-        for key, weight in self.weights.items():
-            if canonical(key) == canonical(name):
-                return float(weight)
+    def _weight(self, model: BatchModel | PysdModel, name: str) -> float:
+        """The weight of a target element: its own, else its variable's, else 1."""
+        whole = model.element(name)[0].name
+        for key in (name, whole):
+            for pattern, weight in self.weights.items():
+                if canonical(pattern) == canonical(key):
+                    return float(weight)
         return 1.0
 
 
-@dataclass(frozen=True)
-class FitTask:
-    """A problem resolved against a model: everything a worker needs besides the unit data.
-
-    ``model`` is the engine: a :class:`BatchModel` runs all rows of ``x`` at once,
-    a :class:`~sdfit.model.PysdModel` runs PySD once per row.
-
-    The residuals of a unit are ``sqrt(weight) * (model - observed)`` over
-    ``targets``, time-major, followed by one penalty residual
-    ``sqrt(ridge) * (x - x0)`` per parameter with a ridge (see :attr:`penalised`).
-    """
-
-    model: BatchModel | PysdModel
-    parameters: tuple[str, ...]
-    idents: tuple[str, ...]
-    x0: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
-    fixed: dict[str, float]
-    stocks: tuple[str, ...]
-    stock_idents: tuple[str, ...]
-    targets: tuple[tuple[float, str], ...]
-    target_idents: tuple[str, ...]
-    target_times: tuple[float, ...]
-    start_time: float
-    sqrt_weights: np.ndarray
-    ridge: np.ndarray  # (P,) penalty weight of each parameter, 0 for none
-    shared: np.ndarray  # (P,) True where one value serves every unit
-
-    @property
-    def penalised(self) -> np.ndarray:
-        """Indices of the parameters with a ridge penalty, in residual order."""
-        return np.flatnonzero(self.ridge > 0)
-
-    def residuals(self, x: np.ndarray, initial: np.ndarray, observed: np.ndarray) -> np.ndarray:
-        """Weighted residuals, shape (N, M + R): targets then ridge penalties."""
-        r = self.sqrt_weights * (self.outputs(x, initial) - observed)
-        penalised = self.penalised
-        if not penalised.size:
-            return r
-        penalty = np.sqrt(self.ridge[penalised]) * (x[:, penalised] - self.x0[penalised])
-        return np.concatenate([r, penalty], axis=1)
-
-    def describe(self) -> dict:
-        """The resolved problem as plain data, for run.json and the diagnostics."""
-        names = {v.ident: v.name for v in self.model.variables.values()}
-        return {
-            "parameters": list(self.parameters),
-            "x0": dict(zip(self.parameters, self.x0.tolist(), strict=True)),
-            "bounds": {p: [lo, hi] for p, lo, hi in zip(self.parameters, self.lower.tolist(),
-                                                        self.upper.tolist(), strict=True)},
-            "fixed": {names[i]: v for i, v in self.fixed.items()},
-            "ridge": {self.parameters[j]: float(self.ridge[j]) for j in self.penalised},
-            "shared": [p for p, s in zip(self.parameters, self.shared, strict=True) if s],
-            "targets": [[t, v] for t, v in self.targets],
-            "stocks": list(self.stocks),
-            "initial_time": self.start_time,
-        }
-
-    def outputs(self, x: np.ndarray, initial: np.ndarray) -> np.ndarray:
-        """Model values at the targets, shape (N, M), for parameter rows ``x`` (N, P) and
-        initial stocks ``initial`` (N, S)."""
-        n = len(x)
-        overrides: dict[str, object] = {"v_initial_time": self.start_time, **self.fixed}
-        overrides.update(zip(self.idents, x.T, strict=True))
-        overrides.update(zip(self.stock_idents, initial.T, strict=True))
-        _, values = self.model.execute(n, overrides, self.target_idents,
-                                       stop_time=max(self.target_times),
-                                       return_times=self.target_times)
-        # values: one (N, T) array per target variable -> (N, T * V), time-major
-        return np.stack(values, axis=2).reshape(n, -1)
-
-
-@dataclass(frozen=True)
-class UnitData:
-    """Per-unit arrays: initial stocks (U, S) and observed targets (U, M)."""
-
-    initial: np.ndarray
-    observed: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.observed)
-
-    def take(self, rows) -> UnitData:
-        return UnitData(self.initial[rows], self.observed[rows])
-
-
 def _model_name(model: BatchModel | PysdModel, name: str, what: str) -> str:
-    from .exceptions import ModelError
-
+    """The model's spelling of a variable or of one element of it."""
     try:
-        return model.variable(name).name
+        var, index = model.element(name)
+        return _element_name(model, _key(name)) if index else var.name
     except ModelError:
         raise SpecError(f"The {what} '{name}' is not a variable of model '{model.name}'."
                         f"{did_you_mean(name, model.names())}") from None
+
+
+def _key(name: str) -> str:
+    """Comparison key of a variable or element name (``"Pop[dec_1, B]"`` ->
+    ``"pop[dec 1,b]"``)."""
+    return re.sub(r"\s*([\[\],])\s*", r"\1", canonical(name))
+
+
+def _data_names(panel: Panel, aliases: Mapping[str, str]) -> dict[str, str]:
+    """Model-side key -> data variable, through the problem's aliases (globs whose ``*``
+    and ``?`` carry over to the model name)."""
+    compiled = []
+    for pattern, target in aliases.items():
+        regex = "".join("(.*)" if c == "*" else "(.)" if c == "?" else re.escape(c)
+                        for c in _key(pattern))
+        compiled.append((re.compile(regex), _key(target)))
+    names = {}
+    for variable in panel.variables:
+        key = _key(variable)
+        for regex, target in compiled:
+            match = regex.fullmatch(key)
+            if match:
+                pieces = re.split(r"[*?]", target)
+                key = pieces[0] + "".join(g + p for g, p in zip(match.groups(), pieces[1:],
+                                                                strict=True))
+                break
+        names[key] = variable
+    return names
+
+
+def _element_name(model: BatchModel | PysdModel, key: str) -> str | None:
+    """The model's own spelling of a variable or element key, or None."""
+    try:
+        var, index = model.element(key)
+    except ModelError:
+        return None
+    if not index:
+        return var.name if not var.dims else None
+    return model.elements(var.name)[int(np.ravel_multi_index(index, model.shape(var.name)))]
+
+
+def _specificity(pattern: str) -> int:
+    """Which entry wins when several name a constant: an element (``rate[dec 1]``) over a
+    whole variable (``rate``) over a glob (``dec * loss rate``)."""
+    return 2 if _is_glob(pattern) else 0 if "[" in pattern else 1
 
 
 def _is_glob(pattern: str) -> bool:

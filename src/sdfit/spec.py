@@ -5,6 +5,8 @@ The TOML form is a public contract::
     model = "Aging_Chain.mdl"                 # paths are relative to the spec file;
     data = "Males by decade and county.csv"   # $VARS and ~ are expanded, and
                                               # "dataset:NAME" names a bundled dataset
+    [aliases]                                 # optional: data variable = model name
+    "dec *" = "population[dec *]"             # (an element of a subscripted variable)
     [initial]
     time = 2000                               # stocks start from the data at this time
     stocks = ["dec 1", "dec 2"]               # optional: default every stock in the data
@@ -40,7 +42,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 KEYS = {
-    "": {"model", "data", "initial", "targets", "parameters", "fit", "solver"},
+    "": {"model", "data", "aliases", "initial", "targets", "parameters", "fit", "solver"},
     "initial": {"time", "stocks"},
     "targets": {"times", "exclude", "variables", "weights"},
     "parameter": {"x0", "bounds", "fixed", "ridge", "shared"},
@@ -132,6 +134,7 @@ def spec_from_dict(raw: dict, base: Path = Path("."), source: str = "<spec>") ->
             targets=targets.get("variables"),
             exclude=targets.get("exclude", ()),
             weights=targets.get("weights", {}),
+            aliases=_aliases(_table(raw, "aliases", where), where),
         )
     except SpecError as error:
         raise SpecError(f"{where}: {error}") from None
@@ -172,6 +175,15 @@ def _parameter(pattern: str, settings: dict, where: str) -> Parameter:
                      fixed=settings.get("fixed"),
                      ridge=ridge,
                      shared=shared)
+
+
+def _aliases(table: dict, where: str) -> dict[str, str]:
+    """[aliases]: data variable (glob) = model variable or element (glob)."""
+    for pattern, target in table.items():
+        if not isinstance(target, str):
+            raise SpecError(f"{where}: the alias of '{pattern}' must be a model name such as "
+                            f"\"population[dec *]\"; got {target!r}.")
+    return dict(table)
 
 
 def _table(raw: dict, key: str, where: str) -> dict:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import functions
+from . import arrays, functions
 from .program import TIME_RPREC, Assignment, closure
 
 if TYPE_CHECKING:
@@ -26,7 +26,8 @@ class Program:
 
     def __init__(self, model: BatchModel, record: tuple[str, ...]):
         self.source = _generate(model, record)
-        namespace = {"np": np, "F": functions, "A": model.arrays, "RPREC": TIME_RPREC}
+        namespace = {"np": np, "F": functions, "V": arrays, "A": model.arrays,
+                     "RPREC": TIME_RPREC}
         exec(compile(self.source, f"<sdfit program of {model.name}>", "exec"), namespace)
         self.run = namespace["run"]
         self._statics = namespace["statics"]

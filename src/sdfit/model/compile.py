@@ -20,15 +20,17 @@ import numpy as np
 from pysd.translators.structures import abstract_expressions as ae
 from pysd.translators.structures import abstract_model as am
 
-from ..exceptions import ModelError, UnsupportedFeatureError
+from ..exceptions import ModelError
 from ..names import canonical
-from . import lookups, statefuls
-from .expressions import Emitter, Scope
+from . import lookups
+from .elements import compile_element
+from .expressions import Scope
 from .program import CONTROLS, Assignment, BatchModel, State, Variable
+from .subscripts import Subscripts
 from .translate import translate
 
 
-def load_model(path: str | Path) -> BatchModel:
+def load_model(path: str | Path, data_files: Iterable[str | Path] = ()) -> BatchModel:
     """Read a Vensim ``.mdl`` or XMILE model and compile it for batched simulation.
 
     Raises
@@ -38,19 +40,25 @@ def load_model(path: str | Path) -> BatchModel:
     UnsupportedFeatureError
         The model uses a construct the batched engine does not compile.
     """
-    return compile_model(translate(path), path)
+    return compile_model(translate(path), path, data_files)
 
 
-def compile_model(abstract_model: am.AbstractModel, path: str | Path = "") -> BatchModel:
-    """Compile a parsed ``AbstractModel`` into a :class:`BatchModel`."""
-    return _Compiler(abstract_model, str(path or abstract_model.original_path)).compile()
+def compile_model(abstract_model: am.AbstractModel, path: str | Path = "",
+                  data_files: Iterable[str | Path] = ()) -> BatchModel:
+    """Compile a parsed ``AbstractModel`` into a :class:`BatchModel`; ``data_files`` hold
+    the model's data variables (``name := ...``), as for PySD's ``read_vensim``."""
+    return _Compiler(abstract_model, str(path or abstract_model.original_path),
+                     data_files).compile()
 
 
 class _Compiler:
     """Collects the program (variables, assignments, states, tables) of one model."""
 
-    def __init__(self, abstract_model: am.AbstractModel, path: str):
+    def __init__(self, abstract_model: am.AbstractModel, path: str,
+                 data_files: Iterable[str | Path] = ()):
         self.path = path
+        self.root = Path(path).parent  # external files are relative to the model
+        self.data_files = [Path(f) for f in data_files]
         self.section = next(s for s in abstract_model.sections if s.type == "main")
         self.macros = {s.name: s for s in abstract_model.sections if s.type == "macro"}
         self.variables: dict[str, Variable] = {}
@@ -59,8 +67,8 @@ class _Compiler:
         self.states: list[State] = []
         self.arrays: dict[str, np.ndarray] = {}
         self.tables: dict[str, tuple[str, str, str]] = {}
-        self.ranges = {canonical(r.name) for r in self.section.subscripts}
-        self._idents: set[str] = {"time", "dt", "np", "F", "A"}
+        self.subscripts = Subscripts(self.section.subscripts, self.root)
+        self._idents: set[str] = {"time", "dt", "np", "F", "V", "A", "T"}
 
     # -- driver -------------------------------------------------------------------------
     def compile(self) -> BatchModel:
@@ -74,8 +82,10 @@ class _Compiler:
             names = ", ".join(c[2:].replace("_", " ").upper() for c in missing)
             raise ModelError(f"Model file '{self.path}' does not define {names}.")
         self.compile_elements(elements, Scope(self.variables))
+        ranges = {d: tuple(self.subscripts.ranges[d])
+                  for v in self.variables.values() for d in v.dims}
         model = BatchModel(self.path, self.variables, self.assignments, tuple(self.states),
-                           self.arrays, self.initials)
+                           self.arrays, self.initials, ranges)
         static = model.static_idents  # checks the program for circular equations
         model.variables = {
             key: Variable(v.name, v.ident, "constant", v.dims)
@@ -97,7 +107,12 @@ class _Compiler:
             kind = "stock"
         else:
             kind = "auxiliary"
-        self.variables[key] = Variable(element.name, self.new_ident(key, prefix="v_"), kind)
+        dims = ()
+        if any(c.subscripts[0] for c in element.components):
+            dims = tuple(self.subscripts.merge([c.subscripts[0] for c in element.components],
+                                               element.name))
+        self.variables[key] = Variable(element.name, self.new_ident(key, prefix="v_"), kind,
+                                       dims)
 
     def compile_elements(self, elements: Iterable[am.AbstractElement], scope: Scope,
                          where: str = "") -> None:
@@ -105,30 +120,15 @@ class _Compiler:
         (tables first: calls need to know a table's interpolation)."""
         elements = list(elements)
         for element in elements:
-            self._check_scalar(element)
-        for element in elements:
             var = scope.resolve(element.name)
             if var.kind == "lookup":
-                lookups.define(self, var, element.components[0].ast, self.path)
+                lookups.define(self, var, element, self.path)
         for element in elements:
             var = scope.resolve(element.name)
             if var.kind == "lookup":
                 continue
             label = f"{element.name} (in {where})" if where else element.name
-            emitter = Emitter(self, label, scope)
-            ast = element.components[0].ast
-            if var.kind == "stock":
-                statefuls.integ(emitter, ast, target=var.ident)
-                continue
-            expr = emitter.emit(ast)
-            self.assignments[var.ident] = Assignment(var.ident, expr.text,
-                                                     frozenset(emitter.deps))
-
-    def _check_scalar(self, element: am.AbstractElement) -> None:
-        if len(element.components) > 1 or any(c.subscripts[0] for c in element.components):
-            raise UnsupportedFeatureError("subscripts", element.name, self.path)
-        if isinstance(element.components[0], am.AbstractData):
-            raise UnsupportedFeatureError("data variables", element.name, self.path)
+            compile_element(self, var, element, scope, label)
 
     # -- what the emitters add to the program ----------------------------------------------
     def new_ident(self, owner: str, role: str = "", prefix: str = "h_") -> str:

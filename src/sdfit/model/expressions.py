@@ -18,8 +18,9 @@ from pysd.translators.structures import abstract_expressions as ae
 
 from ..exceptions import ModelError, UnsupportedFeatureError
 from ..names import canonical
-from . import lookups, macros, statefuls
+from . import external, lookups, macros, statefuls, vectors
 from .program import Variable
+from .subscripts import Dims, Expr, align, select, union
 
 #: PySD's arithmetic order of each operator (0: needs no parentheses, as a call).
 ORDERS = {"^": 1, "*": 2, "/": 2, "+": 3, "-": 3, "negative": 3,
@@ -68,22 +69,10 @@ CONSTRUCTS = {
     "AllocateByPriorityStructure": "ALLOCATE BY PRIORITY",
     "LookupsStructure": "lookup table",
     "SubscriptsReferenceStructure": "subscripts",
-    "ndarray": "subscripts",
 }
 
-
-@dataclass(frozen=True)
-class Expr:
-    """Python text of an expression and its arithmetic order (PySD's ``BuildAST.order``)."""
-
-    text: str
-    order: int = 0
-
-    def lowered(self, order: int) -> Expr:
-        """Parenthesised if an operator of ``order`` would otherwise bind it wrongly."""
-        if self.order >= order and self.order != 0 and order != 0:
-            return Expr(f"({self.text})")
-        return self
+#: Built-ins whose value arguments keep the shape of the result (PySD reshapes them).
+SHAPED = {"if_then_else": (1, 2), "xidz": (0, 1, 2), "zidz": (0, 1)}
 
 
 @dataclass
@@ -116,13 +105,14 @@ class Emitter:
         Where references are resolved.
     """
 
-    def __init__(self, compiler, variable: str, scope: Scope):
+    def __init__(self, compiler, variable: str, scope: Scope, def_subs: Dims | None = None):
         self.compiler, self.variable, self.scope = compiler, variable, scope
+        self.def_subs: Dims = def_subs or {}  # the dims of the component being defined
         self.deps: set[str] = set()
 
     def child(self) -> Emitter:
         """An emitter for a sub-expression with its own dependencies."""
-        return Emitter(self.compiler, self.variable, self.scope)
+        return Emitter(self.compiler, self.variable, self.scope, self.def_subs)
 
     def unsupported(self, construct: str) -> UnsupportedFeatureError:
         return UnsupportedFeatureError(construct, self.variable, self.compiler.path)
@@ -132,9 +122,13 @@ class Emitter:
         """The expression of ``node``; its dependencies are added to ``self.deps``."""
         if isinstance(node, bool | int | float | np.number):
             return Expr(_number(float(node)))
+        if isinstance(node, np.ndarray):  # a constant array over the component's dims
+            key = self.compiler.new_ident(self.variable, "values")
+            values = node.astype(float).reshape((1,) + tuple(map(len, self.def_subs.values())))
+            return Expr(f"A['{self.compiler.add_array(key, values)}']", 0, dict(self.def_subs))
         structure = _HANDLERS.get(type(node))
-        if structure is not None:  # stateful structures and inline lookups: an identifier
-            return Expr(structure(self, node))
+        if structure is not None:  # stateful structures and inline lookups
+            return structure(self, node)
         name = type(node).__name__
         method = getattr(self, "_" + name, None)
         if method is None:
@@ -145,12 +139,32 @@ class Emitter:
         """``node`` as an atom (a number or an identifier) and what it reads: anything
         more complex becomes a hidden auxiliary named after ``role``.  Stateful
         structures use this to refer to their inputs from several statements."""
-        sub = self.child()
-        expr = sub.emit(node)
-        if expr.order == 0 and (expr.text.isidentifier() or _is_number(expr.text)):
-            return expr.text, frozenset(sub.deps)
-        ident = self.compiler.hidden(self.variable, role, expr.text, sub.deps)
-        return ident, frozenset({ident})
+        (atom,), _ = self.operands([(node, role, False)])
+        return atom
+
+    def operands(self, specs) -> tuple[list[tuple[str, frozenset[str]]], Dims]:
+        """Several operands ``(node, role, full)`` of one structure as atoms, aligned to
+        the dims of them all (``full``: spread over every element, e.g. initial values,
+        which fix the shape of a state).  Returns the atoms and those dims."""
+        subs = [self.child() for _ in specs]
+        exprs = [sub.emit(node) for sub, (node, _, _) in zip(subs, specs, strict=True)]
+        final = union(exprs)
+        atoms = []
+        for sub, expr, (_, role, full) in zip(subs, exprs, specs, strict=True):
+            expr = align(expr, final, full)
+            if expr.order == 0 and (expr.text.isidentifier() or _is_number(expr.text)):
+                atoms.append((expr.text, frozenset(sub.deps)))
+                continue
+            ident = self.compiler.hidden(self.variable, role, expr.text, sub.deps)
+            atoms.append((ident, frozenset({ident})))
+        return atoms, final
+
+    def aligned(self, nodes, full=()) -> tuple[list[Expr], Dims]:
+        """The expressions of ``nodes`` aligned to the dims of them all (those whose
+        positions are in ``full`` spread over every element)."""
+        exprs = [self.emit(n) for n in nodes]
+        final = union(exprs)
+        return [align(e, final, i in full) for i, e in enumerate(exprs)], final
 
     @property
     def time_step(self) -> str:
@@ -161,7 +175,8 @@ class Emitter:
 
     # -- operators ------------------------------------------------------------------------
     def _ArithmeticStructure(self, node) -> Expr:
-        args = [self.emit(a) for a in node.arguments]
+        args, final = self.aligned(node.arguments)
+        partial = all(a.partial for a in args if a.dims)
         ops = [_operator(op) for op in node.operators]
         if any(op not in ORDERS for op in ops):
             raise self.unsupported(f"the operator {next(o for o in ops if o not in ORDERS)}")
@@ -169,12 +184,12 @@ class Emitter:
         args[-1] = args[-1].lowered(2 if ops[-1] == "^" else order)
         if len(args) == 1:  # unary: negative or :NOT:
             if ops[0] == "negative":
-                return Expr("-" + args[0].text, 1)
-            return Expr(f"np.logical_not({args[0].text})")
+                return Expr("-" + args[0].text, 1, final, partial)
+            return Expr(f"np.logical_not({args[0].text})", 0, final, partial)
         right = args.pop().text
         while ops:  # right to left, as PySD's builder
             right = TEMPLATES[ops.pop()].format(args.pop().lowered(order).text, right)
-        return Expr(right, order)
+        return Expr(right, order, final, partial)
 
     _LogicStructure = _ArithmeticStructure
 
@@ -182,14 +197,16 @@ class Emitter:
         return self.emit(node.expression)  # GAME inputs are ignored outside gaming mode
 
     def _ReferenceStructure(self, node) -> Expr:
-        if node.subscripts:
-            raise self.unsupported("subscripts")
         if node.reference == "time":
             self.deps.add("time")
             return Expr("time")
         var = self.scope.resolve(node.reference)
-        if var is None and canonical(node.reference) in self.compiler.ranges:
-            raise self.unsupported("subscripts")  # a subscript range used as a value
+        if var is None and self.compiler.subscripts.number(node.reference) is not None:
+            values, dims = self.compiler.subscripts.number(node.reference)
+            if not dims:
+                return Expr(_number(float(values)))
+            key = self.compiler.new_ident(node.reference, "positions")
+            return Expr(f"A['{self.compiler.add_array(key, values[None])}']", 0, dims)
         if var is None:
             raise ModelError(
                 f"The equation of '{self.variable}' in model file '{self.compiler.path}' "
@@ -198,19 +215,47 @@ class Emitter:
         if var.kind == "lookup":
             raise self.unsupported(f"the lookup table '{var.name}' used without an argument")
         self.deps.add(var.ident)
-        return Expr(var.ident)
+        return self.subscripted(var.ident, var, node.subscripts)
+
+    def subscripted(self, text: str, var: Variable, subscripts) -> Expr:
+        """``text`` (the value of ``var``) as referenced with ``subscripts``: elements
+        taken, ranges renamed, and a range the component's own dims map from renamed to
+        them (PySD's ``ReferenceBuilder``)."""
+        if not var.dims:
+            if subscripts:
+                raise ModelError(f"The equation of '{self.variable}' in '{self.compiler.path}'"
+                                 f" gives subscripts to '{var.name}', which has none.")
+            return Expr(text)
+        ranges = self.compiler.subscripts
+        var_dims = ranges.coords(var.dims)
+        ref = ranges.coords(subscripts.subscripts) if subscripts else var_dims
+        if len(ref) != len(var_dims):
+            raise ModelError(f"The equation of '{self.variable}' in '{self.compiler.path}' "
+                             f"gives {len(ref)} subscript(s) to '{var.name}', which has "
+                             f"{len(var_dims)}.")
+        text, dims = select(text, var_dims, ref)
+        final: Dims = {}
+        for dim, coords in dims.items():
+            if dim not in self.def_subs and not dim.endswith("!"):
+                dim = next((m for m in ranges.mapped(dim)
+                            if m in self.def_subs and m not in dims), dim)
+                coords = ranges.ranges.get(dim, coords)
+            final[dim] = coords
+        return Expr(text, 0, final)
 
     def _CallStructure(self, node) -> Expr:
         name = node.function.reference
         target = self.scope.resolve(name)
         if target is not None and target.kind == "lookup":
-            return Expr(lookups.call(self, target, node.arguments))
+            return lookups.call(self, target, node.function.subscripts, node.arguments)
         if name in self.compiler.macros:
             return Expr(macros.expand(self, self.compiler.macros[name], node.arguments))
         if name == "active_initial":
-            return Expr(statefuls.active_initial(self, *node.arguments))
+            return statefuls.active_initial(self, *node.arguments)
         if name == "get_time_value":
             return self._get_time_value(node.arguments)
+        if name in vectors.BUILDERS:
+            return vectors.BUILDERS[name](self, node.arguments)
         if name in FUNCTIONS:
             template, arity = FUNCTIONS[name]
         elif name in TIME_FUNCTIONS:
@@ -224,7 +269,9 @@ class Emitter:
             raise ModelError(f"{name.upper()} takes {arity} argument(s) but the equation of "
                              f"'{self.variable}' in '{self.compiler.path}' gives "
                              f"{len(node.arguments)}.")
-        return Expr(template.format(*(self.emit(a).text for a in node.arguments)))
+        args, final = self.aligned(node.arguments, SHAPED.get(name, ()))
+        return Expr(template.format(*(a.text for a in args)), 0, final,
+                    all(a.partial for a in args if a.dims))
 
     def _get_time_value(self, arguments) -> Expr:
         """GET TIME VALUE: PySD implements only the current model time (0, offset, 0)."""
@@ -233,6 +280,9 @@ class Emitter:
             raise self.unsupported("GET TIME VALUE other than relative to the current time")
         self.deps.add("time")
         return Expr(f"time + {self.emit(offset).lowered(3).text}", 3)
+
+    _AllocateAvailableStructure = vectors.allocate_available
+    _AllocateByPriorityStructure = vectors.allocate_by_priority
 
 
 #: Structures written by the other modules, by abstract-syntax class.
@@ -248,6 +298,10 @@ _HANDLERS = {
     ae.SampleIfTrueStructure: statefuls.sample_if_true,
     ae.InitialStructure: statefuls.initial,
     ae.InlineLookupsStructure: lookups.inline,
+    ae.GetConstantsStructure: external.constants,
+    ae.GetLookupsStructure: external.lookups,
+    ae.GetDataStructure: external.data,
+    ae.DataStructure: external.data,
 }
 
 

@@ -17,6 +17,7 @@ from pysd.translators.structures import abstract_expressions as ae
 
 from ..exceptions import ModelError, UnsupportedFeatureError
 from .program import Variable
+from .subscripts import Expr, align, placement, shape, union
 
 if TYPE_CHECKING:  # the emitter imports this module
     from .expressions import Emitter
@@ -24,38 +25,82 @@ if TYPE_CHECKING:  # the emitter imports this module
 MODES = ("interpolate", "extrapolate", "hold_backward")
 
 
-def define(compiler, var: Variable, node, path: str) -> None:
-    """Store the points of the named table ``var``."""
+def define(compiler, var: Variable, element, path: str) -> None:
+    """Store the points of the named table ``var`` (one table per element when it is
+    subscripted, padded to a common length)."""
+    tables = [(_table(compiler, var, c, path), c) for c in element.components]
+    if not var.dims:
+        (xs, ys, mode), _ = tables[0]
+        compiler.tables[var.ident] = (compiler.add_array(f"{var.ident}_x", xs),
+                                      compiler.add_array(f"{var.ident}_y", ys), mode)
+        return
+    ranges = compiler.subscripts
+    dims = ranges.coords(var.dims)
+    length = max(len(xs) for (xs, _, _), _ in tables)
+    size = int(np.prod(shape(dims)))
+    all_xs, all_ys = np.full((size, length), np.inf), np.full((size, length), np.nan)
+    for (xs, ys, _), component in tables:
+        target, source = placement(dims, ranges.coords(component.subscripts[0]),
+                                   [ranges.coords(e) for e in component.subscripts[1]])
+        columns = ys.reshape(len(xs), -1)  # one table for the whole block, or one each
+        columns = columns[:, source] if columns.shape[1] > 1 else columns
+        all_xs[target, :len(xs)] = xs
+        all_ys[target, :len(xs)] = columns.T
+        all_ys[target, len(xs):] = columns.T[:, -1:]
+    full = (1,) + shape(dims) + (length,)
+    compiler.tables[var.ident] = (
+        compiler.add_array(f"{var.ident}_x", all_xs.reshape(full)),
+        compiler.add_array(f"{var.ident}_y", all_ys.reshape(full)), tables[0][0][2])
+
+
+def _table(compiler, var: Variable, component, path: str
+           ) -> tuple[np.ndarray, np.ndarray, str]:
+    """x values (L,), y values (L,) or (L, *component dims) and the interpolation."""
+    node = component.ast
     if isinstance(node, ae.GetLookupsStructure):
-        raise UnsupportedFeatureError("GET LOOKUPS", var.name, path)
+        from .external import lookup_points
+
+        return lookup_points(compiler, var, component)
     if not isinstance(node, ae.LookupsStructure):
         raise UnsupportedFeatureError(f"a lookup defined by {type(node).__name__}", var.name,
                                       path)
     if node.type not in MODES:
         raise UnsupportedFeatureError(f"lookups of type '{node.type}'", var.name, path)
     xs, ys = _points(node, var.name, path)
-    compiler.tables[var.ident] = (
-        compiler.add_array(f"{var.ident}_x", xs), compiler.add_array(f"{var.ident}_y", ys),
-        node.type)
+    return xs, ys, node.type
 
 
-def call(em: Emitter, var: Variable, arguments) -> str:
-    """``table(x)``."""
+def call(em: Emitter, var: Variable, subscripts, arguments) -> Expr:
+    """``table(x)``, or ``table[subscripts](x)`` of a table per element."""
     if len(arguments) != 1:
         raise ModelError(f"The lookup '{var.name}' takes one argument; the equation of "
                          f"'{em.variable}' in '{em.compiler.path}' gives {len(arguments)}.")
-    x = em.emit(arguments[0]).text
+    x = em.emit(arguments[0])
     xs, ys, mode = em.compiler.tables[var.ident]
-    return f"F.lookup({x}, A['{xs}'], A['{ys}'], '{mode}')"
+    if not var.dims:
+        return Expr(f"F.lookup({x.text}, A['{xs}'], A['{ys}'], '{mode}')", 0, x.dims,
+                    x.partial)
+    # the tables as referenced, aligned with x: computed now, on the constant arrays
+    table = em.subscripted("T", var, subscripts)
+    final = union([x, table])
+    text = align(table, final).text
+    keys = []
+    for key in (xs, ys):
+        points = em.compiler.arrays[key]
+        chosen = np.stack([eval(text, {"T": points[..., i]})  # the compiler's own text
+                           for i in range(points.shape[-1])], axis=-1)
+        keys.append(em.compiler.add_array(em.compiler.new_ident(em.variable, "table"), chosen))
+    x_text = align(x, final).text
+    return Expr(f"V.lookups({x_text}, A['{keys[0]}'], A['{keys[1]}'], '{mode}')", 0, final)
 
 
-def inline(em: Emitter, node) -> str:
+def inline(em: Emitter, node) -> Expr:
     """``WITH LOOKUP(x, ((x1, y1), ...))`` and XMILE's inline graphical functions."""
     xs, ys = _points(node.lookups, em.variable, em.compiler.path)
     key = em.compiler.new_ident(em.variable, "lookup")
     x_key, y_key = em.compiler.add_array(f"{key}_x", xs), em.compiler.add_array(f"{key}_y", ys)
-    x = em.emit(node.argument).text
-    return f"np.interp({x}, A['{x_key}'], A['{y_key}'])"
+    x = em.emit(node.argument)
+    return Expr(f"np.interp({x.text}, A['{x_key}'], A['{y_key}'])", 0, x.dims, x.partial)
 
 
 def _points(node, variable: str, path: str) -> tuple[np.ndarray, np.ndarray]:

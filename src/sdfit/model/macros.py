@@ -36,7 +36,10 @@ def expand(em: Emitter, macro: am.AbstractSection, arguments) -> str:
     local: dict[str, Variable] = {}
     for param, argument in zip(macro.params, arguments, strict=True):
         sub = em.child()
-        ident = compiler.hidden(owner, param, sub.emit(argument).text, sub.deps)
+        expr = sub.emit(argument)
+        if expr.dims:
+            raise em.unsupported(f"a subscripted argument of the macro {name}")
+        ident = compiler.hidden(owner, param, expr.text, sub.deps)
         local[canonical(param)] = Variable(param, ident, "auxiliary")
     for element in macro.elements:
         component = element.components[0]

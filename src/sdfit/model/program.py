@@ -21,23 +21,13 @@ from functools import cached_property
 import numpy as np
 
 from ..exceptions import ModelError
-from ..names import canonical, did_you_mean
+from .variables import Simulation, Variable, VariableTable, batched
 
 #: PySD's relative precision for deciding whether a time is the final or a saving time.
 TIME_RPREC = 1e-5
 
 #: Identifiers of the four control variables in every program.
 CONTROLS = ("v_initial_time", "v_final_time", "v_time_step", "v_saveper")
-
-
-@dataclass(frozen=True)
-class Variable:
-    """A model variable as the user names it, and its identifier in the program."""
-
-    name: str
-    ident: str
-    kind: str  # "constant", "auxiliary", "stock", "lookup", "control"
-    dims: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -63,64 +53,6 @@ class State:
     update: Assignment
 
 
-@dataclass(frozen=True)
-class Simulation:
-    """Recorded outputs of a batched run.
-
-    Attributes
-    ----------
-    times : ndarray, shape (T,)
-    values : dict
-        Variable name -> array of shape ``(B, T, *dims)``.
-    """
-
-    times: np.ndarray
-    values: dict[str, np.ndarray]
-
-    def to_frame(self, unit: int = 0):
-        """One unit's outputs as a DataFrame indexed by time, like PySD's ``run``."""
-        import pandas as pd
-
-        columns = {name: array[unit] for name, array in self.values.items()}
-        return pd.DataFrame(columns, index=pd.Index(self.times, name="time"))
-
-
-class VariableTable:
-    """Looking up a model's variables by name: shared by :class:`BatchModel` and the
-    PySD fallback engine (:class:`~sdfit.model.pysd_runtime.PysdModel`)."""
-
-    path: str
-    variables: dict[str, Variable]  # canonical name -> Variable
-
-    @property
-    def name(self) -> str:
-        from pathlib import Path
-
-        return Path(self.path).stem
-
-    def names(self, kind: str | None = None) -> list[str]:
-        """Variable names in model order, optionally only those of one ``kind``."""
-        return [v.name for v in self.variables.values() if kind is None or v.kind == kind]
-
-    @property
-    def stocks(self) -> list[str]:
-        return self.names("stock")
-
-    @property
-    def constants(self) -> list[str]:
-        return self.names("constant")
-
-    def variable(self, name: str, what: str = "variable") -> Variable:
-        """Look a variable up by name (case, spaces and underscores do not matter)."""
-        try:
-            return self.variables[canonical(name)]
-        except KeyError:
-            hint = did_you_mean(name, self.names())
-            raise ModelError(
-                f"Model '{self.name}' has no {what} named '{name}'.{hint}"
-            ) from None
-
-
 @dataclass
 class BatchModel(VariableTable):
     """A compiled system dynamics model whose every variable has a leading batch axis.
@@ -135,6 +67,7 @@ class BatchModel(VariableTable):
     states: tuple[State, ...]
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # constant tables
     initials: dict[str, Assignment] = field(default_factory=dict)  # ACTIVE INITIAL values
+    ranges: dict[str, tuple[str, ...]] = field(default_factory=dict)  # subscript elements
     _programs: dict = field(default_factory=dict, repr=False, compare=False)
 
     # -- pickling: generated functions are rebuilt in each process ----------------------
@@ -166,9 +99,20 @@ class BatchModel(VariableTable):
         return self.control("v_time_step")
 
     def constant_value(self, name: str) -> float:
-        """The value a constant has by its own equation."""
-        value = self._program(()).static_value(self.variable(name).ident)
-        return float(np.asarray(value).ravel()[0])
+        """The value a constant (or one element of it, ``"rate[dec 3]"``) has by its own
+        equation."""
+        var, index = self.element(name)
+        value = np.asarray(self._program(()).static_value(var.ident), dtype=float)
+        return float(value[(0,) + index] if index else value.ravel()[0])
+
+    def constant_array(self, name: str) -> np.ndarray:
+        """A constant's own value with its batch axis: a scalar, or shape (1, *dims)."""
+        return np.asarray(self._program(()).static_value(self.variable(name).ident),
+                          dtype=float)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The subscript shape of a variable (``()`` without subscripts)."""
+        return tuple(len(self.ranges[d]) for d in self.variable(name).dims)
 
     # -- dependency analysis ----------------------------------------------------------
     @cached_property
@@ -221,9 +165,13 @@ class BatchModel(VariableTable):
             Number of units B.  Every value below may be a scalar (the same for
             every unit) or an array whose leading axis has length B.
         params
-            Constant name -> value, replacing the model's equation.
+            Constant name -> value, replacing the model's equation.  A subscripted
+            constant takes one value per element (shape ``dims`` or ``(B, *dims)``), or
+            is given element by element (``"loss rate[dec 3]"``; the others keep their
+            own values).
         initial
-            Stock name -> initial value at the start time.
+            Stock name -> initial value at the start time (a subscripted stock whole,
+            or every one of its elements).
         start_time
             Start here instead of INITIAL TIME (like PySD's ``initial_condition``).
         stop_time
@@ -231,24 +179,55 @@ class BatchModel(VariableTable):
         return_times
             Times to record (on the TIME STEP grid); default every SAVEPER.
         return_columns
-            Names to record; default every stock, auxiliary and constant.
+            Names to record (variables, or elements such as ``"population[dec 3]"``);
+            default every stock, auxiliary and constant.
         """
         overrides = {}
         for names, kind in ((params, "constant"), (initial, "stock")):
+            elements: dict[str, list] = {}
             for name, value in (names or {}).items():
-                var = self.variable(name, kind)
+                var, index = self.element(name, kind)
                 if var.kind != kind:
                     raise ModelError(f"'{var.name}' of model '{self.name}' is not a {kind}.")
-                overrides[var.ident] = np.asarray(value, dtype=float)
+                if index:
+                    elements.setdefault(var.name, []).append((index, value))
+                else:
+                    overrides[var.ident] = batched(value, self.shape(var.name), batch_size)
+            for name, values in elements.items():
+                overrides[self.variable(name).ident] = self._by_element(name, kind, values,
+                                                                        batch_size)
         if start_time is not None:
             overrides["v_initial_time"] = float(start_time)
         if return_columns is None:
-            names = [v.name for v in self.variables.values() if v.kind not in ("lookup",)]
+            columns = [(v.name, v, ()) for v in self.variables.values() if v.kind != "lookup"]
         else:
-            names = [self.variable(n).name for n in return_columns]
-        record = tuple(self.variables[canonical(n)].ident for n in names)
+            columns = []
+            for name in return_columns:
+                var, index = self.element(name)
+                label = self.elements(var.name)[int(np.ravel_multi_index(
+                    index, self.shape(var.name)))] if index else var.name
+                columns.append((label, var, index))
+        record = tuple(dict.fromkeys(var.ident for _, var, _ in columns))
         times, values = self.execute(batch_size, overrides, record, stop_time, return_times)
-        return Simulation(times, dict(zip(names, values, strict=True)))
+        by_ident = dict(zip(record, values, strict=True))
+        return Simulation(
+            times, {label: by_ident[var.ident][(slice(None), slice(None)) + index]
+                    for label, var, index in columns},
+            {label: self.elements(var.name) for label, var, index in columns
+             if var.dims and not index})
+
+    def _by_element(self, name: str, kind: str, values, batch_size: int) -> np.ndarray:
+        """A subscripted value given element by element: constants start from their own
+        value, stocks must be given whole."""
+        shape = self.shape(name)
+        if kind == "stock" and len({i for i, _ in values}) < int(np.prod(shape)):
+            raise ModelError(f"Give every element of the stock '{name}' an initial value, "
+                             f"or none: {len(values)} of {int(np.prod(shape))} given.")
+        base = self.constant_array(name) if kind == "constant" else np.zeros((1,) + shape)
+        array = np.array(np.broadcast_to(base, (batch_size,) + shape))
+        for index, value in values:
+            array[(slice(None),) + index] = value
+        return array
 
     def execute(
         self,

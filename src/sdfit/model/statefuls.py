@@ -19,65 +19,79 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .subscripts import Expr, align, union
+
 if TYPE_CHECKING:  # the emitter imports this module
     from .expressions import Emitter
 
 
-def integ(em: Emitter, node, target: str | None = None) -> str:
-    """INTEG (a stock; ``target`` is the stock's own identifier when the equation is
-    nothing but the INTEG).  XMILE's non-negative stocks are clipped at 0 after
-    each step, as PySD's ``NonNegativeInteg``."""
+def integ(em: Emitter, node) -> Expr:
+    """INTEG inside an expression (a stock's own equation is compiled by
+    :func:`sdfit.model.elements.stock`)."""
     flow, initial = em.child(), em.child()
-    flow_text = flow.emit(node.flow).text
-    initial_text = initial.emit(node.initial).text
-    ident = target or em.compiler.new_ident(em.variable, "integ")
-    update = f"{ident} + ({flow_text}) * dt"
-    if node.non_negative:
-        update = f"np.maximum({update}, 0)"
-    em.compiler.add_state(ident, initial_text, initial.deps, update, flow.deps | {ident})
+    flow_expr, initial_expr = flow.emit(node.flow), initial.emit(node.initial)
+    dims = union([flow_expr, initial_expr])
+    flow_text = align(flow_expr, dims).text
+    initial_text = align(initial_expr, dims, full=True).text
+    ident = em.compiler.new_ident(em.variable, "integ")
+    add_stock(em.compiler, ident, initial_text, initial.deps, flow_text, flow.deps,
+              node.non_negative)
     em.deps.add(ident)
-    return ident
+    return Expr(ident, 0, dims)
 
 
-def smooth(em: Emitter, node) -> str:
+def add_stock(compiler, ident: str, initial: str, initial_deps, flow: str, flow_deps,
+              non_negative: bool) -> None:
+    """A stock ``ident``; XMILE's non-negative stocks are clipped at 0 after each step,
+    as PySD's ``NonNegativeInteg``."""
+    update = f"{ident} + ({flow}) * dt"
+    if non_negative:
+        update = f"np.maximum({update}, 0)"
+    compiler.add_state(ident, initial, initial_deps, update, set(flow_deps) | {ident})
+
+
+def smooth(em: Emitter, node) -> Expr:
     """SMOOTH, SMOOTHI, SMOOTH3, SMOOTH3I and SMOOTH N."""
-    x, x_deps = em.operand(node.input, "smooth input")
-    t, t_deps = em.operand(node.smooth_time, "smooth time")
-    init, init_deps = em.operand(node.initial, "smooth initial")
+    ((x, x_deps), (t, t_deps), (init, init_deps)), dims = em.operands([
+        (node.input, "smooth input", False), (node.smooth_time, "smooth time", False),
+        (node.initial, "smooth initial", True)])
     compiler = em.compiler
     if _literal(node.order) == 1:  # one stage: a plain state, PySD's arithmetic
         s = compiler.new_ident(em.variable, "smooth")
         compiler.add_state(s, init, init_deps, f"{s} + ({x} - {s}) * 1 / {t} * dt",
                            x_deps | t_deps | {s})
         em.deps.add(s)
-        return s
+        return Expr(s, 0, dims)
     order, order_deps = _order(em, node.order, "smooth order", "F.smooth_order({})")
     s = compiler.new_ident(em.variable, "smooth stages")
     compiler.add_state(s, f"F.stages({init}, {order})", init_deps | order_deps,
                        f"F.smooth_step({s}, {x}, {t}, {order}, dt)",
                        x_deps | t_deps | order_deps | {s})
-    return _output(em, "smooth", f"F.last_stage({s}, {order})", order_deps | {s})
+    return _output(em, "smooth", f"F.last_stage({s}, {order})", order_deps | {s}, dims)
 
 
-def delay(em: Emitter, node) -> str:
+def _delay_operands(em: Emitter, node):
+    return em.operands([(node.input, "delay input", False),
+                        (node.delay_time, "delay time", False),
+                        (node.initial, "delay initial", True)])
+
+
+def delay(em: Emitter, node) -> Expr:
     """DELAY1, DELAY1I, DELAY3 and DELAY3I (stages hold content times the delay time)."""
-    x, x_deps = em.operand(node.input, "delay input")
-    d, d_deps = em.operand(node.delay_time, "delay time")
-    init, init_deps = em.operand(node.initial, "delay initial")
+    ((x, x_deps), (d, d_deps), (init, init_deps)), dims = _delay_operands(em, node)
     order, order_deps = _delay_order(em, node.order, d, d_deps)
     s = em.compiler.new_ident(em.variable, "delay stages")
     em.compiler.add_state(s, f"F.stages({init} * {d}, {order})", init_deps | d_deps | order_deps,
                           f"F.delay_step({s}, {x}, {d}, {order}, dt)",
                           x_deps | d_deps | order_deps | {s})
-    return _output(em, "delay", f"F.last_stage({s}, {order}) / {d}", order_deps | d_deps | {s})
+    return _output(em, "delay", f"F.last_stage({s}, {order}) / {d}", order_deps | d_deps | {s},
+                   dims)
 
 
-def delay_n(em: Emitter, node) -> str:
+def delay_n(em: Emitter, node) -> Expr:
     """DELAY N: like DELAY, but each stage drains with the delay time it entered with
     (PySD's ``DelayN`` keeps the delay times of the last ``order`` steps)."""
-    x, x_deps = em.operand(node.input, "delay input")
-    d, d_deps = em.operand(node.delay_time, "delay time")
-    init, init_deps = em.operand(node.initial, "delay initial")
+    ((x, x_deps), (d, d_deps), (init, init_deps)), dims = _delay_operands(em, node)
     order, order_deps = _delay_order(em, node.order, d, d_deps)
     compiler = em.compiler
     s = compiler.new_ident(em.variable, "delay stages")
@@ -88,87 +102,88 @@ def delay_n(em: Emitter, node) -> str:
     compiler.add_state(times, f"F.stages({d}, {order})", d_deps | order_deps,
                        f"F.shift_in({d}, {times})", d_deps | {times})
     return _output(em, "delay", f"F.last_stage({s}, {order}) / {times}[0]",
-                   order_deps | {s, times})
+                   order_deps | {s, times}, dims)
 
 
-def delay_fixed(em: Emitter, node) -> str:
+def delay_fixed(em: Emitter, node) -> Expr:
     """DELAY FIXED (and XMILE's DELAY): the input of round(delay time / TIME STEP)
     steps ago, the initial value before; the number of steps is fixed at the start."""
-    x, x_deps = em.operand(node.input, "delay input")
-    d, d_deps = em.operand(node.delay_time, "delay time")
-    init, init_deps = em.operand(node.initial, "delay initial")
+    ((x, x_deps), (d, d_deps), (init, init_deps)), dims = _delay_operands(em, node)
     dt = em.time_step
     pipe = em.compiler.new_ident(em.variable, "fixed delay")
     em.compiler.add_state(pipe, f"F.FixedDelay({init}, {d}, {dt})", init_deps | d_deps | {dt},
                           f"{pipe}.push({x})", x_deps | {pipe})
-    return _output(em, "delay", f"{pipe}.output", {pipe})
+    return _output(em, "delay", f"{pipe}.output", {pipe}, dims)
 
 
-def trend(em: Emitter, node) -> str:
+def trend(em: Emitter, node) -> Expr:
     """TREND: fractional change of the input over an exponential average."""
-    x, x_deps = em.operand(node.input, "trend input")
-    avg, avg_deps = em.operand(node.average_time, "trend average time")
-    init, init_deps = em.operand(node.initial_trend, "initial trend")
+    ((x, x_deps), (avg, avg_deps), (init, init_deps)), dims = em.operands([
+        (node.input, "trend input", True), (node.average_time, "trend average time", False),
+        (node.initial_trend, "initial trend", False)])
     average = em.compiler.new_ident(em.variable, "trend average")
     em.compiler.add_state(average, f"{x} / (1 + {init} * {avg})", x_deps | avg_deps | init_deps,
                           f"{average} + ({x} - {average}) / {avg} * dt",
                           x_deps | avg_deps | {average})
     return _output(em, "trend", f"F.zidz({x} - {average}, {avg} * np.abs({average}))",
-                   x_deps | avg_deps | {average})
+                   x_deps | avg_deps | {average}, dims)
 
 
-def forecast(em: Emitter, node) -> str:
+def forecast(em: Emitter, node) -> Expr:
     """FORECAST: the input extrapolated ``horizon`` ahead along its trend."""
-    x, x_deps = em.operand(node.input, "forecast input")
-    avg, avg_deps = em.operand(node.average_time, "forecast average time")
-    horizon, h_deps = em.operand(node.horizon, "forecast horizon")
-    init, init_deps = em.operand(node.initial_trend, "initial trend")
+    ((x, x_deps), (avg, avg_deps), (horizon, h_deps), (init, init_deps)), dims = em.operands([
+        (node.input, "forecast input", True),
+        (node.average_time, "forecast average time", False),
+        (node.horizon, "forecast horizon", False), (node.initial_trend, "initial trend", False)])
     average = em.compiler.new_ident(em.variable, "forecast average")
     em.compiler.add_state(average, f"{x} / (1 + {init})", x_deps | init_deps,
                           f"{average} + ({x} - {average}) / {avg} * dt",
                           x_deps | avg_deps | {average})
     return _output(em, "forecast",
                    f"{x} * (1 + F.zidz({x} - {average}, {avg} * {average}) * {horizon})",
-                   x_deps | avg_deps | h_deps | {average})
+                   x_deps | avg_deps | h_deps | {average}, dims)
 
 
-def sample_if_true(em: Emitter, node) -> str:
+def sample_if_true(em: Emitter, node) -> Expr:
     """SAMPLE IF TRUE: the input while the condition holds, else the last sample."""
-    condition, c_deps = em.operand(node.condition, "sample condition")
-    x, x_deps = em.operand(node.input, "sample input")
-    init, init_deps = em.operand(node.initial, "sample initial")
+    ((condition, c_deps), (x, x_deps), (init, init_deps)), dims = em.operands([
+        (node.condition, "sample condition", False), (node.input, "sample input", True),
+        (node.initial, "sample initial", True)])
     sample = em.compiler.new_ident(em.variable, "sample")
     em.compiler.add_state(sample, init, init_deps,
                           f"{sample} * 0 + F.if_then_else({condition}, {x}, {sample})",
                           c_deps | x_deps | {sample})
     return _output(em, "sample", f"F.if_then_else({condition}, {x}, {sample})",
-                   c_deps | x_deps | {sample})
+                   c_deps | x_deps | {sample}, dims)
 
 
-def initial(em: Emitter, node) -> str:
+def initial(em: Emitter, node) -> Expr:
     """INITIAL: the value at the initial time, held."""
-    init, init_deps = em.operand(node.initial, "initial value")
+    ((init, init_deps),), dims = em.operands([(node.initial, "initial value", False)])
     held = em.compiler.new_ident(em.variable, "initial")
     em.compiler.add_state(held, init, init_deps, held, {held})
     em.deps.add(held)
-    return held
+    return Expr(held, 0, dims)
 
 
-def active_initial(em: Emitter, expression, initial_value) -> str:
+def active_initial(em: Emitter, expression, initial_value) -> Expr:
     """ACTIVE INITIAL: ``initial_value`` while the model initialises, ``expression`` after."""
     run, init = em.child(), em.child()
-    run_text, init_text = run.emit(expression).text, init.emit(initial_value).text
-    ident = em.compiler.hidden(em.variable, "active initial", run_text, run.deps)
-    em.compiler.add_initial(ident, init_text, init.deps)
+    run_expr, init_expr = run.emit(expression), init.emit(initial_value)
+    dims = union([run_expr, init_expr])
+    ident = em.compiler.hidden(em.variable, "active initial", align(run_expr, dims, True).text,
+                               run.deps)
+    em.compiler.add_initial(ident, align(init_expr, dims, True).text, init.deps)
     em.deps.add(ident)
-    return ident
+    return Expr(ident, 0, dims)
 
 
 # -- helpers ------------------------------------------------------------------------------
-def _output(em: Emitter, role: str, expr: str, deps: set[str] | frozenset[str]) -> str:
+def _output(em: Emitter, role: str, expr: str, deps: set[str] | frozenset[str],
+            dims) -> Expr:
     ident = em.compiler.hidden(em.variable, f"{role} output", expr, deps)
     em.deps.add(ident)
-    return ident
+    return Expr(ident, 0, dims)
 
 
 def _literal(node) -> float | None:

@@ -1,0 +1,142 @@
+"""Model variables by name: the table shared by :class:`~.program.BatchModel` and the
+PySD fallback engine, elements of subscripted variables (``"population[dec 3]"``),
+values given for them, and recorded simulations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import product
+
+import numpy as np
+
+from ..exceptions import ModelError
+from ..names import canonical, did_you_mean
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A model variable as the user names it, and its identifier in the program."""
+
+    name: str
+    ident: str
+    kind: str  # "constant", "auxiliary", "stock", "lookup", "control"
+    dims: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """Recorded outputs of a batched run.
+
+    Attributes
+    ----------
+    times : ndarray, shape (T,)
+    values : dict
+        Variable name -> array of shape ``(B, T, *dims)``.
+    elements : dict
+        Subscripted variable name -> the names of its elements, ``name[e1,e2]``, in the
+        order of its flattened dims.
+    """
+
+    times: np.ndarray
+    values: dict[str, np.ndarray]
+    elements: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_frame(self, unit: int = 0):
+        """One unit's outputs as a DataFrame indexed by time, like PySD's ``run``: one
+        column per element of a subscripted variable."""
+        import pandas as pd
+
+        columns = {}
+        for name, array in self.values.items():
+            if array.ndim > 2:
+                flat = array[unit].reshape(len(self.times), -1)
+                columns.update(zip(self.elements[name], flat.T, strict=True))
+            else:
+                columns[name] = array[unit]
+        return pd.DataFrame(columns, index=pd.Index(self.times, name="time"))
+
+
+class VariableTable:
+    """Looking up a model's variables by name: shared by :class:`BatchModel` and the
+    PySD fallback engine (:class:`~sdfit.model.pysd_runtime.PysdModel`)."""
+
+    path: str
+    variables: dict[str, Variable]  # canonical name -> Variable
+
+    @property
+    def name(self) -> str:
+        from pathlib import Path
+
+        return Path(self.path).stem
+
+    def names(self, kind: str | None = None) -> list[str]:
+        """Variable names in model order, optionally only those of one ``kind``."""
+        return [v.name for v in self.variables.values() if kind is None or v.kind == kind]
+
+    @property
+    def stocks(self) -> list[str]:
+        return self.names("stock")
+
+    @property
+    def constants(self) -> list[str]:
+        return self.names("constant")
+
+    def element(self, name: str, what: str = "variable") -> tuple[Variable, tuple[int, ...]]:
+        """A variable, or one element of a subscripted one (``"population[dec 3]"``), and
+        the element's position in the variable's array (after the batch axis)."""
+        base, bracket, rest = str(name).partition("[")
+        var = self.variable(base if bracket else name, what)
+        if not bracket:
+            return var, ()
+        ranges = getattr(self, "ranges", {})
+        wanted = [canonical(e) for e in rest.strip().removesuffix("]").split(",")]
+        if len(wanted) != len(var.dims):
+            raise ModelError(f"'{name}' gives {len(wanted)} subscript(s) to '{var.name}', "
+                             f"which has {len(var.dims)}.")
+        index = []
+        for element, dim in zip(wanted, var.dims, strict=True):
+            keys = [canonical(e) for e in ranges[dim]]
+            if element not in keys:
+                raise ModelError(f"'{name}': '{element}' is not an element of '{dim}' "
+                                 f"({', '.join(ranges[dim])}).{did_you_mean(element, keys)}")
+            index.append(keys.index(element))
+        return var, tuple(index)
+
+    def elements(self, name: str) -> list[str]:
+        """The names ``var[e1,e2]`` of every element of a variable (itself if scalar)."""
+        var = self.variable(name)
+        if not var.dims:
+            return [var.name]
+        ranges = self.ranges
+        return [f"{var.name}[{','.join(combo)}]"
+                for combo in product(*(ranges[d] for d in var.dims))]
+
+    def variable(self, name: str, what: str = "variable") -> Variable:
+        """Look a variable up by name (case, spaces and underscores do not matter)."""
+        try:
+            return self.variables[canonical(name)]
+        except KeyError:
+            hint = did_you_mean(name, self.names())
+            raise ModelError(
+                f"Model '{self.name}' has no {what} named '{name}'.{hint}"
+            ) from None
+
+
+def batched(value, shape: tuple[int, ...], batch_size: int) -> np.ndarray:
+    """A value given for a variable of subscript ``shape``, with its batch axis: a scalar,
+    one value per unit (B,), one per element (*shape) or per unit and element.  Values of
+    subscripted variables are spread over every element (shape ``(B or 1, *shape)``)."""
+    value = np.asarray(value, dtype=float)
+    if not shape:
+        return value
+    if value.ndim == 0:
+        return np.full((1,) + shape, value)
+    if value.shape == shape:
+        return value[None]
+    if value.shape == (batch_size,):
+        return np.broadcast_to(value.reshape((batch_size,) + (1,) * len(shape)),
+                               (batch_size,) + shape)
+    if value.shape[1:] != shape:
+        raise ModelError(f"A value of shape {value.shape} does not fit {batch_size} units "
+                         f"of subscript shape {shape}.")
+    return value
