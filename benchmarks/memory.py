@@ -6,10 +6,13 @@ script samples, every 20 ms, the memory of that process (RSS) and of it with all
 children, the worker pool (PSS summed: pages a forked worker shares with its parent
 count once, not twice).  Two ways are measured side by side:
 
-* ``streamed``: ``sdfit fit --out DIR`` (chunks saved to disk as they finish, results
-  assembled from them, no Jacobians kept);
+* ``streamed``: ``sdfit fit --out DIR`` (chunks saved to disk as they finish, then the
+  results assembled from them chunk by chunk);
 * ``in memory``: ``sdfit.fit()`` without an out folder, then ``FitResult.write``
-  (every chunk's solution, Jacobians included, held until the end).
+  (every chunk's solution held until the end).
+
+Either way each chunk's Jacobians are let go once its diagnostics are computed; what
+grows with the units is the input panel and the result tables.
 
 Usage: python benchmarks/memory.py [--units 10000 50000 100000] [--workers 2]
 """
@@ -17,13 +20,11 @@ Usage: python benchmarks/memory.py [--units 10000 50000 100000] [--workers 2]
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import psutil
+from _measure import run_measured
 
 from sdfit.datasets import aging_chain, aging_chain_path, synthetic_panel
 from sdfit.demo import PLANTED
@@ -49,33 +50,6 @@ result.write(sys.argv[2])
 """
 
 
-def peak_rss(command: list[str]) -> tuple[float, float, float]:
-    """Run ``command``; return its peak PSS summed over the process tree, the peak RSS of
-    the main process alone (both MiB) and the wall time (s)."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    root = psutil.Process(process.pid)
-    peak_tree = peak_main = 0
-    while process.poll() is None:
-        try:
-            main = root.memory_info().rss
-            tree = _pss(root) + sum(_pss(child) for child in root.children(recursive=True))
-        except psutil.NoSuchProcess:
-            break
-        peak_tree, peak_main = max(peak_tree, tree), max(peak_main, main)
-        time.sleep(0.02)
-    if process.wait() != 0:
-        raise SystemExit(f"{command} failed")
-    return peak_tree / 2**20, peak_main / 2**20, time.perf_counter() - start
-
-
-def _pss(process: psutil.Process) -> int:
-    try:
-        return process.memory_full_info().pss
-    except psutil.NoSuchProcess:
-        return 0
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--units", type=int, nargs="+", default=[10_000, 50_000, 100_000])
@@ -92,19 +66,20 @@ def main() -> None:
             data = panel.to_csv(tmp / f"units-{n}.csv")
             spec = tmp / f"spec-{n}.toml"
             spec.write_text(SPEC.format(model=aging_chain_path(), data=data))
-            streamed = peak_rss([sys.executable, "-m", "sdfit.cli", "fit", str(spec),
+            streamed = run_measured([sys.executable, "-m", "sdfit.cli", "fit", str(spec),
                                  "--out", str(tmp / f"out-{n}"), "--workers",
                                  str(args.workers), "--quiet", "--no-figures"])
-            in_memory = peak_rss([sys.executable, "-c", IN_MEMORY, str(spec),
+            in_memory = run_measured([sys.executable, "-c", IN_MEMORY, str(spec),
                                   str(tmp / f"mem-{n}"), str(args.workers)])
             rows.append((n, streamed, in_memory))
-            print(f"{n:>8,} units  streamed: tree {streamed[0]:7.0f} MiB, main "
-                  f"{streamed[1]:6.0f} MiB, {streamed[2]:5.1f} s   in memory: tree "
-                  f"{in_memory[0]:7.0f} MiB, main {in_memory[1]:6.0f} MiB, "
-                  f"{in_memory[2]:5.1f} s", flush=True)
+            print(f"{n:>8,} units  streamed: tree {streamed.tree_mib:7.0f} MiB, main "
+                  f"{streamed.main_mib:6.0f} MiB, {streamed.seconds:5.1f} s   in memory: tree "
+                  f"{in_memory.tree_mib:7.0f} MiB, main {in_memory.main_mib:6.0f} MiB, "
+                  f"{in_memory.seconds:5.1f} s", flush=True)
     if len(rows) > 1:
         (n0, s0, m0), (n1, s1, m1) = rows[0], rows[-1]
-        per_unit = [(b[0] - a[0]) * 2**20 / (n1 - n0) for a, b in ((s0, s1), (m0, m1))]
+        per_unit = [(b.tree_mib - a.tree_mib) * 2**20 / (n1 - n0)
+                    for a, b in ((s0, s1), (m0, m1))]
         print(f"growth of the tree's peak per extra unit: streamed {per_unit[0]:.0f} bytes, "
               f"in memory {per_unit[1]:.0f} bytes")
 

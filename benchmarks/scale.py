@@ -2,7 +2,8 @@
 backend.  Prints wall time, units per second and peak RSS (whole process tree) per size,
 and the least-squares slope of time against units.
 
-Each size runs in a fresh interpreter so that peak memory is its own.
+Each size runs in a fresh interpreter so that peak memory is its own (PSS of the whole
+process tree, sampled by benchmarks/_measure.py).
 
 Usage: python benchmarks/scale.py [--sizes 1000 10000 100000] [--backend processes]
 """
@@ -11,16 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 
 import numpy as np
+from _measure import run_measured
 
 
 def one(n_units: int, backend: str) -> dict:
-    from _rss import PeakRSS
-
     import sdfit
     from sdfit.datasets import synthetic_panel
     from sdfit.demo import DEMO_PROBLEM, PLANTED
@@ -29,13 +28,12 @@ def one(n_units: int, backend: str) -> dict:
     panel, planted = synthetic_panel(
         model, n_units, PLANTED | {"dec 1 loss rate": (0.05, 0.05)},
         {f"dec {k}": (100.0, 20000.0) for k in range(1, 10)}, [2010], seed=n_units)
-    with PeakRSS() as peak:
-        started = time.perf_counter()
-        result = sdfit.fit(model, panel, DEMO_PROBLEM, backend=backend, progress=False)
-        wall = time.perf_counter() - started
+    started = time.perf_counter()
+    result = sdfit.fit(model, panel, DEMO_PROBLEM, backend=backend, progress=False)
+    wall = time.perf_counter() - started
     error = np.abs(result.params()[list(PLANTED)].to_numpy() - planted[list(PLANTED)].to_numpy())
     return {"units": n_units, "wall": wall, "fit": result.info["wall_time"],
-            "rss": peak.bytes, "failed": result.n_failed, "max_error": float(error.max()),
+            "failed": result.n_failed, "max_error": float(error.max()),
             "workers": result.info["workers"], "nfev": float(result.table["nfev"].mean())}
 
 
@@ -50,14 +48,14 @@ def main() -> None:
         return
     rows = []
     for n in args.sizes:
-        done = subprocess.run([sys.executable, __file__, "--one", str(n), "--backend",
-                               args.backend], capture_output=True, text=True, check=True)
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    print(f"{'units':>8} {'fit s':>8} {'units/s':>9} {'peak RSS MB':>12} {'nfev/unit':>10} "
+        done = run_measured([sys.executable, __file__, "--one", str(n), "--backend",
+                             args.backend])
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]) | {"mib": done.tree_mib})
+    print(f"{'units':>8} {'fit s':>8} {'units/s':>9} {'peak MiB':>9} {'nfev/unit':>10} "
           f"{'failed':>7} {'max |rate error|':>17}")
     for r in rows:
         print(f"{r['units']:>8} {r['fit']:>8.2f} {r['units'] / r['fit']:>9,.0f} "
-              f"{r['rss'] / 2**20:>12,.0f} {r['nfev']:>10.1f} {r['failed']:>7} "
+              f"{r['mib']:>9,.0f} {r['nfev']:>10.1f} {r['failed']:>7} "
               f"{r['max_error']:>17.2e}")
     units = np.array([r["units"] for r in rows], float)
     seconds = np.array([r["fit"] for r in rows])
