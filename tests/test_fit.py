@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from sdfit import DataError
-from sdfit.fit import fit, plan_chunks
+from sdfit.fit import MAX_CHUNK, fit, plan_chunks
 from sdfit.problem import Parameter, Problem
 from sdfit.results import read_csv
 
@@ -76,5 +76,6 @@ def test_invalid_units_are_refused_with_their_lines_or_dropped(aging_chain, subs
 def test_chunk_plan_covers_every_unit_once():
     chunks = plan_chunks(1001, None, 2)
     assert np.array_equal(np.concatenate(chunks), np.arange(1001))
-    assert max(map(len, chunks)) <= 1024
+    assert [len(c) for c in chunks] == [501, 500]  # one equal chunk per worker
+    assert len(plan_chunks(3 * MAX_CHUNK, None, 2)) == 4  # none above MAX_CHUNK, even per worker
     assert len(plan_chunks(10, 3, 2)) == 4
