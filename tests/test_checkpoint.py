@@ -6,12 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import wait_for_chunks
 from sdfit.backends.local import SerialBackend
 from sdfit.checkpoint import ChunkStore, run_fingerprint
 from sdfit.data import Panel
@@ -141,7 +141,7 @@ def test_sigkill_midway_then_resume_gives_the_uninterrupted_params(census, tmp_p
     run = subprocess.Popen(command(out, "--chunk-size", "16"), start_new_session=True,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        _wait_for_chunks(out, 20, run)
+        wait_for_chunks(out, 20, run)
     finally:
         os.killpg(run.pid, signal.SIGKILL)
         run.wait()
@@ -170,14 +170,3 @@ def test_sigkill_midway_then_resume_gives_the_uninterrupted_params(census, tmp_p
     assert (out / "params.csv").read_bytes() == (whole / "params.csv").read_bytes()
     assert (out / "targets.csv").read_bytes() == (whole / "targets.csv").read_bytes()
     assert not (out / "chunks").exists()
-
-
-def _wait_for_chunks(out, count: int, run: subprocess.Popen, timeout: float = 120) -> int:
-    """Wait until ``count`` chunk files are saved; return how many there are."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and run.poll() is None:
-        done = len(list((out / "chunks").glob("chunk-*.npz")))
-        if done >= count:
-            return done
-        time.sleep(0.002)
-    raise AssertionError(f"no {count} chunks saved in time: {run.communicate()[1]}")

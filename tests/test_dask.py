@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
 
+from helpers import wait_for_chunks
 from sdfit import SpecError
 from sdfit.backends import get_backend
 from sdfit.cli import main
@@ -138,7 +138,7 @@ def test_a_worker_killed_midway_loses_no_unit(dask_cluster, census, tmp_path):
                "--chunk-size", "16", "--out", str(out), "--quiet", "--no-figures"]
     run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        done = _wait_for_chunks(out, 15, run)
+        done = wait_for_chunks(out, 15, run)
         lost = dask_cluster.tasks_on_worker(0)
         dask_cluster.kill_worker(0)
         assert run.poll() is None, "the fit ended before the worker was killed"
@@ -158,14 +158,3 @@ def test_a_worker_killed_midway_loses_no_unit(dask_cluster, census, tmp_path):
                       chunk_size=16, progress=False).table
     assert not table.duplicated(["state", "county"]).any()
     pd.testing.assert_frame_equal(table, undisturbed, check_exact=False, rtol=1e-12, atol=0)
-
-
-def _wait_for_chunks(out, count: int, run: subprocess.Popen, timeout: float = 120) -> int:
-    """Wait until ``count`` chunk files are saved; return how many there are."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and run.poll() is None:
-        done = len(list((out / "chunks").glob("chunk-*.npz")))
-        if done >= count:
-            return done
-        time.sleep(0.005)
-    raise AssertionError(f"no {count} chunks saved in time:\n{run.communicate()[1]}")

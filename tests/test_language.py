@@ -17,7 +17,7 @@ from pysd.py_backend import functions as pysd_functions
 from pysd.py_backend.lookups import HardcodedLookups
 
 import sdfit
-from sdfit import conformance
+from helpers import compare_suite_with_pysd
 from sdfit.model import functions as F
 
 #: Every stateful structure, lookups, a macro called twice, fed by STEP/RAMP/PULSE TRAIN.
@@ -182,19 +182,5 @@ def test_lookups_equal_pysd_inside_at_and_beyond_the_points(mode):
 @pytest.mark.slow
 def test_every_scalar_test_model_equals_pysd(shared_data):
     """Not only within Vensim's 5 %: the same numbers as PySD, folder by folder."""
-    checked = 0
-    for folder in conformance.suite_folders(shared_data / "test-models" / "tests"):
-        path = conformance.pick_model(folder)
-        abstract = sdfit.model.translate(path)
-        if conformance.uses_subscripts(abstract):
-            continue
-        columns = list(conformance.read_canonical(folder).columns)
-        ours = conformance.simulate_batched(sdfit.model.compile_model(abstract, path),
-                                            columns, batch_size=2)[0]
-        expected = conformance.simulate_pysd(folder, path, columns)
-        assert list(ours.index) == list(expected.index), folder.name
-        np.testing.assert_allclose(ours.to_numpy(float), expected[ours.columns].to_numpy(float),
-                                   rtol=1e-12, atol=0, err_msg=folder.name)
-        checked += 1
-    assert checked == 69  # the folders of the suite that use no subscripts
-
+    suite = shared_data / "test-models" / "tests"
+    assert compare_suite_with_pysd(suite, subscripted=False) == 69  # all without subscripts
