@@ -388,8 +388,3 @@ def _specificity(pattern: str) -> int:
 
 def _is_glob(pattern: str) -> bool:
     return "*" in pattern or "?" in pattern
-
-
-def _in_data(panel: Panel, time: float, name: str) -> bool:
-    return any(canonical(v) == canonical(name) and panel.has(time, v) for v in panel.variables)
-

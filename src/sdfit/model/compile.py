@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from pysd.translators.structures import abstract_expressions as ae
 from pysd.translators.structures import abstract_model as am
 
 from ..exceptions import ModelError
@@ -28,6 +27,7 @@ from .expressions import Scope
 from .program import CONTROLS, Assignment, BatchModel, State, Variable
 from .subscripts import Subscripts
 from .translate import translate
+from .variables import element_kind
 
 
 def load_model(path: str | Path, data_files: Iterable[str | Path] = ()) -> BatchModel:
@@ -98,15 +98,7 @@ class _Compiler:
         key = canonical(element.name)
         if key in self.variables:
             raise ModelError(f"Model file '{self.path}' defines '{element.name}' twice.")
-        component = element.components[0]
-        if isinstance(element, am.AbstractControlElement):
-            kind = "control"
-        elif isinstance(component, am.AbstractLookup):
-            kind = "lookup"
-        elif isinstance(component.ast, ae.IntegStructure):
-            kind = "stock"
-        else:
-            kind = "auxiliary"
+        kind = element_kind(element)
         dims = ()
         if any(c.subscripts[0] for c in element.components):
             dims = tuple(self.subscripts.merge([c.subscripts[0] for c in element.components],

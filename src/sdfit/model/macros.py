@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pysd.translators.structures import abstract_expressions as ae
 from pysd.translators.structures import abstract_model as am
 
 from ..exceptions import ModelError, UnsupportedFeatureError
 from ..names import canonical
 from .program import Variable
+from .variables import element_kind
 
 if TYPE_CHECKING:  # the emitter imports this module
     from .expressions import Emitter
@@ -42,15 +42,8 @@ def expand(em: Emitter, macro: am.AbstractSection, arguments) -> str:
         ident = compiler.hidden(owner, param, expr.text, sub.deps)
         local[canonical(param)] = Variable(param, ident, "auxiliary")
     for element in macro.elements:
-        component = element.components[0]
-        if isinstance(component, am.AbstractLookup):
-            kind = "lookup"
-        elif isinstance(component.ast, ae.IntegStructure):
-            kind = "stock"
-        else:
-            kind = "auxiliary"
         local[canonical(element.name)] = Variable(
-            element.name, compiler.new_ident(owner, element.name), kind)
+            element.name, compiler.new_ident(owner, element.name), element_kind(element))
     output = local.get(canonical(macro.name))
     if output is None:
         raise UnsupportedFeatureError(f"the macro {name} without an equation named after it",

@@ -12,7 +12,6 @@ compiled lazily, once per process and per set of recorded variables.
 
 from __future__ import annotations
 
-import dataclasses
 import graphlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -255,10 +254,6 @@ class BatchModel(VariableTable):
 
             self._programs[record] = Program(self, record)
         return self._programs[record]
-
-    def with_assignments(self, **replacements: Assignment) -> BatchModel:
-        """A copy with some assignments replaced (used to freeze fitted constants)."""
-        return dataclasses.replace(self, assignments=self.assignments | replacements, _programs={})
 
 
 def _rounded(times: list[tuple[float, float]]) -> np.ndarray:

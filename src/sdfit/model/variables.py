@@ -8,9 +8,24 @@ from dataclasses import dataclass, field
 from itertools import product
 
 import numpy as np
+from pysd.translators.structures import abstract_expressions as ae
+from pysd.translators.structures import abstract_model as am
 
 from ..exceptions import ModelError
 from ..names import canonical, did_you_mean
+
+
+def element_kind(element: am.AbstractElement) -> str:
+    """"control", "lookup", "stock" or "auxiliary" (constants are told apart later,
+    once the dependency graph says what changes over time)."""
+    component = element.components[0]
+    if isinstance(element, am.AbstractControlElement):
+        return "control"
+    if isinstance(component, am.AbstractLookup):
+        return "lookup"
+    if isinstance(component.ast, ae.IntegStructure):
+        return "stock"
+    return "auxiliary"
 
 
 @dataclass(frozen=True)
