@@ -18,7 +18,7 @@ from pysd.py_backend.lookups import HardcodedLookups
 
 import sdfit
 from helpers import compare_suite_with_pysd
-from sdfit.model import functions as F
+from sdfit.model.runtime import functions as F
 
 #: Every stateful structure, lookups, a macro called twice, fed by STEP/RAMP/PULSE TRAIN.
 STATEFULS = """{UTF-8}

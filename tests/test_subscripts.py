@@ -16,8 +16,8 @@ import sdfit
 from helpers import compare_suite_with_pysd
 from sdfit.datasets import EXAMPLES, synthetic_panel
 from sdfit.exceptions import ModelError, SpecError
-from sdfit.model import arrays as V
-from sdfit.model import functions as F
+from sdfit.model.runtime import arrays as V
+from sdfit.model.runtime import functions as F
 from sdfit.problem import Parameter, Problem
 from sdfit.spec import find_spec, load_spec
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from .data import Panel
 from .exceptions import DataError, ModelError, SpecError
-from .model.program import TIME_RPREC, BatchModel
-from .model.pysd_runtime import PysdModel
+from .model.runtime.program import TIME_RPREC, BatchModel
+from .model.runtime.pysd_engine import PysdModel
 from .names import canonical, did_you_mean, match_pattern
 from .task import FitTask, UnitData
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .model.program import BatchModel
-from .model.pysd_runtime import PysdModel
+from .model.runtime.program import BatchModel
+from .model.runtime.pysd_engine import PysdModel
 
 
 @dataclass(frozen=True)

@@ -53,3 +53,19 @@ def translate(path: str | Path):
             # foreign content: the translators' own words would not help
             raise ModelError(f"Model file '{path}' is not {kind} model file.") from error
         raise ModelError(f"Model file '{path}' could not be parsed: {reason}") from error
+
+
+def element_kind(element) -> str:
+    """"control", "lookup", "stock" or "auxiliary" (constants are told apart later,
+    once the dependency graph says what changes over time)."""
+    from pysd.translators.structures import abstract_expressions as ae
+    from pysd.translators.structures import abstract_model as am
+
+    component = element.components[0]
+    if isinstance(element, am.AbstractControlElement):
+        return "control"
+    if isinstance(component, am.AbstractLookup):
+        return "lookup"
+    if isinstance(component.ast, ae.IntegStructure):
+        return "stock"
+    return "auxiliary"

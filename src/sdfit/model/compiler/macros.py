@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 from pysd.translators.structures import abstract_model as am
 
-from ..exceptions import ModelError, UnsupportedFeatureError
-from ..names import canonical
-from .program import Variable
-from .variables import element_kind
+from ...exceptions import ModelError, UnsupportedFeatureError
+from ...names import canonical
+from ..runtime.program import Variable
+from ..translate import element_kind
 
 if TYPE_CHECKING:  # the emitter imports this module
     from .expressions import Emitter

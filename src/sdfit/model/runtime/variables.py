@@ -8,24 +8,9 @@ from dataclasses import dataclass, field
 from itertools import product
 
 import numpy as np
-from pysd.translators.structures import abstract_expressions as ae
-from pysd.translators.structures import abstract_model as am
 
-from ..exceptions import ModelError
-from ..names import canonical, did_you_mean
-
-
-def element_kind(element: am.AbstractElement) -> str:
-    """"control", "lookup", "stock" or "auxiliary" (constants are told apart later,
-    once the dependency graph says what changes over time)."""
-    component = element.components[0]
-    if isinstance(element, am.AbstractControlElement):
-        return "control"
-    if isinstance(component, am.AbstractLookup):
-        return "lookup"
-    if isinstance(component.ast, ae.IntegStructure):
-        return "stock"
-    return "auxiliary"
+from ...exceptions import ModelError
+from ...names import canonical, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -73,7 +58,7 @@ class Simulation:
 
 class VariableTable:
     """Looking up a model's variables by name: shared by :class:`BatchModel` and the
-    PySD fallback engine (:class:`~sdfit.model.pysd_runtime.PysdModel`)."""
+    PySD fallback engine (:class:`~sdfit.model.runtime.pysd_engine.PysdModel`)."""
 
     path: str
     variables: dict[str, Variable]  # canonical name -> Variable

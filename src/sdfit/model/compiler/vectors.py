@@ -4,7 +4,7 @@ and ALLOCATE, written as NumPy over the axes their dims name (PySD's ``CallBuild
 
 Reductions act along the ranges written with ``!`` (``SUM(x[dim!])``); the
 VECTOR functions along the last range of their argument; their run-time part is
-:mod:`.arrays` (``V`` in the program).
+:mod:`..runtime.arrays` (``V`` in the program).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..exceptions import ModelError
+from ...exceptions import ModelError
 from .subscripts import Expr, align, union
 
 if TYPE_CHECKING:  # the emitter imports this module

@@ -1,6 +1,6 @@
 """Run-time helpers of subscripted programs (imported there as ``V``).
 
-Values are scalars or arrays of shape ``(B or 1, *dims)`` (see :mod:`.subscripts`):
+Values are scalars or arrays of shape ``(B or 1, *dims)`` (see :mod:`..compiler.subscripts`):
 the compiler has already aligned the axes of every operand, so these helpers
 only broadcast, assemble and apply the array built-ins along named axes.  The
 vector built-ins follow ``pysd.py_backend.functions`` (which applies them to
@@ -60,7 +60,7 @@ def assemble_flat(shape: tuple[int, ...], pieces) -> np.ndarray:
 # -- lookups with one table per element --------------------------------------------------------
 def lookups(x, xs, ys, mode: str = "interpolate"):
     """Look ``x`` up in per-element tables ``xs``, ``ys`` (shape ``(1, *dims, L)``, padded
-    with +inf and the last y), as :func:`sdfit.model.functions.lookup` does per table."""
+    with +inf and the last y), as :func:`sdfit.model.runtime.functions.lookup` does per table."""
     x = np.asarray(x, dtype=float)
     shape = np.broadcast_shapes(x.shape, xs.shape[:-1])
     x = np.broadcast_to(x, shape)[..., None]

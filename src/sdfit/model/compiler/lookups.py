@@ -1,5 +1,5 @@
 """Lookup tables: their points become constant arrays of the program (``A`` in generated
-code); calls become :func:`sdfit.model.functions.lookup`, as PySD's ``HardcodedLookups``.
+code); calls become :func:`sdfit.model.runtime.functions.lookup`, as PySD's ``HardcodedLookups``.
 
 Named tables (Vensim ``name((x, y), ...)``, XMILE graphical functions) honour
 their interpolation type: ``interpolate`` holds the end values outside the
@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pysd.translators.structures import abstract_expressions as ae
 
-from ..exceptions import ModelError, UnsupportedFeatureError
-from .program import Variable
+from ...exceptions import ModelError, UnsupportedFeatureError
+from ..runtime.program import Variable
 from .subscripts import Expr, align, placement, shape, union
 
 if TYPE_CHECKING:  # the emitter imports this module

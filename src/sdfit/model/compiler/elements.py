@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..exceptions import UnsupportedFeatureError
-from . import arrays, functions
+from ...exceptions import UnsupportedFeatureError
+from ..runtime import arrays, functions
+from ..runtime.program import Assignment, Variable
 from .expressions import Emitter, Scope
-from .program import Assignment, Variable
 from .statefuls import add_stock
 from .subscripts import Dims, Expr, align, placement, shape
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..exceptions import ModelError
+from ...exceptions import ModelError
 from .subscripts import Expr
 
 if TYPE_CHECKING:  # the emitter imports this module

@@ -19,7 +19,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ..exceptions import ModelError
+from ...exceptions import ModelError
 from .variables import Simulation, Variable, VariableTable, batched
 
 #: PySD's relative precision for deciding whether a time is the final or a saving time.
@@ -73,7 +73,7 @@ class BatchModel(VariableTable):
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_programs"] = {}
-        for cached in ("static_idents", "_orders"):
+        for cached in ("static_idents", "schedule"):
             state.pop(cached, None)
         return state
 
@@ -129,7 +129,7 @@ class BatchModel(VariableTable):
         return frozenset(self.assignments) - dynamic
 
     @cached_property
-    def _orders(self) -> tuple[list[str], list[str], list[str]]:
+    def schedule(self) -> tuple[list[str], list[str], list[str]]:
         """(static, initial, dynamic) statement orders."""
         full = _topological(self.assignments, "assignment", self)
         static = [i for i in full if i in self.static_idents]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from ..exceptions import FallbackWarning, SpecError, UnsupportedFeatureError
 from ..names import did_you_mean
-from .compile import load_model
-from .program import BatchModel
-from .pysd_runtime import PysdModel
+from .compiler.compile import load_model
+from .runtime.program import BatchModel
+from .runtime.pysd_engine import PysdModel
 
 #: ``auto`` compiles for the batched engine and falls back to PySD's runtime, warning,
 #: when the model uses a construct the compiler does not support.

@@ -1,4 +1,4 @@
-"""Compile PySD's AbstractModel into a :class:`~sdfit.model.program.BatchModel`.
+"""Compile PySD's AbstractModel into a :class:`~sdfit.model.runtime.program.BatchModel`.
 
 The compiler walks each element's abstract syntax tree once and writes a
 NumPy expression for it in which every value carries a leading batch axis
@@ -19,15 +19,14 @@ from pathlib import Path
 import numpy as np
 from pysd.translators.structures import abstract_model as am
 
-from ..exceptions import ModelError
-from ..names import canonical
+from ...exceptions import ModelError
+from ...names import canonical
+from ..runtime.program import CONTROLS, Assignment, BatchModel, State, Variable
+from ..translate import element_kind, translate
 from . import lookups
 from .elements import compile_element
 from .expressions import Scope
-from .program import CONTROLS, Assignment, BatchModel, State, Variable
 from .subscripts import Subscripts
-from .translate import translate
-from .variables import element_kind
 
 
 def load_model(path: str | Path, data_files: Iterable[str | Path] = ()) -> BatchModel:

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from pysd.translators.structures import abstract_expressions as ae
 
-from ..exceptions import ModelError, UnsupportedFeatureError
-from ..names import canonical
+from ...exceptions import ModelError, UnsupportedFeatureError
+from ...names import canonical
+from ..runtime.program import Variable
 from . import external, lookups, macros, statefuls, vectors
-from .program import Variable
 from .subscripts import Dims, Expr, align, select, union
 
 #: PySD's arithmetic order of each operator (0: needs no parentheses, as a call).

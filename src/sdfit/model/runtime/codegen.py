@@ -38,7 +38,7 @@ class Program:
 
 def _generate(model: BatchModel, record: tuple[str, ...]) -> str:
     """Source of ``run(ov, stop, due)`` and ``statics(ov)`` for ``model``."""
-    static, initial, dynamic = model._orders
+    static, initial, dynamic = model.schedule
     states = model.states
     state_idents = {s.ident for s in states}
     lines = ["def statics(ov):"]

@@ -1,6 +1,6 @@
 """Stateful structures as states of the batched program, mirroring PySD's ``statefuls``.
 
-Each structure becomes one or more :class:`~.program.State` (initial value and
+Each structure becomes one or more :class:`~sdfit.model.runtime.program.State` (initial value and
 value one TIME STEP later, computed for every unit at once) plus hidden
 auxiliaries for its inputs and output.  The functions here take the
 :class:`~.expressions.Emitter` of the equation that uses the structure and
@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # the emitter imports this module
 
 def integ(em: Emitter, node) -> Expr:
     """INTEG inside an expression (a stock's own equation is compiled by
-    :func:`sdfit.model.elements.stock`)."""
+    :func:`sdfit.model.compiler.elements.compile_element`)."""
     flow, initial = em.child(), em.child()
     flow_expr, initial_expr = flow.emit(node.flow), initial.emit(node.initial)
     dims = union([flow_expr, initial_expr])

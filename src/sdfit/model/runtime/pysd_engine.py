@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import ModelError
-from ..names import canonical
+from ...exceptions import ModelError
+from ...names import canonical
 from .program import CONTROLS, Variable, VariableTable
 
 #: PySD's component types -> sdfit's variable kinds.
@@ -146,7 +146,7 @@ def _elements(path: str) -> list:
     """The main section's elements, controls first (the batched compiler's order)."""
     from pysd.translators.structures import abstract_model as am
 
-    from .translate import translate
+    from ..translate import translate
 
     section = next(s for s in translate(path).sections if s.type == "main")
     return sorted(section.elements, key=lambda e: not isinstance(e, am.AbstractControlElement))
