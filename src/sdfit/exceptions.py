@@ -56,3 +56,9 @@ class IdentifiabilityWarning(ConvergenceWarning):
 
 class FallbackWarning(UserWarning):
     """The batched engine cannot compile the model: PySD's runtime fits it instead."""
+
+
+class ResultsFolderWarning(UserWarning):
+    """Something in a results folder was not what sdfit left there (a damaged or unknown
+    chunk file, a file of yours where sdfit keeps its own): it was re-done or left alone,
+    never trusted and never deleted."""

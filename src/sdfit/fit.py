@@ -3,6 +3,8 @@ chunk as it is done (with an out folder), gather."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 import time
 from collections import Counter
@@ -15,13 +17,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .backends import Backend, as_backend
-from .checkpoint import ChunkStore, run_fingerprint
+from .checkpoint import run_fingerprint
 from .data import Panel, read_panel
 from .diagnostics import add_diagnostics, summarise, unit_diagnostics
 from .exceptions import DataError
 from .model import BatchModel, PysdModel, open_model
 from .problem import FitTask, Problem, UnitData
 from .results import FitResult, fingerprint
+from .rundir import ResultsFolder
 from .solvers import LevenbergMarquardt, ScipyLeastSquares, Solution
 from .solvers.shared import fit_shared
 
@@ -114,24 +117,25 @@ def fit(
     # that the progress bar moves
     solver = solver or (ScipyLeastSquares() if pysd_engine else LevenbergMarquardt())
     chunk_size = chunk_size or (1 if pysd_engine else None)
-    if task.shared.any():
-        result = _fit_shared(task, panel, unit_data, solver, dropped)
-    else:
-        result = _fit_chunks(task, panel, unit_data, solver, dropped, backend, workers,
-                             scheduler, chunk_size, drop_invalid, progress, out, resume)
-    _add_info(result, info or {})
-    if out is not None:
-        result.write(out)
-        ChunkStore(out).remove()
+    folder = ResultsFolder(out) if out is not None else None
+    with folder or contextlib.nullcontext():
+        if task.shared.any():
+            result = _fit_shared(task, panel, unit_data, solver, dropped)
+        else:
+            result = _fit_chunks(task, panel, unit_data, solver, dropped, backend, workers,
+                                 scheduler, chunk_size, drop_invalid, progress, folder, resume)
+        _add_info(result, info or {})
+        if folder is not None:
+            result.write(folder.staging)
+            folder.commit()
     return result
 
 
 def _fit_chunks(task: FitTask, panel: Panel, unit_data: UnitData, solver, dropped,
-                backend, workers, scheduler, chunk_size, drop_invalid, progress, out,
-                resume) -> FitResult:
+                backend, workers, scheduler, chunk_size, drop_invalid, progress,
+                store: ResultsFolder | None, resume) -> FitResult:
     """Independent units: chunks mapped over a backend, each saved as it finishes when
     there is an out folder (so that an interrupted run resumes)."""
-    store = ChunkStore(out) if out is not None else None
     if resume and store is not None and chunk_size is None:
         chunk_size = store.chunk_size()
     runner, owned = as_backend(backend, workers, scheduler)
@@ -141,7 +145,7 @@ def _fit_chunks(task: FitTask, panel: Panel, unit_data: UnitData, solver, droppe
         if store is not None:
             size = len(chunks[0]) if chunks else 0
             prints = run_fingerprint(task, panel, solver, drop_invalid, size, len(unit_data))
-            done = store.open(prints, size, resume)
+            done = store.begin(prints, size, len(chunks), resume)
         solutions: dict[int, Solution] = {}
         start = time.perf_counter()
         with tqdm(total=len(unit_data), unit="unit", disable=not progress,
@@ -150,7 +154,9 @@ def _fit_chunks(task: FitTask, panel: Panel, unit_data: UnitData, solver, droppe
             items = ((i, unit_data.take(rows)) for i, rows in enumerate(chunks) if i not in done)
             for key, solution in runner.map_unordered(fit_chunk, (task, solver), items):
                 if store is not None:
-                    store.save(key, solution)  # as soon as it is done: nothing lost
+                    # as soon as it is done: nothing lost
+                    store.save_chunk(key, {f.name: getattr(solution, f.name)
+                                           for f in dataclasses.fields(solution)})
                 else:
                     solutions[key] = solution
                 bar.update(len(solution.sse))
@@ -162,8 +168,8 @@ def _fit_chunks(task: FitTask, panel: Panel, unit_data: UnitData, solver, droppe
             "engine": "pysd" if isinstance(task.model, PysdModel) else "batched",
             "backend": runner.name, "workers": runner.workers, "chunks": len(chunks),
             "resumed_chunks": len(done), "wall_time": wall}
-    saved = (store.load(i, len(rows)) if store is not None else solutions[i]
-             for i, rows in enumerate(chunks))
+    saved = (Solution(**store.load_chunk(i)) if store is not None else solutions[i]
+             for i in range(len(chunks)))
     return assemble(task, panel, unit_data, saved, dropped, info)
 
 
