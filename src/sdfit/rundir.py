@@ -266,10 +266,11 @@ def _checked(name: str) -> Path:
     if existing == path and os.path.ismount(path):
         raise SpecError(f"Results folder '{name}' is a mount point, which sdfit cannot "
                         "replace; give a folder inside it.")
-    writable = existing if existing != path else path.parent
-    if not os.access(writable, os.W_OK | os.X_OK):
-        raise SpecError(f"Cannot write results folder '{name}': no permission to write in "
-                        f"'{writable}', where sdfit prepares the new results beside it.")
+    # the new results are prepared beside `out` and swapped in: both need write permission
+    for folder in [existing] if existing != path else [path.parent, path]:
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise SpecError(f"Cannot write results folder '{name}': no permission to write "
+                            f"in '{folder}'.")
     if existing == path and _read_marker(path) is None and any(path.iterdir()):
         raise SpecError(_not_ours(name, path))
     return path
