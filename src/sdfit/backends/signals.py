@@ -51,14 +51,14 @@ def die_with_parent(parent: int | None = None) -> None:
     parent dies, however that dies (Linux's ``PR_SET_PDEATHSIG``).  ``parent`` is the
     pid the worker's parent must have (sdfit's own with the ``fork`` and ``spawn``
     start methods); None with ``forkserver``, whose workers are children of the fork
-    server, which itself ends with sdfit.  The worker ignores SIGINT, as Ctrl-C
-    reaches the whole process group and the parent stops its workers itself, and
-    takes SIGTERM's default action (a forked worker would otherwise inherit
-    :func:`sigterm_as_interrupt`'s handler).  Elsewhere than on Linux only the
-    signals are set: the kernel has no such request.
+    server, which itself ends with sdfit.  The worker ignores SIGINT and SIGTERM: Ctrl-C
+    (and a service manager's SIGTERM) reach the whole process group, and the parent
+    then stops its workers itself, so that the user reads one message, not one
+    traceback per worker.  Elsewhere than on Linux only the signals are set: the
+    kernel has no such request.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.SIG_IGN)
     if not sys.platform.startswith("linux"):
         return
     parent = parent or os.getppid()
