@@ -134,7 +134,9 @@ class DaskBackend(Backend):
         """The scheduler's answer to ``question`` (an rpc), within the timeout."""
         try:
             return self.client.sync(question, callback_timeout=self.timeout)
-        except (OSError, TimeoutError) as error:
+        except TimeoutError:
+            raise SdfitError(self._lost(f"no answer within {self.timeout:g} s")) from None
+        except OSError as error:
             raise SdfitError(self._lost(_reason(error, self.timeout))) from None
 
     def _result(self, future: Any, key: int) -> Any:
