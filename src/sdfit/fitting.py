@@ -59,6 +59,14 @@ class ChunkResult:
     def __len__(self) -> int:
         return len(self.x)
 
+    @property
+    def success(self) -> np.ndarray:
+        return self.status > 0
+
+    @property
+    def messages(self) -> list[str]:
+        return [Status(s).message for s in self.status]
+
 
 def fit_chunk(payload: Payload, data: UnitData) -> ChunkResult:
     """Fit every unit of one chunk with the batched solver (runs on a worker)."""

@@ -91,28 +91,28 @@ class Problem:
     Attributes
     ----------
     parameters : sequence of Parameter
-    targets : sequence of str, optional
-        Variables compared with the data; default every data variable the model also has.
-    exclude : sequence of str
-        Variables present in the data but not compared.
     target_times : sequence of float, optional
         Only observations at these times are compared; default every observation.
-    weights : mapping of str to float
-        Weight of each target variable's squared errors (default 1).
     initial_time : float, optional
         Start the run here with the stocks taken from the data at this time.  Default: the
         model's INITIAL TIME, every stock from the model's own equations.
     initial_stocks : sequence of str, optional
         With ``initial_time``: the stocks taken from the data; default every stock the
         data has at that time.
+    targets : sequence of str, optional
+        Variables compared with the data; default every data variable the model also has.
+    exclude : sequence of str
+        Variables present in the data but not compared.
+    weights : mapping of str to float
+        Weight of each target variable's squared errors (default 1).
+    aliases : mapping of str to str
+        Data variable -> model variable, for data whose names differ from the model's:
+        ``{"dec *": "population[dec *]"}`` reads ``dec_3`` as ``population[dec 3]``.
     inputs : mapping of str to str
         Model variable -> data column, per unit: a column constant within each unit gives
         the variable one value per unit; one that varies over time replaces the variable
         (a constant, a data variable or a lookup) by the unit's own time series,
         interpolated linearly and held at its ends.
-    aliases : mapping of str to str
-        Data variable -> model variable, for data whose names differ from the model's:
-        ``{"dec *": "population[dec *]"}`` reads ``dec_3`` as ``population[dec 3]``.
     likelihood : str
         ``"gaussian"`` (weighted least squares), ``"lognormal"`` (errors on the log scale),
         ``"poisson"`` or ``"negative-binomial"`` (counts).
@@ -134,14 +134,14 @@ class Problem:
     """
 
     parameters: Sequence[Parameter]
-    targets: Sequence[str] | None = None
-    exclude: Sequence[str] = ()
     target_times: Sequence[float] | None = None
-    weights: Mapping[str, float] = field(default_factory=dict)
     initial_time: float | None = None
     initial_stocks: Sequence[str] | None = None
-    inputs: Mapping[str, str] = field(default_factory=dict)
+    targets: Sequence[str] | None = None
+    exclude: Sequence[str] = ()
+    weights: Mapping[str, float] = field(default_factory=dict)
     aliases: Mapping[str, str] = field(default_factory=dict)
+    inputs: Mapping[str, str] = field(default_factory=dict)
     likelihood: str = "gaussian"
     dispersion: str = "unit"
     loss: str = "linear"
@@ -200,6 +200,14 @@ class Problem:
                  else f"stocks from the data at {self.initial_time:g}")
         return (f"Problem(parameters=[{names}], likelihood={self.likelihood!r}, {start}"
                 + (f", {self.starts} starts" if self.starts > 1 else "") + ")")
+
+    def resolve(self, model, panel):
+        """Check the problem against ``model`` and ``panel`` (see :func:`sdfit.resolve.resolve`)
+        and return the resolved problem and the unit data."""
+        from .resolve import resolve
+
+        resolved, data, _, _ = resolve(self, model, panel)
+        return resolved, data
 
     @property
     def has_shared(self) -> bool:

@@ -146,8 +146,11 @@ class Resolved:
         }
 
     def fingerprint(self) -> str:
-        """sha256 of what decides a unit's result besides its data (model file excluded)."""
-        text = json.dumps(self.describe(), sort_keys=True, default=repr)
+        """sha256 of what decides a unit's result besides its data and the model file (so
+        what the model file says, its TIME STEP and FINAL TIME, is left to the file's hash)."""
+        described = {k: v for k, v in self.describe().items()
+                     if k not in ("time_step", "final_time")}
+        text = json.dumps(described, sort_keys=True, default=repr)
         digest = hashlib.sha256(text.encode())
         for name in sorted(self.defaults):
             digest.update(np.ascontiguousarray(self.defaults[name]).tobytes())

@@ -105,6 +105,7 @@ def from_tidy(frame: pd.DataFrame, units: list[str], time: str, source: str) -> 
     index = pd.MultiIndex.from_frame(ids) if len(units) > 1 else pd.Index(ids[units[0]],
                                                                            name=units[0])
     codes, uniques = pd.factorize(index)
+    uniques = uniques.set_names(index.names)
     n_rows, n_vars = len(frame), len(variables)
     values = np.empty((n_rows, n_vars))
     text = np.zeros((n_rows, n_vars), dtype=bool)
@@ -149,6 +150,7 @@ def from_long(frame: pd.DataFrame, source: str = "<data>") -> Panel:
     index = (pd.MultiIndex.from_frame(ids) if len(id_columns) > 1
              else pd.Index(ids[id_columns[0]], name=id_columns[0]))
     codes, uniques = pd.factorize(index)
+    uniques = uniques.set_names(index.names)
     names = frame[variable].astype(str).to_numpy()
     var_codes, variables = pd.factorize(names)
     lines = np.arange(len(frame)) + 2
@@ -234,11 +236,12 @@ def _read_wide(text: str, path: Path, head: list[list[str]]) -> Panel:
                         notes)
 
 
-def from_wide(frame: pd.DataFrame, source: str = "<data>") -> Panel:
-    """A panel from a wide DataFrame: unit ids as the index, (time, variable) columns."""
+def from_wide(frame: pd.DataFrame, source: str = "<data>", lines=None) -> Panel:
+    """A panel from a wide DataFrame: unit ids as the index, (time, variable) columns;
+    ``lines`` numbers the units for messages (default 1, 2, ...)."""
     columns = [(float(t), str(v)) for t, v in frame.columns]
-    return _from_matrix(frame.index, columns, frame.to_numpy(dtype=float),
-                        np.arange(len(frame)) + 1, source, {})
+    lines = np.arange(len(frame)) + 1 if lines is None else np.asarray(lines)
+    return _from_matrix(frame.index, columns, frame.to_numpy(dtype=float), lines, source, {})
 
 
 def _from_matrix(index: pd.Index, columns: list[tuple[float, str]], values: np.ndarray,
