@@ -1,5 +1,6 @@
-"""Bad input through the installed command, end to end: every case ends in one sentence on
-stderr naming what is wrong and where, exit status 2, no traceback, nothing written."""
+"""Bad input through the command line, end to end: every case ends in one sentence on
+stderr naming what is wrong and where, exit status 2, no traceback, nothing written.  The
+CLI runs in process (``main(argv)``); a few cases also run the installed command."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import sys
 
 import pytest
 
+from sdfit.cli import main
 from sdfit.datasets import aging_chain, aging_chain_path, synthetic_panel
-from sdfit.results import read_csv
+from sdfit.files import read_csv
 
 SPEC = """
 model = "{model}"
@@ -63,7 +65,8 @@ def files(tmp_path_factory):
     write("table.mdl", "state,county,time\n1,2,3\n")
     write("syntax.mdl", "a = 1 +\n~~|\n")
     write("model.txt", aging_chain_path().read_text())
-    write("coarse.mdl", aging_chain_path().read_text().replace("0.125", "3"))
+    write("short.mdl", aging_chain_path().read_text().replace("FINAL TIME=\n\t2010",
+                                                              "FINAL TIME=\n\t2005"))
     spec = {"model": aging_chain_path(), "data": root / "panel.csv", "initial": ""}
     write("spec.toml", SPEC.format(**spec))
     write("stocks.toml", SPEC.format(**{**spec, "initial": 'stocks = ["dec 1", "dec10"]'}))
@@ -72,13 +75,17 @@ def files(tmp_path_factory):
     return root
 
 
-def sdfit_fit(files, *args: str, spec: str = "spec.toml"):
-    out = files / "out"
-    done = subprocess.run([sys.executable, "-m", "sdfit.cli", "fit", str(files / spec),
-                           "--out", str(out), "--backend", "serial", "--quiet", "--no-figures",
-                           *(a.replace("{files}", str(files)) for a in args)],
-                          capture_output=True, text=True, timeout=120)
-    return done, out
+def arguments(files, out, args, spec: str = "spec.toml") -> list[str]:
+    return ["fit", str(files / spec), "--out", str(out), "--backend", "serial", "--quiet",
+            "--no-figures", *(a.replace("{files}", str(files)) for a in args)]
+
+
+def sdfit_fit(files, tmp_path, capsys, *args: str, spec: str = "spec.toml"):
+    """Run ``sdfit fit`` in process; returns (exit status, stdout, stderr) and the out folder."""
+    out = tmp_path / "out"
+    status = main(arguments(files, out, args, spec))
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess([], status, captured.out, captured.err), out
 
 
 CASES = {
@@ -105,8 +112,9 @@ CASES = {
                           ["text.csv' has 1 unit(s) with non-numeric",
                            "line 5 (unit=1): non-numeric value 'abc' in column 'dec 4' at "
                            "time 2000", "--drop-invalid"]),
-    "negative value": (["--data", "{files}/negative.csv"],
-                       ["line 6 (unit=2): negative value -3 in column 'dec 4' at time 2010"]),
+    "negative count": (["--data", "{files}/negative.csv", "--likelihood", "poisson"],
+                       ["line 6 (unit=2): negative value -3 (a count) in column 'dec 4' at "
+                        "time 2010"]),
     "missing value": (["--data", "{files}/blank.csv"],
                       ["line 7 (unit=3): missing value in column 'dec 4' at time 2000"]),
     "infinite value": (["--data", "{files}/infinite.csv"],
@@ -127,9 +135,10 @@ CASES = {
                                 ["panel.csv' has no time 2011 (it has 2000, 2010)."]),
     "initial time not in data": (["--initial-time", "2001"],
                                  ["panel.csv' has no time 2001 (it has 2000, 2010)."]),
-    "target time off the grid": (["--model", "{files}/coarse.mdl"],
-                                 ["Target time 2010 is not on the model's TIME STEP grid "
-                                  "(2000 + k * 3, k >= 0)."]),
+    "observation after the run": (["--model", "{files}/short.mdl"],
+                                  ["line 4 (unit=0): the observation of 'dec 2' at time 2010 "
+                                   "lies outside the run from 2000 to 2005 (FINAL TIME of model "
+                                   "'short')"]),
     "initial time off the grid": (["--data", "{files}/offgrid.csv", "--initial-time", "2000.1",
                                    "--target-times", "2010.1"],
                                   ["Initial time 2000.1 is not on the model's TIME STEP grid "
@@ -152,9 +161,9 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_bad_input_is_one_sentence_exit_2_and_nothing_written(files, case):
+def test_bad_input_is_one_sentence_exit_2_and_nothing_written(files, case, tmp_path, capsys):
     args, expected, *spec = CASES[case]
-    done, out = sdfit_fit(files, *args, spec=spec[0] if spec else "spec.toml")
+    done, out = sdfit_fit(files, tmp_path, capsys, *args, spec=spec[0] if spec else "spec.toml")
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("sdfit: error: "), done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
@@ -163,8 +172,9 @@ def test_bad_input_is_one_sentence_exit_2_and_nothing_written(files, case):
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_drop_invalid_skips_and_lists_the_units(files):
-    done, out = sdfit_fit(files, "--data", str(files / "text.csv"), "--drop-invalid")
+def test_drop_invalid_skips_and_lists_the_units(files, tmp_path, capsys):
+    done, out = sdfit_fit(files, tmp_path, capsys, "--data", str(files / "text.csv"),
+                          "--drop-invalid")
     assert done.returncode == 0, done.stderr
     assert "Fitted 7 units" in done.stdout
     assert ("Dropped 1 units with invalid data (listed in dropped.csv):\n  line 5 (unit=1): "
@@ -175,7 +185,18 @@ def test_drop_invalid_skips_and_lists_the_units(files):
     assert 1 not in read_csv(out / "params.csv")["unit"].tolist()
 
 
-def test_text_in_a_column_the_problem_does_not_need_is_no_error(files):
-    done, out = sdfit_fit(files, "--data", str(files / "unneeded-text.csv"))
+def test_text_in_a_column_the_problem_does_not_need_is_no_error(files, tmp_path, capsys):
+    done, out = sdfit_fit(files, tmp_path, capsys, "--data", str(files / "unneeded-text.csv"))
     assert done.returncode == 0, done.stderr
     assert "Fitted 8 units: 8 succeeded" in done.stdout
+
+
+@pytest.mark.parametrize("case", ["model syntax error", "non-numeric value", "unknown spec key"])
+def test_the_installed_command_says_the_same_in_a_real_process(files, case, tmp_path):
+    args, expected, *spec = CASES[case]
+    done = subprocess.run([sys.executable, "-m", "sdfit.cli",
+                           *arguments(files, tmp_path / "out", args,
+                                      spec[0] if spec else "spec.toml")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "Traceback" not in done.stderr and all(p in done.stderr for p in expected)

@@ -7,16 +7,16 @@ import pandas as pd
 import pytest
 
 from sdfit import DataError
-from sdfit.data import Panel, read_panel
+from sdfit.data import from_wide, read_panel
 
 
 def test_census_file_reads_as_3137_counties(census):
     assert len(census) == 3137
     assert census.unit_columns == ["state", "county"]
     assert census.times == [2000.0, 2010.0]
-    assert census.variables == [f"dec_{k}" for k in range(1, 10)]
+    assert census.variables == tuple(f"dec_{k}" for k in range(1, 10))
     # first county of the file: Autauga, Alabama
-    assert census.values([(2000.0, "dec_1"), (2010.0, "dec_9")])[0].tolist() == [3375.0, 454.0]
+    assert census.at(2000.0, 0)[0][0] == 3375.0 and census.at(2010.0, 8)[0][0] == 454.0
     assert census.lines[0] == 4  # two header rows and the id-names row
 
 
@@ -33,7 +33,7 @@ def small():
         columns=pd.MultiIndex.from_tuples(
             [(2000.0, "a"), (2000.0, "b"), (2010.0, "a"), (2010.0, "b")],
             names=["time", "variable"]))
-    return Panel(frame, "<small>")
+    return from_wide(frame, "<small>")
 
 
 @pytest.mark.parametrize("layout", ["wide", "long"])
@@ -53,11 +53,11 @@ def test_long_parquet(small, tmp_path):
 
 
 def test_variable_and_time_lookup_with_suggestions(small):
-    assert small.variable("A") == "a"
+    assert small.variable_name("A") == "a"
     with pytest.raises(DataError, match="no variable 'aa'"):
-        small.variable("aa")
+        small.variable_name("aa")
     with pytest.raises(DataError, match=r"no time 2005 \(it has 2000, 2010\)"):
-        small.time(2005)
+        small.check_time(2005)
 
 
 @pytest.mark.parametrize("content, message", [

@@ -9,6 +9,7 @@ import pytest
 
 from sdfit import SpecError
 from sdfit.datasets import aging_chain_path
+from sdfit.objective import Objective
 from sdfit.problem import Parameter, Problem
 from sdfit.spec import load_spec, spec_from_dict
 
@@ -29,9 +30,9 @@ def test_the_issue_toml_contract_is_accepted(tmp_path):
     (tmp_path / "spec.toml").write_text(RECIPE)
     spec = load_spec(tmp_path / "spec.toml")
     assert spec.model == tmp_path / "Aging_Chain.mdl"
-    assert spec.data == tmp_path / "Males by decade and county.csv"
     assert spec.problem.initial_time == 2000
     assert spec.problem.target_times == (2010.0,)
+    assert spec.data.path == tmp_path / "Males by decade and county.csv"
     assert spec.problem.exclude == ("dec 1",)
     assert spec.problem.parameters == (Parameter("dec * loss rate", x0=0.05),)
 
@@ -41,12 +42,13 @@ def test_resolution_against_model_and_census(aging_chain, census):
                            "exclude": ["dec 1"]},
                            "parameters": {"dec * loss rate": {"x0": 0.05}}})
     task, data = spec.problem.resolve(aging_chain, census)
-    assert task.parameters == tuple(f"dec {k} loss rate" for k in range(1, 10))
-    assert task.stocks == tuple(f"dec {k}" for k in range(1, 10))
-    assert task.targets == tuple((2010.0, f"dec {k}") for k in range(2, 10))
-    assert data.initial.shape == (3137, 9) and data.observed.shape == (3137, 8)
-    assert data.observed[0, 0] == census.values([(2010.0, "dec_2")])[0, 0]
-    np.testing.assert_array_equal(task.x0, 0.05)
+    assert task.parameters.names == [f"dec {k} loss rate" for k in range(1, 10)]
+    assert [s.name for s in task.stocks.slots] == [f"dec {k}" for k in range(1, 10)]
+    assert task.observations.names == [f"dec {k}" for k in range(2, 10)]
+    assert data.initial.shape == (3137, 9) and data.obs_value.shape == (3137, 8)
+    assert (data.obs_time == 2010).all() and data.obs_mask.all()
+    assert data.obs_value[0, 0] == census.at(2010.0, census.variable_index("dec_2"))[0][0]
+    np.testing.assert_array_equal(task.parameters.x0, 0.05)
 
 
 def test_exact_name_takes_precedence_over_glob_and_fixed_is_not_fitted(aging_chain, census):
@@ -55,9 +57,10 @@ def test_exact_name_takes_precedence_over_glob_and_fixed_is_not_fitted(aging_cha
                        Parameter("dec 9 loss rate", x0=0.2, bounds=(0, 1))],
                       target_times=[2010], exclude=["dec 1"])
     task, _ = problem.resolve(aging_chain, census)
-    assert task.parameters[0] == "dec 2 loss rate" and len(task.parameters) == 8
-    assert task.fixed == {"v_dec_1_loss_rate": 0.02}
-    assert task.x0[-1] == 0.2 and task.lower[-1] == 0 and task.upper[0] == math.inf
+    params = task.parameters
+    assert params.names[0] == "dec 2 loss rate" and len(params) == 8
+    assert [(s.ident, v) for s, v in params.fixed] == [("v_dec_1_loss_rate", 0.02)]
+    assert params.x0[-1] == 0.2 and params.lower[-1] == 0 and params.upper[0] == math.inf
 
 
 @pytest.mark.parametrize("raw, message", [
@@ -65,12 +68,27 @@ def test_exact_name_takes_precedence_over_glob_and_fixed_is_not_fitted(aging_cha
     ({"targets": {"time": [2010]}}, r"unknown key 'time' in \[targets\]. Did you mean 'times'"),
     ({"targets": {"times": [2010]}, "parameters": {"x": {"x0": 1, "bound": [0, 1]}}},
      "unknown key 'bound'. Did you mean 'bounds'"),
-    ({"targets": {"times": ["2010"]}, "parameters": {"x": {}}}, "must be numbers"),
+    ({"targets": {"times": ["2010"]}, "parameters": {"x": {}}},
+     r"'times' setting of \[targets\] must be a number or a list of numbers; got \['2010'\]"),
     ({"targets": {"times": [2010]}, "parameters": {"x": {"bounds": [1, 0]}}},
      "lower 1 > upper 0"),
     ({"targets": {"times": [2010]}, "parameters": {"x": {"x0": 5, "bounds": [0, 1]}}},
      "x0 = 5 of parameter 'x' lies outside its bounds"),
-    ({"parameters": {"x": {}}}, "needs times"),
+    ({"fit": {"drop_invalid": "false"}, "parameters": {"x": {}}},
+     r"'drop_invalid' setting must be true or false; got 'false' \(a string\) "
+     r"\(from \[fit\] drop_invalid\)"),
+    ({"fit": {"workers": "two"}, "parameters": {"x": {}}}, "'workers' setting must be an integer"),
+    ({"fit": {"chunk_size": 0}, "parameters": {"x": {}}}, "'chunk_size' setting must be an "
+     "integer >= 1; got 0"),
+    ({"solver": {"max_nfev": -5}, "parameters": {"x": {}}}, "'max_nfev' setting must be an "
+     "integer >= 1"),
+    ({"solver": {"max_nfev": 2.5}, "parameters": {"x": {}}}, "'max_nfev' setting must be an "
+     "integer"),
+    ({"solver": {"ftol": "tight"}, "parameters": {"x": {}}}, "'ftol' setting must be a number"),
+    ({"parameters": {"x": {"x0": "0.05"}}}, r"'x0' setting must be a number; got '0.05' "
+     r"\(a string\)"),
+    ({"targets": {"likelihood": "gauss"}, "parameters": {"x": {}}},
+     "Did you mean 'gaussian'"),
     ({"targets": {"times": [2010]}}, "names no parameter"),
 ])
 def test_invalid_specs(raw, message):
@@ -83,9 +101,10 @@ def test_invalid_specs(raw, message):
     (Problem([Parameter("dec 1")], [2010]), "not a constant"),
     (Problem([Parameter("dec * loss rate")], [2010], exclude=["dec 11"]), "Excluded variable"),
     (Problem([Parameter("dec * loss rate")], [2010], targets=["dec 2 los"]), "Did you mean"),
-    (Problem([Parameter("dec * loss rate")], [2010.1]), "no time 2010.1"),
+    (Problem([Parameter("dec * loss rate")], [2010.1], initial_time=2000), "no time 2010.1"),
     (Problem([Parameter("dec * loss rate")], [2010], initial_time=2001), "no time 2001"),
-    (Problem([Parameter("dec * loss rate")], [2010], initial_stocks=["births"]), "not a stock"),
+    (Problem([Parameter("dec * loss rate")], [2010], initial_time=2000,
+             initial_stocks=["births"]), "not a stock"),
     (Problem([Parameter("dec * loss rate", fixed=0.1)], [2010]), "nothing to fit"),
     (Problem([Parameter("dec 1 *"), Parameter("dec 1 loss*")], [2010]), "matched by both"),
 ])
@@ -96,14 +115,15 @@ def test_problems_that_do_not_fit_the_model_or_data(aging_chain, census, problem
         problem.resolve(aging_chain, census)
 
 
-def test_target_time_off_the_time_step_grid(census, tmp_path):
+def test_initial_time_off_the_time_step_grid(census, tmp_path):
     import sdfit
 
     path = tmp_path / "coarse.mdl"
     path.write_text(aging_chain_path().read_text().replace("0.125", "3"))
     model = sdfit.load_model(path)
     with pytest.raises(SpecError, match="not on the model's TIME STEP grid"):
-        Problem([Parameter("dec * loss rate")], [2010]).resolve(model, census)
+        Problem([Parameter("dec * loss rate")], [2010], initial_time=2001).resolve(model,
+                                                                                  census)
 
 
 def test_bundled_example_spec_loads(shared_data):
@@ -117,18 +137,18 @@ def test_ridge_and_shared_entries(aging_chain, census):
                            "parameters": {"dec * loss rate": {"x0": 0.05},
                                           "dec 1 loss rate": {"x0": 0.04, "ridge": 100},
                                           "dec 9 loss rate": {"shared": True}}})
-    task, _ = spec.problem.resolve(aging_chain, census)
-    assert task.ridge.tolist() == [100.0] + [0.0] * 8
-    assert task.shared.tolist() == [False] * 8 + [True]
-    assert task.penalised.tolist() == [0]
+    task, data = spec.problem.resolve(aging_chain, census)
+    assert task.parameters.ridge.tolist() == [100.0] + [0.0] * 8
+    assert task.parameters.shared.tolist() == [False] * 8 + [True]
+    assert task.parameters.penalised.tolist() == [0]
     x = np.full((2, 9), 0.06)
-    r = task.residuals(x, np.full((2, 9), 100.0), np.zeros((2, 8)))
+    r = Objective(task, data).residuals(x, np.array([0, 1]))
     assert r.shape == (2, 9)
     np.testing.assert_allclose(r[:, -1], 10 * (0.06 - 0.04))
 
 
 @pytest.mark.parametrize("entry, message", [
-    ({"ridge": -1}, "finite number >= 0"),
+    ({"ridge": -1}, "'ridge' setting must be a number >= 0"),
     ({"ridge": "big"}, "must be a number"),
     ({"shared": "yes"}, "must be true or false"),
     ({"fixed": 0.1, "ridge": 1}, "is fixed, so 'ridge' has no effect"),

@@ -18,7 +18,7 @@ from .fit import fit
 from .model import BatchModel, Simulation, load_model
 from .problem import Parameter, Problem
 from .results import FitResult
-from .solvers import LevenbergMarquardt, ScipyLeastSquares, Status
+from .solvers import LevenbergMarquardt, ScipyLeastSquares, Solver, Status
 from .spec import Spec, load_spec
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "FitResult",
     "LevenbergMarquardt",
     "ScipyLeastSquares",
+    "Solver",
     "Status",
     # errors
     "SdfitError",

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import Panel, read_panel
+from .data import Panel, from_wide, read_panel
 from .exceptions import DataError
 from .model import BatchModel, load_model
 from .names import did_you_mean
@@ -170,7 +170,7 @@ def synthetic_panel(
         values = values * (1 + noise * rng.standard_normal(values.shape))
     frame = pd.DataFrame(values, index=units,
                          columns=pd.MultiIndex.from_tuples(columns, names=["time", "variable"]))
-    return Panel(frame, f"<synthetic {model.name}, {n_units} units, seed {seed}>"), \
+    return from_wide(frame, f"<synthetic {model.name}, {n_units} units, seed {seed}>"), \
         pd.DataFrame(params, index=units)
 
 

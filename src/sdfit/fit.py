@@ -1,29 +1,33 @@
-"""Fit a model to every unit of a panel: chunk the units, map them over a backend, save each
-chunk as it is done (with an out folder), gather."""
+"""Fit a model to every unit of a panel: validate the arguments, open the model, resolve the
+problem, chunk the units, map them over a backend (saving each chunk as it is done when
+there is an out folder), assemble the result."""
 
 from __future__ import annotations
 
 import math
 import time
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
+from . import settings
+from .assemble import assemble
 from .backends import Backend, as_backend
 from .checkpoint import ChunkStore, run_fingerprint
 from .data import Panel, read_panel
-from .diagnostics import add_diagnostics, summarise, unit_diagnostics
-from .exceptions import DataError
+from .exceptions import EngineError, FallbackWarning, SpecError, warn_user
+from .files import sha256
+from .fitting import ChunkResult, Payload, fit_chunk, fit_joint
 from .model import BatchModel, PysdModel, open_model
-from .problem import FitTask, Problem, UnitData
-from .results import FitResult, fingerprint
-from .solvers import LevenbergMarquardt, ScipyLeastSquares, Solution
-from .solvers.shared import fit_shared
+from .problem import Problem
+from .progress import Progress
+from .resolve import resolve
+from .resolved import Resolved, UnitData
+from .results import FitResult, RunRecord, utc_now, versions
+from .solvers import Solver, default_solver
 
 #: Largest chunk.  Per unit, a batch of 4,096 costs 35 % less than one of 512 (NumPy's
 #: per-call overhead, paid most in the last iterations when few units still work) and
@@ -33,20 +37,22 @@ MAX_CHUNK = 4096
 
 def fit(
     model: BatchModel | PysdModel | str | Path,
-    data: Panel | str | Path,
+    data: Panel | str | Path | pd.DataFrame,
     problem: Problem,
     *,
     backend: str | Backend | Any = "processes",
     workers: int | None = None,
     scheduler: str | None = None,
     chunk_size: int | None = None,
-    solver=None,
+    solver: Solver | None = None,
     drop_invalid: bool = False,
     progress: bool = True,
     engine: str = "auto",
+    method: str | None = None,
+    max_steps: float | None = None,
     out: str | Path | None = None,
     resume: bool = False,
-    info: Mapping[str, Any] | None = None,
+    record: Mapping[str, Any] | None = None,
 ) -> FitResult:
     """Fit ``model`` separately to every unit of ``data``.
 
@@ -55,145 +61,155 @@ def fit(
     model
         A compiled model or the path of a ``.mdl`` / XMILE file.
     data
-        A panel or the path of a data file (see :func:`sdfit.read_panel`).
+        A panel, the path of a data file or a long DataFrame (see :func:`sdfit.read_panel`;
+        tidy data: ``read_panel(path_or_frame, units=[...], time=...)``).
     problem
-        Parameters, initial stocks and targets.
+        Parameters, targets, initial stocks, inputs, likelihood and starts.
     backend
-        ``"serial"``, ``"processes"`` (default, all cores), ``"dask"`` (a local
-        Dask cluster, or the one at ``scheduler``), a ``distributed.Client``
-        connected to a cluster, or a :class:`~sdfit.backends.Backend` instance.
+        ``"serial"``, ``"processes"`` (default, all cores), ``"dask"`` (a local Dask cluster,
+        or the one at ``scheduler``), a ``distributed.Client`` or a
+        :class:`~sdfit.backends.Backend`.
     workers
         Worker processes of a local pool or cluster; default one per core.
     scheduler
-        Address of a running Dask scheduler (``"tcp://host:8786"``) for the
-        ``dask`` backend; without it, ``dask`` starts a local cluster.
+        Address of a running Dask scheduler (``"tcp://host:8786"``) for ``dask``.
     chunk_size
-        Units per task; default as few equal chunks as keep every worker busy, at
-        most 4,096 units each (one
-        unit with the PySD engine; a resumed run keeps the chunk size it started with).
+        Units per task; default as few equal chunks as keep every worker busy, at most
+        4,096 units each (one unit with the PySD engine; a resumed run keeps its own).
     solver
-        A solver settings object; default :class:`LevenbergMarquardt`
-        (:class:`ScipyLeastSquares` with the PySD engine).  Problems with shared
-        parameters are solved jointly in this process with its tolerances (see
-        :mod:`sdfit.solvers.shared`); ``backend`` is then unused.
+        Solver settings; default :func:`sdfit.solvers.default_solver` of the engine.
+        Problems with shared parameters are solved jointly in this process (``backend``
+        is then unused).
     drop_invalid
-        Skip units with missing, non-numeric, negative or infinite values in the
-        data the problem needs (listed in ``FitResult.dropped``) instead of refusing.
+        Skip units with invalid needed data (listed in ``FitResult.dropped``) instead of
+        refusing them.
     progress
-        Show a progress bar over units.
+        Show progress on stderr (a bar on a terminal, periodic lines otherwise).
     engine
-        ``"batched"`` (all units of a chunk at once), ``"pysd"`` (PySD's own
-        runtime, one unit at a time) or ``"auto"`` (default: batched, falling
-        back to PySD with a :class:`~sdfit.FallbackWarning` when the model uses
-        a construct the batched engine does not compile).
+        ``"batched"``, ``"pysd"`` or ``"auto"`` (batched, falling back to PySD's runtime
+        with a :class:`~sdfit.FallbackWarning` when the batched engine cannot run it).
+    method
+        Integration method, ``"euler"`` or ``"rk4"``; default the model's own.
+    max_steps
+        Largest number of unit-steps (Euler steps times units and starts) of one run;
+        above it the fit is refused before it starts (default 2e10).
     out
-        Results folder.  Each finished chunk is saved in ``out/chunks`` as soon as
-        it is done, so nothing is lost and the fit runs in flat memory; at the end
-        the results are assembled from the chunks and written there
-        (:meth:`FitResult.write`), and the chunks removed.
+        Results folder: each finished chunk is saved there as soon as it is done, then the
+        results are assembled from the chunks and written (:meth:`FitResult.write`).
     resume
-        With ``out``: skip the chunks an interrupted run of the same model, data,
-        problem and chunking already saved there.
-    info
-        Extra entries for ``FitResult.info`` (and ``run.json``); its
-        ``fingerprints`` join those of the model and data.
+        With ``out``: skip the chunks an interrupted run of the same model, data, problem
+        and chunking already saved there.
+    record
+        Extra fields of the run record (``spec``, ``spec_dict``, ``command``,
+        ``fingerprints``).
 
     Returns
     -------
     FitResult
-        With the identifiability diagnostics of :mod:`sdfit.diagnostics` after the
-        core columns; an :class:`~sdfit.IdentifiabilityWarning` says when some
-        parameters are not identifiable.
+        With the identifiability diagnostics of :mod:`sdfit.diagnostics`; an
+        :class:`~sdfit.IdentifiabilityWarning` says when some parameters are not.
     """
+    where = "sdfit.fit({}=...)"
+    if not isinstance(problem, Problem):
+        raise SpecError(f"The 'problem' argument of sdfit.fit must be a Problem; got "
+                        f"{type(problem).__name__}.")
+    workers = settings.check("fit", "workers", workers, where.format("workers"))
+    chunk_size = settings.check("fit", "chunk_size", chunk_size, where.format("chunk_size"))
+    drop_invalid = settings.check("fit", "drop_invalid", drop_invalid,
+                                  where.format("drop_invalid"))
+    engine = settings.check("fit", "engine", engine, where.format("engine"))
+    method = settings.check("fit", "method", method, where.format("method"))
+    max_steps = settings.check("fit", "max_steps", max_steps, where.format("max_steps")) \
+        or settings.setting("fit", "max_steps").default
+    if solver is not None and not isinstance(solver, Solver):
+        raise SpecError(f"The 'solver' argument of sdfit.fit must be solver settings such as "
+                        f"sdfit.LevenbergMarquardt(); got {type(solver).__name__}.")
+    if resume and out is None:
+        raise SpecError("resume=True needs the out folder of the interrupted run.")
+    started = utc_now()
+    compile_start = time.perf_counter()
     model = open_model(model, engine)
-    pysd_engine = isinstance(model, PysdModel)
+    compile_time = time.perf_counter() - compile_start
     panel = data if isinstance(data, Panel) else read_panel(data)
-    task, unit_data = problem.resolve(model, panel)
-    panel, unit_data, dropped = _valid_units(panel, unit_data, task, drop_invalid)
-    # PySD runs one unit per call: SciPy's per-unit solver, and one unit per task so
-    # that the progress bar moves
-    solver = solver or (ScipyLeastSquares() if pysd_engine else LevenbergMarquardt())
-    chunk_size = chunk_size or (1 if pysd_engine else None)
-    if task.shared.any():
-        result = _fit_shared(task, panel, unit_data, solver, dropped)
-    else:
-        result = _fit_chunks(task, panel, unit_data, solver, dropped, backend, workers,
-                             scheduler, chunk_size, drop_invalid, progress, out, resume)
-    _add_info(result, info or {})
+    resolved, unit_data, panel, dropped = resolve(problem, model, panel, method=method,
+                                                  drop_invalid=drop_invalid)
+    _check_budget(resolved, unit_data, max_steps)
+    options = dict(solver=solver, backend=backend, workers=workers, scheduler=scheduler,
+                   chunk_size=chunk_size, drop_invalid=drop_invalid, progress=progress,
+                   out=out, resume=resume)
+    try:
+        result = _run(resolved, panel, unit_data, dropped, **options)
+    except EngineError as error:
+        if engine != "auto":
+            raise
+        warn_user(f"The batched engine failed while simulating '{model.name}' ({error}); "
+                  "fitting with PySD's own runtime instead, one unit at a time (much "
+                  "slower).", FallbackWarning)
+        resolved = resolved.with_model(open_model(model.path, "pysd"))
+        result = _run(resolved, panel, unit_data, dropped, **options)
+    extra = dict(record or {})
+    fingerprints = {"model": sha256(model.path), "data": sha256(panel.source)
+                    or panel.content_hash(), **extra.pop("fingerprints", {})}
+    result.run = result.run.__class__(**{
+        **result.run.__dict__, **extra, "fingerprints": fingerprints, "started": started,
+        "compile_time": compile_time, "versions": versions(), "dropped": len(dropped)})
     if out is not None:
         result.write(out)
         ChunkStore(out).remove()
     return result
 
 
-def _fit_chunks(task: FitTask, panel: Panel, unit_data: UnitData, solver, dropped,
-                backend, workers, scheduler, chunk_size, drop_invalid, progress, out,
-                resume) -> FitResult:
-    """Independent units: chunks mapped over a backend, each saved as it finishes when
-    there is an out folder (so that an interrupted run resumes)."""
+def _run(resolved: Resolved, panel: Panel, data: UnitData, dropped: pd.DataFrame, *,
+         solver, backend, workers, scheduler, chunk_size, drop_invalid, progress, out,
+         resume) -> FitResult:
+    engine = "pysd" if isinstance(resolved.model, PysdModel) else "batched"
+    shared = bool(resolved.parameters.shared.any())
+    solver = solver or default_solver(engine, shared=shared)
+    payload = Payload(resolved, solver)
+    run = dict(model=resolved.model.path, data=panel.source, problem=resolved.describe(),
+               solver=solver.describe(), engine=engine)
+    if shared:
+        if resolved.starts > 1:
+            raise SpecError("Several starts with shared parameters are not supported: the "
+                            "units form one joint problem; use starts = 1.")
+        start = time.perf_counter()
+        chunk = fit_joint(payload, data)
+        record = RunRecord(**run, backend="joint (in process)", workers=1, chunks=1,
+                           wall_time=time.perf_counter() - start)
+        return assemble(resolved, panel, data, [chunk], dropped, record, joint=True)
+    # PySD runs one unit per call: one unit per task so that progress moves
+    chunk_size = chunk_size or (1 if engine == "pysd" else None)
     store = ChunkStore(out) if out is not None else None
     if resume and store is not None and chunk_size is None:
         chunk_size = store.chunk_size()
     runner, owned = as_backend(backend, workers, scheduler)
     try:
-        chunks = plan_chunks(len(unit_data), chunk_size, runner.workers)
+        chunks = plan_chunks(len(data), chunk_size, runner.workers)
         done: set[int] = set()
         if store is not None:
             size = len(chunks[0]) if chunks else 0
-            prints = run_fingerprint(task, panel, solver, drop_invalid, size, len(unit_data))
-            done = store.open(prints, size, resume)
-        solutions: dict[int, Solution] = {}
+            done = store.open(run_fingerprint(resolved, panel, solver, drop_invalid, size,
+                                              len(data)), size, resume)
+        results: dict[int, ChunkResult] = {}
         start = time.perf_counter()
-        with tqdm(total=len(unit_data), unit="unit", disable=not progress,
-                  desc=f"Fitting {task.model.name}",
-                  initial=sum(len(chunks[i]) for i in done)) as bar:
-            items = ((i, unit_data.take(rows)) for i, rows in enumerate(chunks) if i not in done)
-            for key, solution in runner.map_unordered(fit_chunk, (task, solver), items):
+        with Progress(len(data), f"Fitting {resolved.model.name}", progress,
+                      initial=sum(len(chunks[i]) for i in done)) as bar:
+            items = ((i, data.take(rows)) for i, rows in enumerate(chunks) if i not in done)
+            for key, chunk in runner.map_unordered(fit_chunk, payload, items):
                 if store is not None:
-                    store.save(key, solution)  # as soon as it is done: nothing lost
+                    store.save(key, chunk.arrays())  # as soon as it is done: nothing lost
                 else:
-                    solutions[key] = solution
-                bar.update(len(solution.sse))
+                    results[key] = chunk
+                bar.update(len(chunk))
         wall = time.perf_counter() - start
     finally:
         if owned:
             runner.close()
-    info = {"model": task.model.path, "data": panel.source,
-            "engine": "pysd" if isinstance(task.model, PysdModel) else "batched",
-            "backend": runner.name, "workers": runner.workers, "chunks": len(chunks),
-            "resumed_chunks": len(done), "wall_time": wall}
-    saved = (store.load(i, len(rows)) if store is not None else solutions[i]
-             for i, rows in enumerate(chunks))
-    return assemble(task, panel, unit_data, saved, dropped, info)
-
-
-def _add_info(result: FitResult, info: Mapping[str, Any]) -> None:
-    extra = dict(info)
-    result.info.setdefault("fingerprints", {}).update(extra.pop("fingerprints", {}))
-    result.info.update(extra)
-
-
-def _fit_shared(task: FitTask, panel: Panel, data: UnitData, solver, dropped) -> FitResult:
-    """All units at once in this process: shared parameters couple them."""
-    start = time.perf_counter()
-    solution = fit_shared(task, data, solver)
-    info = {"model": task.model.path, "data": panel.source,
-            "engine": "pysd" if isinstance(task.model, PysdModel) else "batched",
-            "backend": "joint (in process)", "workers": 1, "chunks": 1,
-            "wall_time": time.perf_counter() - start}
-    result = assemble(task, panel, data, [solution], dropped, info, diagnose=False)
-    return add_diagnostics(result, solution.jacobian)
-
-
-def fit_chunk(shared: tuple[FitTask, object], data: UnitData) -> Solution:
-    """Fit every unit of one chunk with the batched solver (runs on a worker)."""
-    task, solver = shared
-
-    def residuals(x: np.ndarray, units: np.ndarray) -> np.ndarray:
-        return task.residuals(x, data.initial[units], data.observed[units])
-
-    x0 = np.broadcast_to(task.x0, (len(data), len(task.x0)))
-    return solver.solve(residuals, x0, task.lower, task.upper)
+    record = RunRecord(**run, backend=runner.name, workers=runner.workers, chunks=len(chunks),
+                       resumed_chunks=len(done), wall_time=wall)
+    saved = (ChunkResult.from_arrays(store.load(i, len(rows))) if store is not None
+             else results[i] for i, rows in enumerate(chunks))
+    return assemble(resolved, panel, data, saved, dropped, record)
 
 
 def plan_chunks(n_units: int, chunk_size: int | None, workers: int) -> list[np.ndarray]:
@@ -203,95 +219,18 @@ def plan_chunks(n_units: int, chunk_size: int | None, workers: int) -> list[np.n
     if chunk_size is None:
         rounds = max(1, math.ceil(n_units / (workers * MAX_CHUNK)))
         chunk_size = max(1, math.ceil(n_units / (workers * rounds)))
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be at least 1; got {chunk_size}")
+    chunk_size = settings.check("fit", "chunk_size", chunk_size, "chunk size")
     return [np.arange(i, min(i + chunk_size, n_units)) for i in range(0, n_units, chunk_size)]
 
 
-def assemble(task: FitTask, panel: Panel, data: UnitData, solutions: Iterable[Solution],
-             dropped: pd.DataFrame, info: dict, diagnose: bool = True) -> FitResult:
-    """Gather chunk solutions (in unit order) into a FitResult, one chunk at a time: each
-    chunk's diagnostics come from its Jacobians, which are then let go, so memory grows
-    with the tables only.  ``sse`` and the fitted targets leave out ridge penalties."""
-    ids = panel.units.to_frame(index=False)
-    problem = task.describe()
-    tables, targets, penalty_only, first = [], [], Counter(), 0
-    for solution in solutions:
-        rows = slice(first, first + len(solution.x))
-        first = rows.stop
-        table = _unit_table(task, ids.iloc[rows], solution)
-        if diagnose:
-            columns, penalised = unit_diagnostics(solution.jacobian, table["sse"].to_numpy(),
-                                                  solution.x, list(task.parameters), problem)
-            table = pd.concat([table, pd.DataFrame(columns)], axis=1)
-            penalty_only.update(penalised)
-        tables.append(table)
-        targets.append(_target_table(task, ids.iloc[rows], data.observed[rows], solution))
-    info = {**info, "problem": problem,
-            "fingerprints": {"model": fingerprint(task.model.path),
-                             "data": fingerprint(panel.source)}}
-    result = FitResult(pd.concat(tables, ignore_index=True),
-                       pd.concat(targets, ignore_index=True), list(task.parameters),
-                       dropped, info)
-    return summarise(result, dict(penalty_only)) if diagnose else result
-
-
-def _unit_table(task: FitTask, ids: pd.DataFrame, solution: Solution) -> pd.DataFrame:
-    """One row per unit: ids, fitted parameters, outcome."""
-    table = pd.concat([ids.reset_index(drop=True),
-                       pd.DataFrame(solution.x, columns=list(task.parameters))], axis=1)
-    residuals = solution.residuals[:, :len(task.targets)]
-    table["sse"] = np.einsum("ij,ij->i", residuals, residuals)
-    table["success"] = solution.status > 0
-    table["status"] = solution.status
-    table["message"] = solution.messages
-    table["nfev"] = solution.nfev
-    return table
-
-
-def _target_table(task: FitTask, ids: pd.DataFrame, observed: np.ndarray,
-                  solution: Solution) -> pd.DataFrame:
-    """One row per unit and target: ids, time, variable, observed, fitted."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        fitted = observed + solution.residuals[:, :len(task.targets)] / task.sqrt_weights
-    n = len(ids)
-    return pd.DataFrame({
-        **{c: np.repeat(ids[c].to_numpy(), len(task.targets)) for c in ids.columns},
-        "time": np.tile([t for t, _ in task.targets], n),
-        "variable": np.tile([v for _, v in task.targets], n),
-        "observed": observed.ravel(),
-        "fitted": fitted.ravel(),
-    })
-
-
-def _valid_units(panel: Panel, data: UnitData, task: FitTask, drop: bool):
-    """Refuse (or drop) units whose needed data is non-numeric, missing, negative or
-    infinite, naming each unit, its line and the first value at fault."""
-    values = np.concatenate([data.initial, data.observed], axis=1)
-    bad = ~np.isfinite(values) | (values < 0)
-    rows = np.flatnonzero(bad.any(axis=1))
-    if not len(rows):
-        return panel, data, pd.DataFrame()
-    columns = [(panel.time(task.start_time), panel.variable(s)) for s in task.stocks] + [
-        (t, panel.variable(v)) for t, v in task.targets]
-    why = []
-    for row in rows:  # only the invalid units: no per-unit Python for valid data
-        col = int(np.argmax(bad[row]))
-        value, (time, name) = values[row, col], columns[col]
-        text = panel.non_numeric.get((int(panel.lines[row]), time, name))
-        kind = (f"non-numeric value '{text}'" if text is not None else
-                "missing value" if np.isnan(value) else
-                "infinite value" if np.isinf(value) else f"negative value {value:g}")
-        why.append(f"{kind} in column '{name}' at time {time:g}")
-    if not drop:
-        listed = "; ".join(f"{panel.describe_rows([row])}: {reason}"
-                           for row, reason in zip(rows[:5], why, strict=False))
-        more = f"; and {len(rows) - 5} more" if len(rows) > 5 else ""
-        raise DataError(
-            f"Data file '{panel.source}' has {len(rows)} unit(s) with non-numeric, missing, "
-            f"negative or infinite values the problem needs: {listed}{more}; fix them or pass "
-            "--drop-invalid to skip these units.")
-    dropped = panel.units[rows].to_frame(index=False).assign(line=panel.lines[rows], reason=why)
-    keep = np.ones(len(values), dtype=bool)
-    keep[rows] = False
-    return panel.take(keep), data.take(keep), dropped
+def _check_budget(resolved: Resolved, data: UnitData, max_steps: float) -> None:
+    """Refuse a run whose Euler steps times units exceed the budget, before it starts."""
+    last = float(np.max(np.where(data.obs_mask, data.obs_time, -np.inf)))
+    steps = math.ceil((last - resolved.start_time) / resolved.time_step - 1e-9) + 1
+    rows = len(data) * resolved.starts
+    if steps * rows > max_steps:
+        raise SpecError(
+            f"The run has {steps:,} time steps (TIME STEP {resolved.time_step:g} from "
+            f"{resolved.start_time:g} to {last:g}) for {rows:,} units: {steps * rows:.3g} "
+            f"unit-steps per simulation, above the limit of {max_steps:.3g}; raise it with "
+            "--max-steps (or [fit] max_steps) if this is intended.")
