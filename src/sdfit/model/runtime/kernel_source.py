@@ -18,6 +18,7 @@ array passed at run time.
 from __future__ import annotations
 
 import ast
+import graphlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,7 +240,7 @@ def generate(model: BatchModel, record: tuple[str, ...]) -> KernelSource:
     """
     if any(v.dims for v in model.variables.values()):
         raise KernelUnsupported("subscripts")
-    static, initial, dynamic = model.schedule
+    static, initial, dynamic = _stable_schedule(model)
     if not set(CONTROLS) <= set(static):
         raise KernelUnsupported("controls that change over time")
     states = {s.ident: s for s in model.states}
@@ -321,3 +322,23 @@ def generate(model: BatchModel, record: tuple[str, ...]) -> KernelSource:
     ])
     tables = np.concatenate(translate.tables) if translate.tables else np.zeros(1)
     return KernelSource(text, overridable, tables, record)
+
+
+def _stable_schedule(model: BatchModel) -> tuple[list[str], list[str], list[str]]:
+    """The model's schedule in an order that does not depend on hash seeds (the same
+    program gives the same source, and so hits the cache, in every process)."""
+    static, initial, dynamic = model.schedule
+    graph = {**model.assignments, **{i: model.initials[i] for i in initial
+                                      if i in model.initials}}
+    graph |= {s.ident: s.initial for s in model.states}
+    return (_stable(static, model.assignments), _stable(initial, graph),
+            _stable(dynamic, model.assignments))
+
+
+def _stable(order: list[str], graph) -> list[str]:
+    """The identifiers of ``order`` in a topological order of ``graph`` made from sorted
+    inputs."""
+    members = set(order)
+    sorter = graphlib.TopologicalSorter(
+        {i: sorted(d for d in graph[i].deps if d in members) for i in sorted(members)})
+    return list(sorter.static_order())
