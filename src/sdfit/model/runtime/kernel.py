@@ -37,7 +37,7 @@ import numpy as np
 from ... import __version__
 from ...exceptions import ModelError
 from .kernel_source import LANES, KernelSource, KernelUnsupported, generate
-from .program import TIME_RPREC, _at_times, _every_saveper, _rounded, closure
+from .program import CONTROLS, TIME_RPREC, _at_times, _every_saveper, _rounded, closure
 
 if TYPE_CHECKING:
     from .program import BatchModel
@@ -72,6 +72,7 @@ class Kernel:
                                   ctypes.c_double, ptr, ptr]
         self.slots = {ident: k for k, ident in enumerate(source.overridable)}
         self._controls: dict[str, float] = {}
+        self._depends = {ident: closure({ident}, model.assignments) for ident in CONTROLS}
         self._schedules: dict = {}
 
     def run(self, batch_size: int, overrides, stop_time=None, return_times=None):
@@ -80,20 +81,18 @@ class Kernel:
         controls = self.controls(overrides)
         if controls is None:
             return None
-        inputs, slots = [], np.full(max(len(self.slots), 1), -1, dtype=np.int64)
-        for ident, value in overrides.items():
-            k = self.slots.get(ident)
-            if k is None:
-                continue
+        given = [(k, value) for ident, value in overrides.items()
+                 if (k := self.slots.get(ident)) is not None]
+        inputs = np.empty((max(len(given), 1), batch_size))
+        slots = np.full(max(len(self.slots), 1), -1, dtype=np.int64)
+        for row, (k, value) in enumerate(given):
             value = np.asarray(value, dtype=float)
             if value.size not in (1, batch_size):
                 return None
-            slots[k] = len(inputs)
-            inputs.append(np.broadcast_to(value.reshape(-1), (batch_size,)))
-        inputs = np.ascontiguousarray(inputs if inputs else np.zeros((1, batch_size)),
-                                      dtype=float)
+            inputs[row] = value.reshape(-1)
+            slots[k] = row
         times, saved, stamps = self.schedule(controls, stop_time, return_times)
-        if not stamps:
+        if not len(stamps):
             raise ModelError(f"Model '{self.model.name}' recorded no time step; check the "
                              "times.")
         record = self.source.record
@@ -104,16 +103,16 @@ class Kernel:
         status = _call(self.function, batch_size, args)
         if status:
             raise MemoryError("The compiled kernel could not allocate its buffers.")
-        return _rounded(stamps), [out[k].T for k in range(len(record))]
+        return stamps, [out[k].T for k in range(len(record))]
 
     def controls(self, overrides) -> dict[str, float] | None:
         """INITIAL TIME, FINAL TIME, TIME STEP and SAVEPER under ``overrides``, or None when
         one differs between units."""
         values = {}
-        for ident in ("v_initial_time", "v_final_time", "v_time_step", "v_saveper"):
+        for ident in CONTROLS:
             if ident in overrides:
                 value = overrides[ident]
-            elif closure({ident}, self.model.assignments).isdisjoint(overrides):
+            elif self._depends[ident].isdisjoint(overrides):
                 if ident not in self._controls:
                     self._controls[ident] = self.model.control(ident)
                 value = self._controls[ident]
@@ -144,7 +143,8 @@ class Kernel:
                 if not time + dt * TIME_RPREC < end:
                     break
                 time = time + dt
-            self._schedules[key] = (np.array(times), np.array(saved, dtype=np.int64), stamps)
+            self._schedules[key] = (np.array(times), np.array(saved, dtype=np.int64),
+                                    _rounded(stamps) if stamps else np.array([]))
         return self._schedules[key]
 
 

@@ -260,7 +260,8 @@ def generate(model: BatchModel, record: tuple[str, ...]) -> KernelSource:
     used = set(record).union(*(model.assignments[i].deps for i in step_dynamic),
                              *(s.update.deps for s in moving))
     kept_static = [i for i in static if i in used]
-    buffers = {ident: k for k, ident in enumerate([*kept_static, *states])}
+    recorded_dynamic = [i for i in dict.fromkeys(record) if i in step_dynamic]
+    buffers = {ident: k for k, ident in enumerate([*kept_static, *states, *recorded_dynamic])}
 
     def store(ident: str) -> str:
         return f"buf[{buffers[ident]} * W + i] = {names[ident]};"
@@ -276,19 +277,28 @@ def generate(model: BatchModel, record: tuple[str, ...]) -> KernelSource:
         else:  # ACTIVE INITIAL takes its initial value while the model initialises
             expr = model.initials.get(ident, model.assignments[ident]).expr
             start.append(f"double {names[ident]} = {translate.expression(expr)};")
-    start += [store(i) for i in buffers]
+    start += [store(i) for i in buffers if i not in recorded_dynamic]
 
-    step = [f"double {names[i]} = buf[{k} * W + i];" for i, k in buffers.items()]
+    # one straight-line loop per step, which the C compiler vectorises across units: the
+    # values due are copied out around it (states and statics before their update,
+    # auxiliaries after), and the states move on even after the last step (unread)
+    step = [f"double {names[i]} = buf[{k} * W + i];" for i, k in buffers.items()
+            if i not in recorded_dynamic]
     step += [f"double {names[i]} = {translate.expression(model.assignments[i].expr)};"
              for i in step_dynamic]
-    step.append("if (r >= 0) {")
-    step += [f"  out[({k} * nsaved + r) * n + u] = {names[i]};" for k, i in enumerate(record)]
-    step.append("}")
-    step.append("if (!last) {")
+    step += [store(i) for i in recorded_dynamic]
     updates = [(s.ident, translate.expression(s.update.expr)) for s in moving]
-    step += [f"  double n{k} = {expr};" for k, (_, expr) in enumerate(updates)]
-    step += [f"  buf[{buffers[ident]} * W + i] = n{k};" for k, (ident, _) in enumerate(updates)]
-    step.append("}")
+    step += [f"double n{k} = {expr};" for k, (_, expr) in enumerate(updates)]
+    step += [f"buf[{buffers[ident]} * W + i] = n{k};" for k, (ident, _) in enumerate(updates)]
+
+    def copy_out(idents) -> list[str]:
+        lines = [f"for (long i = 0; i < m; i++) out[({k} * nsaved + r) * n + b + i] = "
+                 f"buf[{buffers[ident]} * W + i];"
+                 for k, ident in enumerate(record) if ident in idents]
+        return ["if (r >= 0) {", *("  " + line for line in lines), "}"] if lines else []
+
+    before = copy_out(set(buffers) - set(recorded_dynamic))
+    after = copy_out(recorded_dynamic)
 
     text = "\n".join([
         HEADER,
@@ -308,11 +318,11 @@ def generate(model: BatchModel, record: tuple[str, ...]) -> KernelSource:
         "    for (long k = 0; k < nsteps; k++) {",
         "      time = times[k];",
         "      const long r = saved[k];",
-        "      const int last = k == nsteps - 1;",
+        *("      " + line for line in before),
         "      for (long i = 0; i < m; i++) {",
-        "        const long u = b + i;",
         *("        " + line for line in step),
         "      }",
+        *("      " + line for line in after),
         "    }",
         "  }",
         "  free(buf);",
