@@ -1,6 +1,7 @@
 /* Helpers of sdfit's compiled kernels: each mirrors the NumPy function or the function of
    sdfit.model.runtime.functions that the generated code replaces, operation by operation. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #define SMALL 1e-6
 static inline double sd_min(double a, double b) { return (a != a || b != b) ? NAN : (a < b ? a : b); }

@@ -1,12 +1,11 @@
 """The compiled kernel: a model's program as one C function, built once per machine.
 
-:mod:`.kernel_source` writes the C source; here it is compiled with the system's C
-compiler into a shared library cached in the user cache (keyed by the sha256 of the
-source, the compiler command and the machine), loaded with :mod:`ctypes` and called with
-the batch split over threads (a ctypes call releases the GIL).  The NumPy program of
-:mod:`.codegen` stays the reference and the fallback: without a C compiler, with
-``SDFIT_KERNEL=0``, or for a program or a call the kernel does not handle
-(:func:`kernel_for` and :meth:`Kernel.run` return ``None``), the NumPy program runs.
+:mod:`.kernel_source` writes the C source; :mod:`sdfit.native` compiles it with the
+system's C compiler into a shared library cached in the user cache and loads it with
+:mod:`ctypes`; here it is called with the batch split over threads (a ctypes call releases
+the GIL).  The NumPy program of :mod:`.codegen` stays the reference and the fallback:
+without a C compiler, with ``SDFIT_KERNEL=0``, or for a program or a call the kernel does
+not handle (:func:`kernel_for` and :meth:`Kernel.run` return ``None``), it runs instead.
 
 Why C and not Numba: a cached Numba kernel costs every process about 0.3 s to import
 Numba and 0.4 s for its first dispatch (this machine), against 0.1 ms to load a shared
@@ -17,24 +16,13 @@ FMA contraction) and runs at about 1.4 ns per unit-step on the aging chain.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
-import platform
-import shlex
-import shutil
-import subprocess
-import sys
-import sysconfig
-import tempfile
-import threading
-import time as clock
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ... import __version__
+from ... import native
 from ...exceptions import ModelError
 from .kernel_source import LANES, KernelSource, KernelUnsupported, generate
 from .program import CONTROLS, TIME_RPREC, _at_times, _every_saveper, _rounded, closure
@@ -42,21 +30,14 @@ from .program import CONTROLS, TIME_RPREC, _at_times, _every_saveper, _rounded, 
 if TYPE_CHECKING:
     from .program import BatchModel
 
-#: ``SDFIT_KERNEL=0`` runs the NumPy program only.
+#: ``SDFIT_KERNEL=0`` runs the NumPy program only (``SDFIT_NATIVE=0`` too).
 ENABLED = os.environ.get("SDFIT_KERNEL", "1") != "0"
-#: No strict aliasing games, IEEE arithmetic as NumPy's (no fast-math, no FMA contraction).
-FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared",
-         "-w")
 #: Batches smaller than this run on one thread (a thread hand-off costs more).
 THREADED_FROM = 8 * LANES
 
-#: Seconds spent compiling kernels in this process (cache misses only), for run records.
-compile_seconds = 0.0
 #: Why the last program the kernel could not take runs on NumPy (for diagnostics).
 last_fallback: str | None = None
 
-_LIBRARIES: dict[str, ctypes.CDLL] = {}
-_LOCK = threading.Lock()
 _POOL: tuple[int, ThreadPoolExecutor] | None = None
 
 
@@ -67,8 +48,8 @@ class Kernel:
         self.model, self.source = model, source
         self.function = library.sdfit_run
         self.function.restype = ctypes.c_int
-        long, ptr = ctypes.c_long, ctypes.c_void_p
-        self.function.argtypes = [long, long, long, ptr, ptr, ptr, ptr, long, long,
+        i64, ptr = ctypes.c_int64, ctypes.c_void_p
+        self.function.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, i64, i64,
                                   ctypes.c_double, ptr, ptr]
         self.slots = {ident: k for k, ident in enumerate(source.overridable)}
         self._controls: dict[str, float] = {}
@@ -159,82 +140,11 @@ def kernel_for(model: BatchModel, record: tuple[str, ...]) -> Kernel | None:
     except KernelUnsupported as reason:
         last_fallback = f"{model.name}: {reason}"
         return None
-    library = _library(source.text)
+    library = native.library(source.text)
     if library is None:
+        last_fallback = f"{model.name}: {native.last_failure}"
         return None
     return Kernel(model, source, library)
-
-
-def compiler() -> list[str] | None:
-    """The C compiler command: ``$CC``, Python's own, or ``cc``; None without one."""
-    for candidate in (os.environ.get("CC"), sysconfig.get_config_var("CC"), "cc", "gcc",
-                      "clang"):
-        if candidate:
-            command = shlex.split(candidate)
-            if command and shutil.which(command[0]):
-                return command
-    return None
-
-
-def cache_dir() -> Path:
-    import pooch
-
-    return Path(pooch.os_cache("sdfit")) / "kernels"
-
-
-def _library(text: str) -> ctypes.CDLL | None:
-    """The shared library of a C source: from this process, from the cache, or compiled."""
-    global compile_seconds, last_fallback
-    command = compiler()
-    if command is None:
-        last_fallback = "no C compiler"
-        return None
-    key = hashlib.sha256("\0".join([text, *command, *FLAGS, __version__, _machine()])
-                         .encode()).hexdigest()
-    with _LOCK:
-        if key in _LIBRARIES:
-            return _LIBRARIES[key]
-        path = cache_dir() / f"kernel-{key[:32]}.so"
-        if not path.exists():
-            started = clock.perf_counter()
-            if not _compile(command, text, path):
-                return None
-            compile_seconds += clock.perf_counter() - started
-        try:
-            _LIBRARIES[key] = ctypes.CDLL(str(path))
-        except OSError as error:  # a damaged cache entry: never trusted, built again
-            last_fallback = f"could not load {path.name}: {error}"
-            path.unlink(missing_ok=True)
-            return None
-        return _LIBRARIES[key]
-
-
-def _compile(command: list[str], text: str, path: Path) -> bool:
-    """Compile into ``path`` atomically (a temporary file renamed into place)."""
-    global last_fallback
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        source, target = Path(tmp) / "kernel.c", Path(tmp) / path.name
-        source.write_text(text)
-        done = subprocess.run([*command, *FLAGS, "-o", str(target), str(source), "-lm"],
-                              capture_output=True, text=True)
-        if done.returncode != 0 or not target.exists():
-            last_fallback = f"the C compiler failed: {done.stderr.strip()[:500]}"
-            return False
-        os.replace(target, path)
-    return True
-
-
-def _machine() -> str:
-    """What ``-march=native`` compiled for: the CPU's flags where the system tells them."""
-    flags = ""
-    if sys.platform.startswith("linux"):
-        try:
-            with open("/proc/cpuinfo") as info:
-                flags = next((line for line in info if line.startswith("flags")), "")
-        except OSError:
-            pass
-    return f"{platform.machine()} {platform.processor()} {flags}"
 
 
 def _call(function, batch_size: int, args) -> int:

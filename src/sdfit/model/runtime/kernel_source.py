@@ -292,7 +292,7 @@ def generate(model: BatchModel, record: tuple[str, ...]) -> KernelSource:
     step += [f"buf[{buffers[ident]} * W + i] = n{k};" for k, (ident, _) in enumerate(updates)]
 
     def copy_out(idents) -> list[str]:
-        lines = [f"for (long i = 0; i < m; i++) out[({k} * nsaved + r) * n + b + i] = "
+        lines = [f"for (int64_t i = 0; i < m; i++) out[({k} * nsaved + r) * n + b + i] = "
                  f"buf[{buffers[ident]} * W + i];"
                  for k, ident in enumerate(record) if ident in idents]
         return ["if (r >= 0) {", *("  " + line for line in lines), "}"] if lines else []
@@ -303,23 +303,24 @@ def generate(model: BatchModel, record: tuple[str, ...]) -> KernelSource:
     text = "\n".join([
         HEADER,
         f"#define W {LANES}",
-        "int sdfit_run(long first, long stop, long n, const double *in, const long *slot,",
-        "              const double *times, const long *saved, long nsteps, long nsaved,",
-        "              double dt, const double *tab, double *out) {",
+        "int sdfit_run(int64_t first, int64_t stop, int64_t n, const double *in,",
+        "              const int64_t *slot, const double *times, const int64_t *saved,",
+        "              int64_t nsteps, int64_t nsaved, double dt, const double *tab,",
+        "              double *out) {",
         f"  double *buf = malloc(sizeof(double) * W * {max(len(buffers), 1)});",
         "  if (!buf) return 1;",
-        "  for (long b = first; b < stop; b += W) {",
-        "    const long m = stop - b < W ? stop - b : W;",
+        "  for (int64_t b = first; b < stop; b += W) {",
+        "    const int64_t m = stop - b < W ? stop - b : W;",
         "    double time = times[0];",
-        "    for (long i = 0; i < m; i++) {",
-        "      const long u = b + i;",
+        "    for (int64_t i = 0; i < m; i++) {",
+        "      const int64_t u = b + i;",
         *("      " + line for line in start),
         "    }",
-        "    for (long k = 0; k < nsteps; k++) {",
+        "    for (int64_t k = 0; k < nsteps; k++) {",
         "      time = times[k];",
-        "      const long r = saved[k];",
+        "      const int64_t r = saved[k];",
         *("      " + line for line in before),
-        "      for (long i = 0; i < m; i++) {",
+        "      for (int64_t i = 0; i < m; i++) {",
         *("        " + line for line in step),
         "      }",
         *("      " + line for line in after),
