@@ -78,6 +78,7 @@ class _Run:
         self.fresh = np.zeros(n, dtype=bool)  # Jacobian is a finite difference at x
         self.units = np.arange(n, dtype=np.int64)
         self.native = _native()
+        self.addresses: dict[str, int] | None = None
 
     def evaluate(self, x: np.ndarray, units: np.ndarray) -> np.ndarray:
         np.add.at(self.nfev, units, 1)
@@ -195,22 +196,27 @@ class _Run:
     def iterate_native(self, work, r, sse, jac, diag, mu, nu) -> np.ndarray:
         """:meth:`iterate` with its per-unit arithmetic compiled (``lm.c``)."""
         s, lib = self.settings, self.native
+        if self.addresses is None:  # the solver's arrays are updated in place, never moved
+            self.addresses = {name: _ptr(v) for name, v in dict(
+                x=self.x, jac=jac, r=r, sse=sse, diag=diag, mu=mu, nu=nu, fresh=self.fresh,
+                status=self.status, nfev=self.nfev, lower=self.lower, upper=self.upper,
+                codes=_CODES).items()}
+        a = self.addresses
         p, m, nw = self.x.shape[1], r.shape[1], len(work)
         trial, step, d = np.empty((nw, p)), np.empty((nw, p)), np.empty((nw, p))
         done_g, refresh = np.empty(nw, dtype=bool), np.empty(nw, dtype=bool)
-        lib.lm_propose(nw, _ptr(work), m, p, _ptr(self.x), _ptr(jac), _ptr(r), _ptr(sse),
-                       _ptr(diag), _ptr(mu), _ptr(self.lower), _ptr(self.upper),
-                       s.gtol, _ptr(trial), _ptr(step), _ptr(d),
-                       _ptr(done_g))
+        w, at_trial, at_step, at_d, at_done_g = (_ptr(work), _ptr(trial), _ptr(step), _ptr(d),
+                                                 _ptr(done_g))
+        lib.lm_propose(nw, w, m, p, a["x"], a["jac"], a["r"], a["sse"], a["diag"], a["mu"],
+                       a["lower"], a["upper"], s.gtol, at_trial, at_step, at_d, at_done_g)
         r_new = np.ascontiguousarray(self.evaluate(trial, work), dtype=float)
-        lib.lm_update(nw, _ptr(work), m, p, s.ftol, s.xtol,
-                      int(s.broyden), self.max_nfev, _ptr(_CODES), _ptr(self.x), _ptr(jac),
-                      _ptr(r), _ptr(sse), _ptr(mu), _ptr(nu), _ptr(self.fresh),
-                      _ptr(self.status), _ptr(self.nfev), _ptr(r_new), _ptr(trial),
-                      _ptr(step), _ptr(d), _ptr(done_g), _ptr(refresh))
+        lib.lm_update(nw, w, m, p, s.ftol, s.xtol, int(s.broyden), self.max_nfev, a["codes"],
+                      a["x"], a["jac"], a["r"], a["sse"], a["mu"], a["nu"], a["fresh"],
+                      a["status"], a["nfev"], _ptr(r_new), at_trial, at_step, at_d, at_done_g,
+                      _ptr(refresh))
         if refresh.any():
             self.differentiate(work[refresh], r, jac)
-        lib.lm_rescale(nw, _ptr(work), m, p, _ptr(jac), _ptr(diag))
+        lib.lm_rescale(nw, w, m, p, a["jac"], a["diag"])
         return work[self.status[work] == WORKING]
 
 

@@ -62,23 +62,27 @@ class Kernel:
         controls = self.controls(overrides)
         if controls is None:
             return None
-        given = [(k, value) for ident, value in overrides.items()
-                 if (k := self.slots.get(ident)) is not None]
-        inputs = np.empty((max(len(given), 1), batch_size))
-        slots = np.full(max(len(self.slots), 1), -1, dtype=np.int64)
-        for row, (k, value) in enumerate(given):
-            value = np.asarray(value, dtype=float)
+        # every overridden value is read in place: one address and stride (1: a value per
+        # unit, 0: one for all) per input of the kernel, NULL for the model's own equation
+        size = max(len(self.slots), 1)
+        pointers, strides = np.zeros(size, dtype=np.uintp), np.zeros(size, dtype=np.int64)
+        held = []
+        for ident, value in overrides.items():
+            k = self.slots.get(ident)
+            if k is None:
+                continue
+            value = np.ascontiguousarray(value, dtype=float)
             if value.size not in (1, batch_size):
                 return None
-            inputs[row] = value.reshape(-1)
-            slots[k] = row
+            held.append(value)
+            pointers[k], strides[k] = value.ctypes.data, value.size > 1
         times, saved, stamps = self.schedule(controls, stop_time, return_times)
         if not len(stamps):
             raise ModelError(f"Model '{self.model.name}' recorded no time step; check the "
                              "times.")
         record = self.source.record
         out = np.empty((len(record), len(stamps), batch_size))
-        args = (batch_size, inputs.ctypes.data, slots.ctypes.data, times.ctypes.data,
+        args = (batch_size, pointers.ctypes.data, strides.ctypes.data, times.ctypes.data,
                 saved.ctypes.data, len(times), len(stamps), controls["v_time_step"],
                 self.source.tables.ctypes.data, out.ctypes.data)
         status = _call(self.function, batch_size, args)

@@ -267,8 +267,9 @@ def generate(model: BatchModel, record: tuple[str, ...]) -> KernelSource:
         return f"buf[{buffers[ident]} * W + i] = {names[ident]};"
 
     def overridden(ident: str, expr: str) -> str:
-        return (f"double {names[ident]} = slot[{slot[ident]}] >= 0 ? "
-                f"in[slot[{slot[ident]}] * n + u] : {translate.expression(expr)};")
+        k = slot[ident]
+        return (f"double {names[ident]} = in[{k}] ? in[{k}][u * stride[{k}]] : "
+                f"{translate.expression(expr)};")
 
     start = [overridden(i, model.assignments[i].expr) for i in static]
     for ident in initial:
@@ -303,8 +304,8 @@ def generate(model: BatchModel, record: tuple[str, ...]) -> KernelSource:
     text = "\n".join([
         HEADER,
         f"#define W {LANES}",
-        "int sdfit_run(int64_t first, int64_t stop, int64_t n, const double *in,",
-        "              const int64_t *slot, const double *times, const int64_t *saved,",
+        "int sdfit_run(int64_t first, int64_t stop, int64_t n, const double *const *in,",
+        "              const int64_t *stride, const double *times, const int64_t *saved,",
         "              int64_t nsteps, int64_t nsaved, double dt, const double *tab,",
         "              double *out) {",
         f"  double *buf = malloc(sizeof(double) * W * {max(len(buffers), 1)});",
