@@ -230,6 +230,11 @@ def _ptr(array: np.ndarray) -> int:
     return array.ctypes.data
 
 
+def compiled() -> bool:
+    """Build (or load) the compiled iteration now; True when the solver will use it."""
+    return _native() is not None
+
+
 @cache
 def _native():
     """The compiled iteration (``lm.c``), or None (NumPy then)."""

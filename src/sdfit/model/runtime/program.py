@@ -253,6 +253,12 @@ class BatchModel(VariableTable):
         values = [_column([row[k] for row in rows], batch_size) for k in range(len(record))]
         return _rounded(times), values
 
+    def prepare(self, record: Iterable[str]) -> bool:
+        """Build (or load from the cache) the compiled kernel that records the identifiers
+        ``record``, now and in this process (before worker processes are forked, so that
+        they find it built); True when :meth:`execute` will run it rather than NumPy."""
+        return self._kernel(tuple(record)) is not None
+
     def _kernel(self, record: tuple[str, ...]):
         key = ("kernel", record)
         if key not in self._programs:
