@@ -3,11 +3,13 @@ translates nor compiles the model again.
 
 An entry is the pickled :class:`~.runtime.program.BatchModel` (plain data: names,
 expressions as text, constant arrays), named by a key made of the sha256 of the model
-file, of every data file given, sdfit's, PySD's and NumPy's versions.  The key is stored
-in the entry too and checked on loading: an entry whose key does not match, or that does
-not load, is never used (it is compiled again and replaced).  Models that read external
-files named inside them (``GET XLS``, ``GET DIRECT ...``, ``GET DATA``, ...) are not cached:
-their values would change without the model file changing.
+file, of every data file given and of sdfit's model code (a changed compiler never meets
+an old entry, even under the same version number), and PySD's and NumPy's versions.  The
+key is stored in the entry too and checked on loading: an entry whose key does not match,
+or that does not load, is never used (the model is compiled again and the entry
+replaced).  Models that read external files named inside them (``GET XLS``,
+``GET DIRECT ...``, ``GET DATA``, ...) are not cached: their values could change without
+the model file changing.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 
@@ -78,7 +81,18 @@ def cache_key(path: str | Path, data_files: list) -> str | None:
     digest = hashlib.sha256()
     for part in (content, *data):
         digest.update(hashlib.sha256(part).digest())
-    digest.update("\0".join([__version__, _version("pysd"), np.__version__]).encode())
+    digest.update("\0".join([__version__, _code_digest(), _version("pysd"),
+                              np.__version__]).encode())
+    return digest.hexdigest()
+
+
+@cache
+def _code_digest() -> str:
+    """sha256 of the source of :mod:`sdfit.model` (the translator, compiler and runtime)."""
+    digest = hashlib.sha256()
+    root = Path(__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
