@@ -83,11 +83,11 @@ void lm_propose(int64_t nw, const int64_t *work, int64_t m, int64_t p, const dou
       dw[k] = dk > 0 ? dk : 1.0;
     }
     for (int64_t k = 0; k < p; k++) {
-      for (int64_t l = 0; l < p; l++) {
+      for (int64_t l = 0; l <= k; l++) {  /* J'J is symmetric: one half computed */
         double a = 0.0;
         for (int64_t j = 0; j < m; j++) a += J[j * p + k] * J[j * p + l];
         if (k == l) a += mu[u] * dw[k];
-        A[k * p + l] = (free_[k] && free_[l]) ? a : 0.0;
+        A[k * p + l] = A[l * p + k] = (free_[k] && free_[l]) ? a : 0.0;
       }
       if (!free_[k]) A[k * p + k] += 1.0;
       s[k] = free_[k] ? g[k] : 0.0;

@@ -16,6 +16,7 @@ FMA contraction) and runs at about 1.4 ns per unit-step on the aging chain.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -62,8 +63,9 @@ class Kernel:
         controls = self.controls(overrides)
         if controls is None:
             return None
-        # every overridden value is read in place: one address and stride (1: a value per
-        # unit, 0: one for all) per input of the kernel, NULL for the model's own equation
+        # every overridden value is read in place (a column of the solver's parameters too):
+        # one address and stride in values (0: one value for all units) per input of the
+        # kernel, NULL for the model's own equation
         size = max(len(self.slots), 1)
         pointers, strides = np.zeros(size, dtype=np.uintp), np.zeros(size, dtype=np.int64)
         held = []
@@ -71,11 +73,15 @@ class Kernel:
             k = self.slots.get(ident)
             if k is None:
                 continue
-            value = np.ascontiguousarray(value, dtype=float)
+            value = np.asarray(value)
+            if (value.dtype != np.float64 or value.ndim > 1
+                    or (value.ndim == 1 and value.strides[0] % 8)):
+                value = np.ascontiguousarray(value, dtype=float)
             if value.size not in (1, batch_size):
                 return None
             held.append(value)
-            pointers[k], strides[k] = value.ctypes.data, value.size > 1
+            pointers[k] = value.ctypes.data
+            strides[k] = value.strides[0] // 8 if value.size > 1 else 0
         times, saved, stamps = self.schedule(controls, stop_time, return_times)
         if not len(stamps):
             raise ModelError(f"Model '{self.model.name}' recorded no time step; check the "
@@ -153,7 +159,7 @@ def kernel_for(model: BatchModel, record: tuple[str, ...]) -> Kernel | None:
 
 def _call(function, batch_size: int, args) -> int:
     """Run the kernel over the batch, split in whole blocks over threads when it pays."""
-    threads = _threads()
+    threads = _threads(os.getpid())
     if threads == 1 or batch_size < THREADED_FROM:
         return function(0, batch_size, *args)
     blocks = -(-batch_size // LANES)
@@ -162,7 +168,8 @@ def _call(function, batch_size: int, args) -> int:
     return max(pool.map(lambda t: function(bounds[t], bounds[t + 1], *args), range(threads)))
 
 
-def _threads() -> int:
+@functools.cache
+def _threads(pid: int) -> int:
     """One thread per core in the main process; one in a worker process of a pool, whose
     siblings use the other cores (``SDFIT_THREADS`` overrides)."""
     if "SDFIT_THREADS" in os.environ:
