@@ -164,3 +164,32 @@ def test_bundled_examples_pose_the_recipe_and_its_well_posed_form(shared_data):
     recipe, posed = load_spec("us-counties-recipe"), load_spec("us-counties")
     assert recipe.problem.parameters == (Parameter("dec * loss rate", x0=0.05),)
     assert Parameter("dec 1 loss rate", fixed=0.05) in posed.problem.parameters
+
+
+def test_tidy_data_inputs_likelihood_and_starts_in_a_spec(tmp_path):
+    spec = spec_from_dict({
+        "model": "pk.mdl",
+        "data": {"path": "theoph.csv", "units": ["Subject"], "time": "Time"},
+        "inputs": {"dose": "Dose"},
+        "targets": {"variables": ["conc"], "likelihood": "lognormal"},
+        "parameters": {"ka": {"x0": 1.5, "bounds": [0, 20], "scale": 1.0}},
+        "fit": {"starts": 8, "seed": 3, "method": "rk4", "max_steps": 1e9}}, base=tmp_path)
+    assert spec.data.path == tmp_path / "theoph.csv"
+    assert spec.data.units == ("Subject",) and spec.data.time == "Time"
+    problem = spec.problem
+    assert problem.inputs == {"dose": "Dose"} and problem.likelihood == "lognormal"
+    assert problem.starts == 8 and problem.seed == 3 and problem.target_times is None
+    assert problem.initial_time is None  # the model's own initial stocks
+    assert spec.fit == {"method": "rk4", "max_steps": 1e9}
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"path": "x.csv", "units": ["id"]}, "needs both 'units'"),
+    ({"units": ["id"], "time": "t"}, "data needs a path"),
+    ({"path": "x.csv", "unit": ["id"], "time": "t"}, "unknown key 'unit' in data. Did you "
+     "mean 'units'"),
+    ({"path": "x.csv", "units": [], "time": "t"}, "must name the unit id columns"),
+])
+def test_invalid_data_tables(data, message):
+    with pytest.raises(SpecError, match=message):
+        spec_from_dict({"data": data, "parameters": {"x": {}}})

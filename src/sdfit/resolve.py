@@ -60,6 +60,14 @@ def resolve(problem: Problem, model: Engine, panel: Panel, *, method: str | None
     targets = _targets(problem, model, panel, keys)
     inputs, input_data = _inputs(problem, model, panel)
     parameters = _parameter_block(model, free, fixed)
+    if problem.starts > 1:
+        spread = (np.isfinite(parameters.lower) & np.isfinite(parameters.upper)) | (
+            parameters.scale > 0)
+        if not spread.all():
+            name = parameters.names[int(np.flatnonzero(~spread)[0])]
+            raise SpecError(f"Several starts are spread over each parameter's bounds, but "
+                            f"'{name}' has an infinite bound and no scale: give it bounds "
+                            "or a scale (e.g. { x0 = 0.05, scale = 0.02 }).")
     observations = ObservationBlock(
         slots=tuple(_slot(model, name) for name, _ in targets),
         data_names=tuple(data for _, data in targets),
@@ -194,9 +202,10 @@ def _targets(problem: Problem, model: Engine, panel: Panel,
              keys: dict[str, str]) -> list[tuple[str, str]]:
     """(model element name, data variable) of every target."""
     data_of = {}  # model element name -> data variable
+    inputs = set(map(element_key, problem.inputs.values()))  # data columns driving the model
     for key, data_name in keys.items():
         element = _element_name(model, key)
-        if element is not None:
+        if element is not None and element_key(data_name) not in inputs:
             data_of[element] = data_name
     known = (set(map(element_key, model.names())) | set(map(element_key, panel.variables))
              | set(map(element_key, data_of)))
