@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from sdfit import DataError
+from sdfit.calibrate import MAX_CHUNK, fit, plan_chunks
 from sdfit.data import from_wide
 from sdfit.files import read_csv
-from sdfit.fit import MAX_CHUNK, fit, plan_chunks
 from sdfit.problem import Parameter, Problem
 
 # the recipe's problem is under-determined: its identifiability warning is tested elsewhere
