@@ -15,6 +15,7 @@ from sdfit import Parameter, Problem
 from sdfit.data import read_panel
 from sdfit.datasets import EXAMPLES
 from sdfit.objective import Objective
+from sdfit.resolution import resolve
 
 DT = 1 / 128
 PK = Problem([Parameter("ka", x0=1.5, bounds=(0.01, 20)),
@@ -108,7 +109,7 @@ def test_per_unit_doses_give_what_pysd_gives_with_the_same_doses(pk_model, tmp_p
         rows += [{"id": u, "Time": t, "Dose": values["dose"], "conc": c}
                  for t, c in run["conc"].items()]
     panel = read_panel(pd.DataFrame(rows), units=["id"], time="Time")
-    resolved, data = PK.resolve(pk_model, panel)
+    resolved, data = resolve(PK, pk_model, panel)
     assert [s.name for s in resolved.inputs.constants] == ["dose"]
     np.testing.assert_array_equal(data.constants[:, 0], units["dose"])
     outputs = Objective(resolved, data).outputs(units[["ka", "ke", "volume"]].to_numpy(),
@@ -122,12 +123,12 @@ def test_the_models_own_initial_stocks_unless_initial_says_otherwise(pk_model):
                           "central": [0.5, 1.0, 1.2], "conc": [np.nan, 2.0, 2.4]})
     panel = read_panel(frame, units=["id"], time="Time")
     own = Problem(PK.parameters, inputs={"dose": "Dose"})
-    resolved, data = own.resolve(pk_model, panel)
+    resolved, data = resolve(own, pk_model, panel)
     assert resolved.stocks.slots == () and data.initial.shape == (1, 0)
     assert sorted(resolved.observations.names) == ["central", "conc"]
     assert data.n_obs.tolist() == [5]  # central at 0, 1, 2 and conc at 1, 2
     started = Problem(PK.parameters, initial_time=0, inputs={"dose": "Dose"})
-    resolved, data = started.resolve(pk_model, panel)
+    resolved, data = resolve(started, pk_model, panel)
     assert [s.name for s in resolved.stocks.slots] == ["central"]
     assert data.initial.tolist() == [[0.5]] and data.n_obs.tolist() == [4]
 
@@ -138,6 +139,6 @@ def test_target_times_restrict_the_observations(pk_model):
     frame.loc[first, "Time"] = 5.0  # one observation at 5 h in every unit
     frame = frame.sort_values(["Subject", "Time"])
     panel = read_panel(frame, units=["Subject"], time="Time")
-    resolved, data = Problem(PK.parameters, [5.0], targets=["conc"],
-                             inputs={"dose": "Dose"}).resolve(pk_model, panel)
+    resolved, data = resolve(Problem(PK.parameters, [5.0], targets=["conc"],
+                                     inputs={"dose": "Dose"}), pk_model, panel)
     assert (data.obs_time[data.obs_mask] == 5.0).all() and data.n_obs.tolist() == [1, 1, 1]

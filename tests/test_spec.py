@@ -11,6 +11,7 @@ from sdfit import SpecError
 from sdfit.datasets import aging_chain_path
 from sdfit.objective import Objective
 from sdfit.problem import Parameter, Problem
+from sdfit.resolution import resolve
 from sdfit.spec import load_spec, spec_from_dict
 
 RECIPE = """
@@ -41,7 +42,7 @@ def test_resolution_against_model_and_census(aging_chain, census):
     spec = spec_from_dict({"initial": {"time": 2000}, "targets": {"times": [2010],
                            "exclude": ["dec 1"]},
                            "parameters": {"dec * loss rate": {"x0": 0.05}}})
-    task, data = spec.problem.resolve(aging_chain, census)
+    task, data = resolve(spec.problem, aging_chain, census)
     assert task.parameters.names == [f"dec {k} loss rate" for k in range(1, 10)]
     assert [s.name for s in task.stocks.slots] == [f"dec {k}" for k in range(1, 10)]
     assert task.observations.names == [f"dec {k}" for k in range(2, 10)]
@@ -56,7 +57,7 @@ def test_exact_name_takes_precedence_over_glob_and_fixed_is_not_fitted(aging_cha
                        Parameter("dec 1 loss rate", fixed=0.02),
                        Parameter("dec 9 loss rate", x0=0.2, bounds=(0, 1))],
                       target_times=[2010], exclude=["dec 1"])
-    task, _ = problem.resolve(aging_chain, census)
+    task, _ = resolve(problem, aging_chain, census)
     params = task.parameters
     assert params.names[0] == "dec 2 loss rate" and len(params) == 8
     assert [(s.ident, v) for s, v in params.fixed] == [("v_dec_1_loss_rate", 0.02)]
@@ -112,7 +113,7 @@ def test_problems_that_do_not_fit_the_model_or_data(aging_chain, census, problem
     from sdfit import DataError
 
     with pytest.raises((SpecError, DataError), match=message):
-        problem.resolve(aging_chain, census)
+        resolve(problem, aging_chain, census)
 
 
 def test_initial_time_off_the_time_step_grid(census, tmp_path):
@@ -122,8 +123,8 @@ def test_initial_time_off_the_time_step_grid(census, tmp_path):
     path.write_text(aging_chain_path().read_text().replace("0.125", "3"))
     model = sdfit.load_model(path)
     with pytest.raises(SpecError, match="not on the model's TIME STEP grid"):
-        Problem([Parameter("dec * loss rate")], [2010], initial_time=2001).resolve(model,
-                                                                                  census)
+        resolve(Problem([Parameter("dec * loss rate")], [2010], initial_time=2001), model,
+                census)
 
 
 def test_bundled_example_spec_loads(shared_data):
@@ -137,7 +138,7 @@ def test_ridge_and_shared_entries(aging_chain, census):
                            "parameters": {"dec * loss rate": {"x0": 0.05},
                                           "dec 1 loss rate": {"x0": 0.04, "ridge": 100},
                                           "dec 9 loss rate": {"shared": True}}})
-    task, data = spec.problem.resolve(aging_chain, census)
+    task, data = resolve(spec.problem, aging_chain, census)
     assert task.parameters.ridge.tolist() == [100.0] + [0.0] * 8
     assert task.parameters.shared.tolist() == [False] * 8 + [True]
     assert task.parameters.penalised.tolist() == [0]

@@ -11,6 +11,7 @@ import sdfit
 from sdfit import Parameter, Problem
 from sdfit.data import read_panel
 from sdfit.fitting import start_points
+from sdfit.resolution import resolve
 
 #: A frictionless oscillator, observed over several periods: the sum of squares has a local
 #: minimum at every frequency whose oscillation lines up with some of the observations.
@@ -95,4 +96,4 @@ def test_start_points_span_the_bounds_or_the_scale():
 def test_an_infinite_bound_without_a_scale_is_refused(oscillator):
     model, panel, _ = oscillator
     with pytest.raises(sdfit.SpecError, match="'omega' has an infinite bound and no scale"):
-        Problem([Parameter("omega", x0=0.7)], starts=4).resolve(model, panel)
+        resolve(Problem([Parameter("omega", x0=0.7)], starts=4), model, panel)

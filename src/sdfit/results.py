@@ -68,7 +68,7 @@ def versions() -> dict[str, str]:
     """Versions of sdfit and of what its numbers depend on."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from . import __version__
+    from ._version import __version__
 
     out = {"sdfit": __version__, "python": platform.python_version()}
     for package in ("numpy", "scipy", "pandas", "pysd"):

@@ -24,7 +24,7 @@ from .fitting import ChunkResult, Payload, fit_chunk, fit_joint
 from .model import BatchModel, PysdModel, open_model
 from .problem import Problem
 from .progress import Progress
-from .resolve import resolve
+from .resolution import resolve_panel
 from .resolved import Resolved, UnitData
 from .results import FitResult, RunRecord, utc_now, versions
 from .solvers import Solver, default_solver
@@ -131,8 +131,9 @@ def fit(
     model = open_model(model, engine)
     compile_time = time.perf_counter() - compile_start
     panel = data if isinstance(data, Panel) else read_panel(data)
-    resolved, unit_data, panel, dropped = resolve(problem, model, panel, method=method,
-                                                  drop_invalid=drop_invalid)
+    resolved, unit_data, panel, dropped = resolve_panel(problem, model, panel,
+                                                        method=method,
+                                                        drop_invalid=drop_invalid)
     _check_budget(resolved, unit_data, max_steps)
     options = dict(solver=solver, backend=backend, workers=workers, scheduler=scheduler,
                    chunk_size=chunk_size, drop_invalid=drop_invalid, progress=progress,

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .data import Panel
-from .exceptions import DataError, ModelError, SpecError
+from .exceptions import ModelError, SpecError
 from .model.interface import Engine
 from .model.runtime.program import TIME_RPREC
 from .names import aliased, canonical, did_you_mean, element_key, is_glob, match_pattern
@@ -31,8 +31,18 @@ from .resolved import (
 from .validate_units import valid_units
 
 
-def resolve(problem: Problem, model: Engine, panel: Panel, *, method: str | None = None,
-            drop_invalid: bool = False) -> tuple[Resolved, UnitData, Panel, pd.DataFrame]:
+def resolve(problem: Problem, model: Engine, panel: Panel, *,
+            method: str | None = None) -> tuple[Resolved, UnitData]:
+    """Check ``problem`` against ``model`` and ``panel`` (refusing units with invalid needed
+    data) and return the resolved problem and the per-unit arrays — what :func:`sdfit.fit`
+    fits, for a look at them or to evaluate :class:`~sdfit.objective.Objective` directly."""
+    resolved, data, _, _ = resolve_panel(problem, model, panel, method=method)
+    return resolved, data
+
+
+def resolve_panel(problem: Problem, model: Engine, panel: Panel, *, method: str | None = None,
+                  drop_invalid: bool = False
+                  ) -> tuple[Resolved, UnitData, Panel, pd.DataFrame]:
     """Check ``problem`` against ``model`` and ``panel`` and lay out the arrays.
 
     Returns the resolved problem, the unit data, the panel of the units kept and the table
@@ -381,4 +391,3 @@ def _element_name(model: Engine, key: str) -> str | None:
     return model.elements(var.name)[int(np.ravel_multi_index(index, model.shape(var.name)))]
 
 
-__all__ = ["DataError", "resolve"]
