@@ -4,6 +4,7 @@ there is an out folder), assemble the result."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Mapping
@@ -153,7 +154,12 @@ def fit(
                     or panel.content_hash(), **extra.pop("fingerprints", {})}
     result.run = result.run.__class__(**{
         **result.run.__dict__, **extra, "fingerprints": fingerprints, "started": started,
-        "compile_time": compile_time, "versions": versions(), "dropped": len(dropped)})
+        "compile_time": compile_time, "versions": versions(), "dropped": len(dropped),
+        "model": str(Path(model.path).resolve()) if model.path else "",
+        "data": str(Path(panel.source).resolve()) if Path(panel.source).is_file()
+        else panel.source, "request": dataclasses.asdict(problem),
+        "data_layout": dict(panel.layout)})
+    result.context = (resolved, unit_data, panel)
     if out is not None:
         result.write(out)
         ChunkStore(out).remove()

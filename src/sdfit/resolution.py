@@ -67,7 +67,7 @@ def resolve_panel(problem: Problem, model: Engine, panel: Panel, *, method: str 
                         f"({model.initial_time:g} + k * {dt:g}).")
     keys = aliased(panel.variables, dict(problem.aliases))  # model key -> data name
     stocks = _stocks(problem, model, panel, keys, start)
-    targets = _targets(problem, model, panel, keys)
+    targets = _targets(problem, model, panel)
     inputs, input_data = _inputs(problem, model, panel)
     parameters = _parameter_block(model, free, fixed)
     if problem.starts > 1:
@@ -208,15 +208,21 @@ def _observed_at(panel: Panel, data_name: str, time: float) -> bool:
 
 
 # -- targets ----------------------------------------------------------------------------------
-def _targets(problem: Problem, model: Engine, panel: Panel,
-             keys: dict[str, str]) -> list[tuple[str, str]]:
-    """(model element name, data variable) of every target."""
-    data_of = {}  # model element name -> data variable
+def modelled(problem: Problem, model: Engine, panel: Panel) -> dict[str, str]:
+    """Model element name -> data variable, for every data variable that names a model
+    variable or element (through the problem's aliases) and is not an input."""
+    data_of = {}
     inputs = set(map(element_key, problem.inputs.values()))  # data columns driving the model
-    for key, data_name in keys.items():
+    for key, data_name in aliased(panel.variables, dict(problem.aliases)).items():
         element = _element_name(model, key)
         if element is not None and element_key(data_name) not in inputs:
             data_of[element] = data_name
+    return data_of
+
+
+def _targets(problem: Problem, model: Engine, panel: Panel) -> list[tuple[str, str]]:
+    """(model element name, data variable) of every target."""
+    data_of = modelled(problem, model, panel)
     known = (set(map(element_key, model.names())) | set(map(element_key, panel.variables))
              | set(map(element_key, data_of)))
     for name in problem.exclude:

@@ -29,6 +29,8 @@ class RunRecord:
     model: str
     data: str
     problem: dict  # Resolved.describe()
+    request: dict = field(default_factory=dict)  # the Problem as given (to pose it again)
+    data_layout: dict = field(default_factory=dict)  # read_panel(data, **data_layout)
     solver: dict = field(default_factory=dict)
     engine: str = "batched"
     backend: str = "serial"
@@ -111,6 +113,9 @@ class FitResult:
     parameters: list[str]
     dropped: pd.DataFrame = field(default_factory=pd.DataFrame)
     run: RunRecord | None = None
+    #: what the fit ran on (engine, resolved problem, unit data, panel), kept in memory only,
+    #: so that unit stories need not pose the problem again
+    context: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def unit_columns(self) -> list[str]:

@@ -15,6 +15,7 @@ Three layouts:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections.abc import Sequence
 from pathlib import Path
@@ -128,8 +129,9 @@ def from_tidy(frame: pd.DataFrame, units: list[str], time: str, source: str) -> 
                         f"{times[first]:g}.")
     unit_lines = np.full(len(uniques), np.iinfo(np.int64).max)
     np.minimum.at(unit_lines, codes, np.arange(n_rows) + 2)
-    return _panel(uniques, variables, codes[row], times[row], var, values[row, var], lines,
-                  unit_lines, source, notes)
+    panel = _panel(uniques, variables, codes[row], times[row], var, values[row, var], lines,
+                   unit_lines, source, notes)
+    return dataclasses.replace(panel, layout={"units": list(units), "time": time})
 
 
 # -- long -------------------------------------------------------------------------------------
