@@ -311,12 +311,16 @@ def _varies_within_units(panel: Panel, rows: np.ndarray) -> bool:
 
 
 def _noted(panel: Panel, rows: np.ndarray) -> np.ndarray:
+    """Which ``rows`` held text instead of a number (only NaN rows are looked up)."""
+    noted = np.zeros(len(rows), dtype=bool)
     if not panel.non_numeric:
-        return np.zeros(len(rows), dtype=bool)
-    noted = {(line, t, v) for line, t, v in panel.non_numeric}
+        return noted
     names = panel.variables
-    return np.array([(int(panel.obs_lines[r]), float(panel.time[r]),
-                      names[panel.variable[r]]) in noted for r in rows], dtype=bool)
+    for k in np.flatnonzero(np.isnan(panel.value[rows])):
+        r = rows[k]
+        noted[k] = (int(panel.obs_lines[r]), float(panel.time[r]),
+                    names[panel.variable[r]]) in panel.non_numeric
+    return noted
 
 
 # -- unit data --------------------------------------------------------------------------------
