@@ -13,8 +13,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 
+from .files import atomic_write  # noqa: E402
 from .names import canonical  # noqa: E402
-from .results import FitResult, atomic_write  # noqa: E402
+from .results import FitResult  # noqa: E402
 
 
 def default_histogram_parameters(result: FitResult, excluded: Sequence[str] = ()) -> list[str]:

@@ -20,31 +20,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .exceptions import DataError
-from .results import FitResult, atomic_write, read_csv
+from ._version import __version__
+from .files import atomic_write
+from .results import FitResult
 
 SECTIONS = ("run", "outcome", "sse", "parameters", "fit", "map", "identifiability", "units")
 TOP_UNITS = 10
 
 
 def load_results(folder: str | Path) -> FitResult:
-    """The FitResult written into ``folder`` by :meth:`FitResult.write` (without the
-    Jacobian, which is not written; the diagnostics are columns of params.csv)."""
-    folder = Path(folder)
-    for name in ("params.csv", "targets.csv", "run.json"):
-        if not (folder / name).is_file():
-            raise DataError(f"Results folder '{folder}' has no {name}; run `sdfit fit` with "
-                            f"--out {folder} first.")
-    info = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-    if "problem" not in info:
-        raise DataError(f"'{folder / 'run.json'}' does not describe the problem; it was "
-                        "written by an older sdfit: fit again to report on it.")
-    dropped = folder / "dropped.csv"
-    return FitResult(read_csv(folder / "params.csv"), read_csv(folder / "targets.csv"),
-                     list(info["problem"]["parameters"]),
-                     dropped=read_csv(dropped) if dropped.is_file() else pd.DataFrame(),
-                     info=info)
+    """The FitResult written into ``folder`` (see :meth:`FitResult.read`)."""
+    return FitResult.read(folder)
 
 
 def write_report(folder: str | Path, out: str | Path | None = None,
@@ -63,11 +49,10 @@ def write_report(folder: str | Path, out: str | Path | None = None,
 
 def render(result: FitResult, shapefile: Path | None = None) -> str:
     """The report page as a string."""
-    info = result.info
-    title = f"sdfit report: {Path(str(info.get('model', 'model'))).stem} on " \
-            f"{len(result.table):,} units"
+    run = result.run
+    title = f"sdfit report: {Path(str(run.model)).stem} on {len(result.table):,} units"
     body = [f"<h1>{_e(title)}</h1>",
-            f"<p class='meta'>sdfit {__version__} &middot; spec {_e(info.get('spec', '-'))}</p>"]
+            f"<p class='meta'>sdfit {__version__} &middot; spec {_e(run.spec or '-')}</p>"]
     body += [_run(result), _outcome(result), _sse(result), _parameters(result), _fit(result),
              _map(result, shapefile), _identifiability(result), _units(result)]
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
@@ -77,15 +62,13 @@ def render(result: FitResult, shapefile: Path | None = None) -> str:
 
 # -- sections ------------------------------------------------------------------------------
 def _run(result: FitResult) -> str:
-    info = result.info
-    prints = info.get("fingerprints", {})
-    rows = [("model", info.get("model")), ("data", info.get("data")),
-            ("spec", info.get("spec", "(Python API)")),
-            ("backend", f"{info.get('backend')} ({info.get('workers')} workers, "
-                        f"{info.get('chunks')} chunks)"),
-            ("fit time", f"{info.get('wall_time', float('nan')):.2f} s")]
+    run = result.run
+    prints = run.fingerprints
+    rows = [("model", run.model), ("data", run.data), ("spec", run.spec or "(Python API)"),
+            ("backend", f"{run.backend} ({run.workers} workers, {run.chunks} chunks)"),
+            ("fit time", f"{run.wall_time:.2f} s")]
     rows += [(f"sha256 of {k}", prints[k] or "(not a file)") for k in sorted(prints)]
-    spec = info.get("spec_dict") or {"problem": info["problem"]}
+    spec = run.spec_dict or {"problem": run.problem}
     return _section("run", "Run", _table(rows) + "<h3>Spec</h3><pre>"
                     + _e(json.dumps(spec, indent=2, default=str)) + "</pre>")
 
@@ -164,11 +147,11 @@ def _map(result: FitResult, shapefile: Path | None) -> str:
 
 
 def _identifiability(result: FitResult) -> str:
-    summary = result.info.get("identifiability")
+    summary = result.identifiability
     if summary is None or "rank" not in result.table:
         return _section("identifiability", "Identifiability",
                         "<p>No diagnostics in this folder: fit again to get them.</p>")
-    problem, table = result.info["problem"], result.table
+    problem, table = result.run.problem, result.table
     ok = table["rank"] >= 0
     rows = []
     for p in result.parameters:
@@ -180,7 +163,7 @@ def _identifiability(result: FitResult) -> str:
         rows.append((p, kind, f"{flags.sum():,}", f"{(~flags).sum():,}",
                      f"{table.loc[ok, f'{p}_nullspace'].median():.3f}",
                      f"{stderr.median():.3g}" if stderr.notna().any() else "unavailable",
-                     f"{summary['penalty_only'].get(p, 0):,}" if p in summary["penalty_only"]
+                     f"{summary.penalty_only.get(p, 0):,}" if p in summary.penalty_only
                      else "-"))
     for name, value in problem.get("fixed", {}).items():
         rows.append((name, f"fixed at {value:g}", "not fitted", "-", "-", "-", "-"))
@@ -204,14 +187,14 @@ def _identifiability(result: FitResult) -> str:
                                                    if not row[f"{p}_identifiable"])
                                          for _, row in flagged.head(TOP_UNITS).iterrows()])
                        [[*result.unit_columns, "rank", "not_identifiable"]]))
-    text = ("<ul>" + "".join(f"<li>{_e(line.strip())}</li>" for line in summary["summary"])
+    text = ("<ul>" + "".join(f"<li>{_e(line.strip())}</li>" for line in summary.summary)
             + "</ul>" + _table(rows, head)
             + "<p>Rank of the column-scaled Jacobian: "
             + ", ".join(f"{int(r)} in {c:,} units" for r, c in ranks.items())
             + f". Condition number of the column-scaled Jacobian: {conditions}.</p>"
             + "<p class='meta'>A parameter is not identifiable when more than "
-            f"{summary['null_tol']:g} of its column-scaled axis lies in the Jacobian's null "
-            f"space (singular values below {summary['rank_rtol']:g} of the largest): a step "
+            f"{summary.null_tol:g} of its column-scaled axis lies in the Jacobian's null "
+            f"space (singular values below {summary.rank_rtol:g} of the largest): a step "
             "along that direction leaves every target unchanged, so its fitted value reflects "
             "the starting point, not the data.</p>"
             + _figure(lambda ax: _identifiable_bars(result, ax),

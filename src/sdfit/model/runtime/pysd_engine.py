@@ -87,6 +87,15 @@ class PysdModel(VariableTable):
     def constant_value(self, name: str) -> float:
         return self.values[self.variable(name).ident]
 
+    def constant_array(self, name: str) -> np.ndarray:
+        """A constant's own value (this engine fits constants without subscripts)."""
+        return np.asarray(self.constant_value(name), dtype=float)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The subscript shape of a variable: ``()``, as this engine sees every variable."""
+        self.variable(name)
+        return ()
+
     def execute(
         self,
         batch_size: int,
