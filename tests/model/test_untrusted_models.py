@@ -1,10 +1,11 @@
 """Model files are untrusted input: no text in a model runs as code, in either engine.
 
-Every payload below tries to create a marker file when it runs.  Each is put into every
-textual field of a Vensim and an XMILE model (variable, range, element, lookup, macro and
-function names, comments, units, external file names) that is then loaded and run by
-the batched engine and by the PySD engine.  The outcome must be a working model or an
-sdfit error sentence, and the marker must never appear.
+The payloads below try to create a marker when they run (the plain word and the trailing
+backslash only check that odd text ends well).  Each is put into every textual field of
+a Vensim and an XMILE model (variable, range, element, lookup, macro, parameter and
+function names, comments, units, external file and tab names) that is then loaded and
+run by the batched engine and by the PySD engine.  The outcome must be a working model
+or an sdfit error sentence, and the marker must never appear.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sdfit.exceptions import ModelError, SdfitError
 from sdfit.model import PysdModel
 from sdfit.model.translate import translate
 
-#: Replaced by the path of the marker file the payload tries to create.
+#: Replaced by the path of the marker the payload tries to create.
 MARK = "MARKER"
 #: Code that creates the marker (a folder): no spaces (names lose them), no commas (they
 #: separate subscripts) and all lower case (PySD lower-cases macro and function names).
@@ -45,7 +46,6 @@ PAYLOADS = {
     "newline": f"a\n{CODE}\n#",
     "f-string braces": f"{{{CODE}}}",
     "comment sign": f"#{CODE}",
-    "dunder": "__import__('os').system('true')",
 }
 
 CONTROLS = """

@@ -28,7 +28,7 @@ from .program import CONTROLS, Variable, VariableTable
 #: PySD's component types -> sdfit's variable kinds.
 _KINDS = {"Constant": "constant", "Lookup": "lookup", "Data": "data"}
 
-#: Per process: model file -> loaded PySD model (and the folder holding its copy).
+#: Per process: model file -> loaded PySD model (and the private folder it was built in).
 _RUNTIMES: dict[str, tuple[object, tempfile.TemporaryDirectory]] = {}
 
 
