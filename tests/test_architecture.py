@@ -16,7 +16,7 @@ SRC = Path(sdfit.__file__).parent
 LAYERS = [
     ["_version", "exceptions", "names", "files"],  # leaves
     ["settings", "progress"],  # validation at the boundary; progress on stderr
-    ["model.translate"],  # PySD's translators: model file -> AbstractModel
+    ["model.sanitize", "model.translate"],  # untrusted model text; PySD's translators
     ["model.runtime"],  # BatchModel, its generated program, PySD's runtime per unit
     ["model.compiler"],  # AbstractModel -> BatchModel
     ["model"],  # the engine contract and the choice of engine
@@ -38,7 +38,7 @@ def room(module: str) -> str:
     if not parts:
         return "sdfit"
     if parts[0] == "model" and len(parts) > 1 and parts[1] in ("compiler", "runtime",
-                                                               "translate"):
+                                                               "sanitize", "translate"):
         return "model." + parts[1]
     return parts[0]
 
