@@ -12,6 +12,7 @@ import pytest
 from sdfit import native
 from sdfit.fitting import Payload, fit_chunk
 from sdfit.problem import Parameter, Problem
+from sdfit.resolution import resolve
 from sdfit.solvers import LevenbergMarquardt, lm
 
 needs_compiler = pytest.mark.skipif(native.compiler() is None, reason="no C compiler")
@@ -66,7 +67,7 @@ def test_compiled_iteration_equals_the_numpy_iteration(aging_chain, census, monk
     rates = Parameter("dec * loss rate", x0=0.03, **({"bounds": bounds} if bounds else {}))
     problem = Problem([Parameter("dec 1 loss rate", fixed=0.05), rates],
                       target_times=[2010], initial_time=2000, exclude=["dec 1"])
-    task, data = problem.resolve(aging_chain, census.take(rows))
+    task, data = resolve(problem, aging_chain, census.take(rows))
     payload = Payload(task, LevenbergMarquardt(broyden=broyden))
     assert lm.compiled()
     compiled = fit_chunk(payload, data)

@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 
 #: ``SDFIT_NATIVE=0`` compiles nothing (every caller runs its NumPy code).
 ENABLED = os.environ.get("SDFIT_NATIVE", "1") != "0"

@@ -10,7 +10,7 @@ import pytest
 
 import sdfit
 from sdfit.datasets import aging_chain_path
-from sdfit.model import cache
+from sdfit.model.compiler import cache
 
 
 @pytest.fixture

@@ -21,10 +21,9 @@ from pysd.translators.structures import abstract_model as am
 
 from ...exceptions import ModelError
 from ...names import canonical
-from .. import cache
 from ..runtime.program import CONTROLS, Assignment, BatchModel, State, Variable
 from ..translate import element_kind, translate
-from . import lookups
+from . import cache, lookups
 from .elements import compile_element
 from .expressions import Scope
 from .subscripts import Subscripts

@@ -264,6 +264,7 @@ class BatchModel(VariableTable):
         if key not in self._programs:
             from .kernel import kernel_for
 
+            self._program(record)  # the same checks as the NumPy program (validate) first
             self._programs[key] = kernel_for(self, record)
         return self._programs[key]
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from ..._version import __version__
 
 #: ``SDFIT_MODEL_CACHE=0`` translates and compiles on every load.
 ENABLED = os.environ.get("SDFIT_MODEL_CACHE", "1") != "0"
@@ -90,7 +90,7 @@ def cache_key(path: str | Path, data_files: list) -> str | None:
 def _code_digest() -> str:
     """sha256 of the source of :mod:`sdfit.model` (the translator, compiler and runtime)."""
     digest = hashlib.sha256()
-    root = Path(__file__).parent
+    root = Path(__file__).parents[1]
     for path in sorted(root.rglob("*.py")):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
