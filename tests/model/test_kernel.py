@@ -77,8 +77,8 @@ def test_kernel_equals_the_numpy_program_on_every_test_model_it_takes(shared_dat
             compiled, reference = _both(model, monkeypatch, batch_size=3, params=params)
             _assert_same(compiled, reference, folder.name)
         compared += 1
-    # every model without subscripts, multi-stage delays or time-dependent controls
-    assert compared >= 59
+    # every model without subscripts, DELAY N, SMOOTH N, DELAY FIXED or controls that change
+    assert compared >= 61
 
 
 @needs_compiler
@@ -91,13 +91,30 @@ def test_aging_chain_fit_runs_compiled_and_equals_numpy(aging_chain, monkeypatch
     _assert_same(compiled, reference, "aging chain")
 
 
+@needs_compiler
+def test_delay_and_smooth_pipelines_with_orders_lowered_per_unit(tmp_path, monkeypatch):
+    """DELAY3 lowers its order per unit where the delay is shorter than 3 TIME STEPs (to 0
+    below one step: NaN, as PySD); SMOOTH3 keeps three stages."""
+    path = tmp_path / "pipelines.mdl"
+    path.write_text(_MODEL.format(equation="DELAY3(input, delay) + SMOOTH3(input, delay)")
+                    .replace("input = 1", "input = STEP(1, 2) + Time\n\t~\t~\t|\n\n"
+                             "delay = 2"))
+    model = sdfit.load_model(path)
+    assert model.prepare(("v_out",))
+    compiled, reference = _both(model, monkeypatch, batch_size=3,
+                                params={"delay": [0.1, 0.5, 2.0]}, return_columns=["out"])
+    _assert_same(compiled, reference, "pipelines")
+    assert np.isnan(reference.values["out"][0]).all() and np.isfinite(
+        reference.values["out"][1:]).all()
+
+
 def test_unsupported_constructs_fall_back_to_the_numpy_program(tmp_path):
     subscripted = sdfit.load_model(EXAMPLES / "aging_chain_subscripted.mdl")
     with pytest.raises(KernelUnsupported, match="subscripts"):
         generate(subscripted, ())
     assert not subscripted.prepare(())
     delayed = tmp_path / "delayed.mdl"
-    delayed.write_text(_MODEL.format(equation="DELAY3(input, 2)"))
+    delayed.write_text(_MODEL.format(equation="DELAY FIXED(input, 2, input)"))
     model = sdfit.load_model(delayed)
     assert not model.prepare(("v_out",))
     sim = model.run(2, params={"input": [1.0, 2.0]}, return_columns=["out"])

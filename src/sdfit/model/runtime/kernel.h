@@ -12,6 +12,13 @@ static inline double sd_mod(double a, double b) {
   return m;
 }
 static inline double sd_xidz(double a, double b, double v) { return fabs(b) < SMALL ? v : a / b; }
+/* functions.delay_order: the order truncated, then lowered while order * TIME STEP exceeds
+   the delay time */
+static inline double sd_delay_order(double order, double dt, double delay) {
+  double o = trunc(order);
+  while (o * dt > delay && o > 0) o -= 1;
+  return o;
+}
 static inline double sd_quantum(double a, double b) { return b < SMALL ? a : b * trunc(a / b); }
 static inline double sd_pulse(double time, double start, double width, double height) {
   return ((start - SMALL <= time) & (time < start + width)) ? height : 0.0;
