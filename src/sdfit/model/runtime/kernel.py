@@ -53,6 +53,7 @@ class Kernel:
         self.function.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, i64, i64,
                                   ctypes.c_double, ptr, ptr]
         self.slots = {ident: k for k, ident in enumerate(source.overridable)}
+        self.tables = {v.ident for v in model.variables.values() if v.kind == "lookup"}
         self._controls: dict[str, float] = {}
         self._depends = {ident: closure({ident}, model.assignments) for ident in CONTROLS}
         self._schedules: dict = {}
@@ -60,6 +61,8 @@ class Kernel:
     def run(self, batch_size: int, overrides, stop_time=None, return_times=None):
         """As :meth:`BatchModel.execute`; ``None`` when this call needs the NumPy program
         (controls that differ between units, or values that are not one per unit)."""
+        if not self.tables.isdisjoint(overrides):
+            return None  # a lookup replaced by a table of values: the NumPy program's job
         controls = self.controls(overrides)
         if controls is None:
             return None
@@ -76,7 +79,10 @@ class Kernel:
             value = np.asarray(value)
             if (value.dtype != np.float64 or value.ndim > 1
                     or (value.ndim == 1 and value.strides[0] % 8)):
-                value = np.ascontiguousarray(value, dtype=float)
+                try:
+                    value = np.ascontiguousarray(value, dtype=float)
+                except (TypeError, ValueError):  # not numbers: the NumPy program decides
+                    return None
             if value.size not in (1, batch_size):
                 return None
             held.append(value)
