@@ -91,20 +91,20 @@ def cache_dir() -> Path:
 def _compile(command: list[str], source: str, path: Path) -> bool:
     """Compile into ``path`` atomically (a temporary file renamed into place)."""
     global last_failure
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        c_file, target = Path(tmp) / "source.c", Path(tmp) / path.name
-        c_file.write_text(source)
-        try:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+            c_file, target = Path(tmp) / "source.c", Path(tmp) / path.name
+            c_file.write_text(source)
             done = subprocess.run([*command, *FLAGS, "-o", str(target), str(c_file), "-lm"],
                                   capture_output=True, text=True)
-        except OSError as error:
-            last_failure = f"the C compiler could not run: {error}"
-            return False
-        if done.returncode != 0 or not target.exists():
-            last_failure = f"the C compiler failed: {done.stderr.strip()[:500]}"
-            return False
-        os.replace(target, path)
+            if done.returncode != 0 or not target.exists():
+                last_failure = f"the C compiler failed: {done.stderr.strip()[:500]}"
+                return False
+            os.replace(target, path)
+    except OSError as error:  # no compiler to run, a cache that cannot be written
+        last_failure = f"could not compile into {path.parent}: {error}"
+        return False
     return True
 
 
