@@ -72,6 +72,14 @@ def test_an_entry_under_another_key_or_damaged_is_never_used(model_file, monkeyp
     assert cache.last_load.cached
 
 
+def test_the_same_content_under_an_unknown_suffix_is_refused_not_served(model_file):
+    sdfit.load_model(model_file)
+    renamed = model_file.with_suffix(".txt")
+    renamed.write_bytes(model_file.read_bytes())
+    with pytest.raises(sdfit.ModelError, match="has suffix '.txt'"):
+        sdfit.load_model(renamed)
+
+
 def test_models_reading_external_files_are_not_cached(tmp_path):
     path = tmp_path / "external.mdl"
     path.write_text('{UTF-8}\nrate = GET XLS CONSTANTS("data.xlsx", "Sheet1", "A1")\n'

@@ -2,14 +2,14 @@
 translates nor compiles the model again.
 
 An entry is the pickled :class:`~.runtime.program.BatchModel` (plain data: names,
-expressions as text, constant arrays), named by a key made of the sha256 of the model
-file, of every data file given and of sdfit's model code (a changed compiler never meets
-an old entry, even under the same version number), and PySD's and NumPy's versions.  The
-key is stored in the entry too and checked on loading: an entry whose key does not match,
-or that does not load, is never used (the model is compiled again and the entry
-replaced).  Models that read external files named inside them (``GET XLS``,
-``GET DIRECT ...``, ``GET DATA``, ...) are not cached: their values could change without
-the model file changing.
+expressions as text, constant arrays), named by a key made of the model file's suffix
+and sha256, the sha256 of every data file given and of sdfit's model code (a changed
+compiler never meets an old entry, even under the same version number), and PySD's and
+NumPy's versions.  The key is stored in the entry too and checked on loading: an entry
+whose key does not match, or that does not load, is never used (the model is compiled
+again and the entry replaced).  Models that read external files named inside them
+(``GET XLS``, ``GET DIRECT ...``, ``GET DATA``, ...) are not cached: their values could
+change without the model file changing.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..._version import __version__
+from ..translate import VENSIM_SUFFIXES, XMILE_SUFFIXES
 
 #: ``SDFIT_MODEL_CACHE=0`` translates and compiles on every load.
 ENABLED = os.environ.get("SDFIT_MODEL_CACHE", "1") != "0"
@@ -71,6 +72,9 @@ def load(path: str | Path, data_files: Iterable[str | Path], compile_model: Call
 def cache_key(path: str | Path, data_files: list) -> str | None:
     """The key of a model file and its data files; None when it must not be cached (a
     missing file, external data read by the model)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in VENSIM_SUFFIXES | XMILE_SUFFIXES:
+        return None  # the translator says what is wrong
     try:
         content = Path(path).read_bytes()
         data = [Path(f).read_bytes() for f in data_files]
@@ -81,7 +85,7 @@ def cache_key(path: str | Path, data_files: list) -> str | None:
     digest = hashlib.sha256()
     for part in (content, *data):
         digest.update(hashlib.sha256(part).digest())
-    digest.update("\0".join([__version__, _code_digest(), _version("pysd"),
+    digest.update("\0".join([suffix, __version__, _code_digest(), _version("pysd"),
                               np.__version__]).encode())
     return digest.hexdigest()
 
