@@ -33,18 +33,27 @@ def test_a_library_is_compiled_once_then_loaded_from_the_cache(tmp_path, monkeyp
     library.twice.restype, library.twice.argtypes = ctypes.c_double, [ctypes.c_double]
     assert library.twice(2.5) == 5.0
     assert native.compile_seconds > before
-    (built,) = native.cache_dir().glob("sdfit-*.so")
     monkeypatch.setattr(native, "_LIBRARIES", {})
     compiled = native.compile_seconds
     assert native.library(SOURCE) is not None
     assert native.compile_seconds == compiled  # loaded, not compiled
-    built.write_bytes(b"damaged")  # never trusted: removed, then built again
+
+
+@needs_compiler
+def test_a_damaged_library_is_never_trusted(tmp_path, monkeypatch):
+    """Built, damaged and loaded in other processes (this one must not have it mapped)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     load = f"from sdfit import native; print(native.library({SOURCE!r}) is None)"
-    for expected in ("True", "False"):  # fresh processes: dlopen caches by path
-        done = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True,
-                              check=True)
-        assert done.stdout.strip() == expected
-    assert built.exists()
+
+    def fresh_process() -> str:
+        return subprocess.run([sys.executable, "-c", load], capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    assert fresh_process() == "False"
+    (built,) = native.cache_dir().glob("sdfit-*.so")
+    built.write_bytes(b"damaged")
+    assert fresh_process() == "True" and not built.exists()  # refused and removed
+    assert fresh_process() == "False" and built.exists()  # built again
 
 
 def test_a_failing_compiler_is_no_error(tmp_path, monkeypatch):
