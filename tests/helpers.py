@@ -46,3 +46,44 @@ def compare_suite_with_pysd(suite: Path, subscripted: bool, skip: tuple[str, ...
                                    rtol=1e-12, atol=0, err_msg=folder.name)
         checked += 1
     return checked
+
+
+def aging_chain_stories(result: sdfit.FitResult, panel: sdfit.Panel,
+                        model: sdfit.BatchModel) -> dict:
+    """UnitStory of every unit of a fit of the bundled aging chain, by unit key, from a
+    real simulation of the model: each unit started from its data at the initial time
+    with its fitted (and the problem's fixed) parameters, every stock recorded over the
+    whole run.  Observations: every data value of a stock; ``used`` where it is a
+    target of the fit (the other times and variables are initial values or excluded)."""
+    import pandas as pd
+
+    from sdfit.figures import UnitStory, unit_keys
+
+    problem = result.info["problem"]
+    stocks, t0 = problem["stocks"], problem["initial_time"]
+    targets = {(float(t), v) for t, v in problem["targets"]}
+    rows = panel.units.get_indexer(pd.MultiIndex.from_frame(result.table[result.unit_columns]))
+    frame = panel.frame.iloc[rows]
+    params = {p: result.table[p].to_numpy(float) for p in result.parameters}
+    params.update(problem["fixed"])
+    initial = {s: frame[(t0, panel.variable(s))].to_numpy(float) for s in stocks}
+    sim = model.run(len(frame), params=params, initial=initial, return_columns=stocks)
+    times = np.asarray(sim.times, dtype=float)
+    stories = {}
+    for u, key in enumerate(unit_keys(result.table, result.unit_columns)):
+        row = result.table.iloc[u]
+        observations = pd.DataFrame(
+            [(t, s, frame[(t, panel.variable(s))].iloc[u],
+              float(np.interp(t, times, sim.values[s][u])), (t, s) in targets)
+             for s in stocks for t in panel.times],
+            columns=["time", "variable", "observed", "fitted", "used"])
+        parameters = pd.DataFrame(
+            {"value": [row[p] for p in result.parameters],
+             "ci_low": [row.get(f"{p}_ci_low", np.nan) for p in result.parameters],
+             "ci_high": [row.get(f"{p}_ci_high", np.nan) for p in result.parameters],
+             "identifiable": [bool(row.get(f"{p}_identifiable", True))
+                              for p in result.parameters]},
+            index=result.parameters)
+        stories[key] = UnitStory(key, times, {s: sim.values[s][u] for s in stocks},
+                                 observations, parameters, float(row["sse"]))
+    return stories

@@ -56,3 +56,7 @@ class IdentifiabilityWarning(ConvergenceWarning):
 
 class FallbackWarning(UserWarning):
     """The batched engine cannot compile the model: PySD's runtime fits it instead."""
+
+
+class FigureWarning(UserWarning):
+    """A figure was not drawn (e.g. a county map without the county shapefile)."""

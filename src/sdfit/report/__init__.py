@@ -1,0 +1,103 @@
+"""``sdfit report``: one self-contained HTML page about a fit.
+
+The page is made from a FitResult alone (with ``sdfit report DIR``, the one
+``sdfit fit --out DIR`` wrote) and embeds its figures as base64 PNG and its unit data
+as JSON, so it can be mailed or archived alone.  Sections: run (spec and sha256
+fingerprints), outcome, SSE distribution, parameters, observed vs fitted, county maps
+(US counties only), identifiability, units (best, median, worst, slowest), and a unit
+lookup searched in the browser.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from .. import __version__
+from ..exceptions import DataError
+from ..figures import UnitStory, is_counties, load_county_shapes, unit_keys, unit_labels
+from ..results import FitResult, atomic_write, read_csv
+from . import sections
+from .html import CSS, escape
+from .lookup import lookup
+
+SECTIONS = ("run", "outcome", "sse", "parameters", "fit", "map", "identifiability", "units",
+            "lookup")
+_MISSING_SHAPES = ("the county shapefile was not found (set SDFIT_DATA to the folder "
+                   "holding census/US_County_2000_2004.shp).")
+
+
+def load_results(folder: str | Path) -> FitResult:
+    """The FitResult written into ``folder`` by :meth:`FitResult.write` (without the
+    Jacobian, which is not written; the diagnostics are columns of params.csv).  The one
+    place the report reads a results folder."""
+    folder = Path(folder)
+    for name in ("params.csv", "targets.csv", "run.json"):
+        if not (folder / name).is_file():
+            raise DataError(f"Results folder '{folder}' has no {name}; run `sdfit fit` with "
+                            f"--out {folder} first.")
+    info = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    if "problem" not in info:
+        raise DataError(f"'{folder / 'run.json'}' does not describe the problem; it was "
+                        "written by an older sdfit: fit again to report on it.")
+    dropped = folder / "dropped.csv"
+    return FitResult(read_csv(folder / "params.csv"), read_csv(folder / "targets.csv"),
+                     list(info["problem"]["parameters"]),
+                     dropped=read_csv(dropped) if dropped.is_file() else pd.DataFrame(),
+                     info=info)
+
+
+def write_report(folder: str | Path, out: str | Path | None = None,
+                 shapefile: str | Path | None = None,
+                 stories: Mapping[str, UnitStory] | None = None) -> Path:
+    """Render the report of the results in ``folder`` into ``out`` (default
+    ``folder/report.html``).  ``shapefile`` draws the county maps and names the
+    counties; by default the census shapes when available."""
+    result = load_results(folder)
+    if shapefile is None and is_counties(result):
+        from ..datasets import county_shapes
+
+        shapefile = county_shapes()
+    page = render(result, shapefile, stories)
+    out = Path(out) if out is not None else Path(folder) / "report.html"
+    return atomic_write(out, lambda p: Path(p).write_text(page, encoding="utf-8"))
+
+
+def render(result: FitResult, shapefile: str | Path | None = None,
+           stories: Mapping[str, UnitStory] | None = None) -> str:
+    """The report page as a string.
+
+    Parameters
+    ----------
+    result
+        The fit.
+    shapefile
+        County shapefile: county maps and names (units that are US counties only).
+    stories
+        Unit stories by unit key (``"state=6, county=37"``, see
+        :func:`sdfit.figures.unit_keys`): the best, median and worst units' trajectories
+        (keys from :func:`sdfit.figures.grid_units`), and trajectories in the lookup.
+    """
+    shapes = load_county_shapes(shapefile) if shapefile and is_counties(result) else None
+    keys = unit_keys(result.table, result.unit_columns)
+    units = sections.Units(result.unit_columns, keys,
+                           unit_labels(result, shapes.names() if shapes else None),
+                           dict(stories or {}))
+    info = result.info
+    title = (f"sdfit report: {Path(str(info.get('model', 'model'))).stem} on "
+             f"{len(result.table):,} units")
+    body = [f"<h1>{escape(title)}</h1>",
+            f"<p class='meta'>sdfit {__version__} &middot; spec {escape(info.get('spec', '-'))}"
+            "</p>",
+            "<nav>" + "".join(f"<a href='#{key}'>{key}</a>" for key in SECTIONS) + "</nav>",
+            sections.run(result), sections.outcome(result, units), sections.sse(result),
+            sections.parameters(result), sections.fit(result),
+            sections.county_map(result, shapes, _MISSING_SHAPES),
+            sections.identifiability(result, units), sections.unit_section(result, units),
+            lookup(result, units)]
+    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{escape(title)}</title><style>{CSS}</style></head>\n<body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
