@@ -121,10 +121,13 @@ def county_map(result: FitResult, shapes: CountyShapes,
         left = 0.1 + column * width
         base = size[1] - top - (row + 1) * cell + scale  # the map's lower edge
         ax = fig.add_axes((left / size[0], base / size[1], width / size[0], height / size[1]))
+        # the limits are set below: no autolim, which measures every path
         ax.add_collection(PathCollection(shapes.paths, facecolors=layer.colours(),
                                          edgecolors="none", linewidths=0, label=layer.parameter,
-                                         antialiased=False))  # no seams between counties
-        ax.add_collection(LineCollection(borders, colors="white", linewidths=0.5))
+                                         antialiased=False),  # no seams between counties
+                          autolim=False)
+        ax.add_collection(LineCollection(borders, colors="white", linewidths=0.5),
+                          autolim=False)
         ax.set_xlim(xmin, xmax)
         ax.set_ylim(ymin, ymax)
         ax.set_aspect("equal")
@@ -179,7 +182,8 @@ def _scale(fig: Figure, ax, bar: tuple, layer: MapLayer, one: str, many: str) ->
         cax=fig.add_axes(bar), orientation="horizontal", extend=extend)
     colourbar.ax.tick_params(labelsize=7)
     colourbar.set_label(f"colours clipped to the {CLIP[0]:.0%}\u2013{CLIP[1]:.0%} quantiles: "
-                        f"{layer.below:,} {many} below, {layer.above:,} above", fontsize=7)
+                        f"{layer.below:,} {one if layer.below == 1 else many} below, "
+                        f"{layer.above:,} above", fontsize=7)
 
 
 def _caption(result: FitResult, shapes: CountyShapes) -> str:

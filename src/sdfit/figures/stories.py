@@ -149,7 +149,7 @@ def slug(key: str) -> str:
 
 # -- drawing -------------------------------------------------------------------------------
 def _panel(ax, story: UnitStory, variable: str, small: bool = False) -> None:
-    size = 7 if small else 8
+    font = 7 if small else 8
     curve = story.curves.get(variable)
     if curve is not None:
         ax.plot(story.times, curve, color=CURVE, lw=1.4)
@@ -161,14 +161,21 @@ def _panel(ax, story: UnitStory, variable: str, small: bool = False) -> None:
     if curve is None:  # the model only at the observations
         ax.plot(seen["time"], seen["fitted"], "x", color=CURVE, ms=5)
     # a text, not a title: matplotlib places titles by measuring every tick label
-    ax.text(0.5, 1.03, variable, transform=ax.transAxes, ha="center", fontsize=size + 1)
+    ax.text(0.5, 1.03, variable, transform=ax.transAxes, ha="center", fontsize=font + 1)
     for axis in (ax.xaxis, ax.yaxis):  # few ticks: each costs more than the curve
         axis.set_major_locator(MaxNLocator(3 if small else 4))
-    values = np.concatenate([curve if curve is not None else [], seen["observed"]])
-    if np.nanmax(np.abs(values), initial=0) >= 1e4:  # 720k, not 720000 or an offset
-        ax.yaxis.set_major_formatter(EngFormatter(sep=""))
-    ax.tick_params(labelsize=size - 1)
     ax.margins(x=0.04, y=0.12)
+    values = np.concatenate([curve if curve is not None else [], seen["observed"]])
+    values = values[np.isfinite(values)]
+    scale = np.abs(values).max(initial=0)
+    if scale >= 1e4:  # 720k, not 720000 or an offset
+        ax.yaxis.set_major_formatter(EngFormatter(sep=""))
+    else:
+        ax.ticklabel_format(axis="y", useOffset=False)
+    if values.size and np.ptp(values) <= 1e-9 * max(scale, 1):  # constant but for rounding
+        pad = 0.05 * max(scale, 1)
+        ax.set_ylim(values.mean() - pad, values.mean() + pad)
+    ax.tick_params(labelsize=font - 1)
 
 
 def _legend_handles() -> list:

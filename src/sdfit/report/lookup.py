@@ -226,13 +226,20 @@ _SCRIPT = r"""
                        trows));
   }
 
+  // units holding every word, those that start with the whole query first, then those
+  // holding it whole ("new york county" before every county of New York)
   function search() {
-    const words = query.value.toLowerCase().split(/\s+/).filter(Boolean);
+    const phrase = query.value.toLowerCase().trim().replace(/\s+/g, ' ');
+    const words = phrase.split(' ').filter(Boolean);
     matches.replaceChildren();
     if (!words.length) return [];
-    const found = [];
-    for (let i = 0; i < lower.length && found.length < 20; i++)
-      if (words.every(w => lower[i].includes(w))) found.push(i);
+    const ranked = [];
+    lower.forEach((label, i) => {
+      if (words.every(w => label.includes(w)))
+        ranked.push([label.startsWith(phrase) ? 0 : label.includes(phrase) ? 1 : 2, i]);
+    });
+    const found = ranked.sort((a, b) => a[0] - b[0] || a[1] - b[1]).slice(0, 20)
+                        .map(r => r[1]);
     found.forEach(i => { const b = el('button', data.labels[i]);
                          b.addEventListener('click', () => show(i)); matches.append(b); });
     if (!found.length) matches.append(el('p', 'No unit matches.'));
