@@ -95,8 +95,9 @@ def test_the_figure_draws_the_layers_and_says_what_it_clips(damaged, shapes):
     assert legend[3] == "not identifiable (counted in each title)"
     labels = [ax.get_xlabel() for ax in figure.axes if ax.get_xlabel()]
     layer = map_layers(damaged, shapes)[0]
-    assert labels[0] == (f"colours clipped to the 2%\u201398% quantiles: {layer.below} "
-                         f"counties below, {layer.above} above")
+    assert layer.below == 1  # 2 % of 31 counties
+    assert labels[0] == (f"colours clipped to the 2%\u201398% quantiles: 1 county below, "
+                         f"{layer.above} above")
     titles = [t.get_text() for ax in figure.axes for t in ax.texts + [ax.title]]
     assert "dec 2 loss rate (not identifiable in 1 county)" in titles
     caption = figure.texts[-1].get_text()
