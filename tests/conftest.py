@@ -175,11 +175,12 @@ def county_fit(census, aging_chain):
 
 
 @pytest.fixture(scope="session")
-def county_stories(county_fit, aging_chain):
-    """UnitStory of every unit of ``county_fit``, by unit key (see helpers)."""
-    from helpers import aging_chain_stories
+def county_stories(county_fit):
+    """UnitStory of every unit of ``county_fit`` (sdfit.stories: the bundled aging chain
+    simulated again with each unit's fitted parameters), by unit key."""
+    from sdfit.stories import unit_stories
 
-    return aging_chain_stories(*county_fit, aging_chain)
+    return unit_stories(county_fit[0])
 
 
 @pytest.fixture(scope="session")

@@ -13,14 +13,15 @@ import pytest
 
 from helpers import wait_for_chunks
 from sdfit.backends.local import SerialBackend
+from sdfit.calibrate import fit
 from sdfit.checkpoint import ChunkStore, run_fingerprint
-from sdfit.data import Panel
+from sdfit.data import from_wide
 from sdfit.datasets import aging_chain_path
-from sdfit.fit import fit
+from sdfit.files import read_csv
 from sdfit.model import load_model
 from sdfit.problem import Parameter, Problem
-from sdfit.results import read_csv
-from sdfit.solvers import LevenbergMarquardt, Solution
+from sdfit.resolution import resolve
+from sdfit.solvers import LevenbergMarquardt
 
 RECIPE = Problem([Parameter("dec * loss rate", x0=0.05)], target_times=[2010],
                  initial_time=2000, exclude=["dec 1"])
@@ -68,7 +69,7 @@ def test_resume_runs_only_the_chunks_not_saved(aging_chain, subset, tmp_path):
     # without chunk_size: the interrupted run's chunking is kept
     resumed = fit(aging_chain, subset, RECIPE, backend=counting, progress=False, out=tmp_path,
                   resume=True)
-    assert counting.ran == [3, 4, 5, 6, 7] and resumed.info["resumed_chunks"] == 3
+    assert counting.ran == [3, 4, 5, 6, 7] and resumed.run.resumed_chunks == 3
     whole = fit(aging_chain, subset, RECIPE, backend="serial", chunk_size=8, progress=False)
     pd.testing.assert_frame_equal(read_csv(tmp_path / "params.csv"), whole.table)
 
@@ -89,7 +90,7 @@ def test_resume_refuses_chunks_of_another_run(aging_chain, subset, tmp_path):
 
 
 def test_fingerprint_covers_model_data_problem_and_chunking(aging_chain, subset, tmp_path):
-    task, _ = RECIPE.resolve(aging_chain, subset)
+    task, _ = resolve(RECIPE, aging_chain, subset)
     solver = LevenbergMarquardt()
     base = run_fingerprint(task, subset, solver, False, 8, 60)
     assert run_fingerprint(task, subset, solver, False, 8, 60) == base
@@ -98,10 +99,10 @@ def test_fingerprint_covers_model_data_problem_and_chunking(aging_chain, subset,
     copy.write_text(aging_chain_path().read_text().replace("0.125", "0.0625"))
     frame = subset.frame.copy()
     frame.iloc[4, 4] += 1
-    other_model, _ = RECIPE.resolve(load_model(copy), subset)
+    other_model, _ = resolve(RECIPE, load_model(copy), subset)
     changed = {
         "model": run_fingerprint(other_model, subset, solver, False, 8, 60),
-        "data": run_fingerprint(task, Panel(frame, subset.source), solver, False, 8, 60),
+        "data": run_fingerprint(task, from_wide(frame, subset.source), solver, False, 8, 60),
         "problem": run_fingerprint(task, subset, LevenbergMarquardt(ftol=1e-9), False, 8, 60),
         "chunking": run_fingerprint(task, subset, solver, False, 16, 60),
     }
@@ -113,15 +114,15 @@ def test_chunk_files_round_trip_floats_exactly(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, 3)) * 10.0 ** rng.integers(-300, 300, (5, 3))
     x[0, :] = [-0.0, 5e-324, np.nan]
-    solution = Solution(x=x, residuals=rng.standard_normal((5, 4)) / 3,
-                        jacobian=rng.standard_normal((5, 4, 3)), sse=rng.random(5),
-                        status=np.array([1, 2, 3, 0, -1]), nfev=np.arange(5), njev=np.arange(5))
+    arrays = {"x": x, "residuals": rng.standard_normal((5, 4)) / 3,
+              "jacobian": rng.standard_normal((5, 4, 3)), "sse": rng.random(5),
+              "status": np.array([1, 2, 3, 0, -1]), "nfev": np.arange(5)}
     store = ChunkStore(tmp_path)
     store.open({"model": "m", "data": "d", "problem": "p", "chunking": "c"}, 5, resume=False)
-    store.save(0, solution)
+    store.save(0, arrays)
     again = store.load(0, 5)
-    for name in ("x", "residuals", "jacobian", "sse", "status", "nfev", "njev"):
-        assert getattr(again, name).tobytes() == getattr(solution, name).tobytes(), name
+    for name, value in arrays.items():
+        assert again[name].tobytes() == value.tobytes(), name
     assert not list(tmp_path.rglob(".*.tmp"))
 
 

@@ -8,41 +8,40 @@ import pandas as pd
 import pytest
 
 from sdfit.figures import (
-    UnitStory,
+    drawn_variables,
     grid_units,
     pick_best_median_worst,
     story_grid,
     unit_figure,
     write_unit_figures,
 )
+from sdfit.stories import UnitStory
 
 
-def test_the_stories_are_the_fit_simulated_again(county_fit, county_stories):
-    """Each story's model value at the targets is the fit's own fitted value, and starts
-    from the data: the fixture is a faithful stand-in for the core's stories."""
+def test_the_curves_drawn_run_through_the_fit(county_fit, county_stories):
+    """What the figures draw: each story's trajectory starts from the unit's 2000 counts
+    and ends on the fit's own fitted 2010 targets."""
     result, _ = county_fit
     assert len(county_stories) == len(result.table)
     targets = result.targets
     for key, story in county_stories.items():
         state, county = (int(part.split("=")[1]) for part in key.split(", "))
         mine = targets[(targets["state"] == state) & (targets["county"] == county)]
-        used = story.observations[story.observations["used"]]
-        merged = used.merge(mine, on=["time", "variable"], suffixes=("", "_fit"))
-        assert len(merged) == len(mine) == 8
-        np.testing.assert_allclose(merged["fitted"], merged["fitted_fit"], rtol=1e-9,
-                                   atol=1e-9)
-        start = story.observations[story.observations["time"] == 2000]
-        np.testing.assert_array_equal(start["fitted"], start["observed"])
         assert story.times[0] == 2000 and story.times[-1] == 2010
+        for variable, fitted in zip(mine["variable"], mine["fitted"], strict=True):
+            assert story.curves[variable][-1] == pytest.approx(fitted, rel=1e-9, abs=1e-9)
+        start = story.observations[story.observations["time"] == 2000]
+        for variable, observed in zip(start["variable"], start["observed"], strict=True):
+            assert story.curves[variable][0] == observed
 
 
 def test_unit_figure_shows_every_variable_and_the_parameter_table(county_stories):
     story = county_stories["state=15, county=5"]  # Kalawao: parameters not identifiable
     figure = unit_figure(story)
     panels = [ax for ax in figure.axes if ax.lines]
-    assert [ax.texts[0].get_text() for ax in panels] == story.variables()
-    assert story.variables() == [f"dec {k}" for k in range(1, 10)]
-    for ax, variable in zip(panels, story.variables(), strict=True):
+    assert [ax.texts[0].get_text() for ax in panels] == drawn_variables(story)
+    assert drawn_variables(story) == [f"dec {k}" for k in range(1, 10)]
+    for ax, variable in zip(panels, drawn_variables(story), strict=True):
         curve, used, unused = ax.lines
         np.testing.assert_array_equal(curve.get_ydata(), story.curves[variable])
         seen = story.observations[story.observations["variable"] == variable]
@@ -71,9 +70,6 @@ def test_intervals_and_observations_without_a_curve():
     assert model[0].get_ydata().tolist() == [4.0]  # the model at the observation
     cells = next(ax for ax in figure.axes if ax.tables).tables[0].get_celld()
     assert cells[1, 2].get_text().get_text() == "[0.4, 0.6]"
-    with pytest.raises(ValueError, match="lack the columns used"):
-        UnitStory("x", story.times, {}, story.observations.drop(columns="used"),
-                  story.parameters, 0.0)
 
 
 def test_the_grid_shows_the_best_median_and_worst_units(county_fit, county_stories):

@@ -10,20 +10,17 @@ never mixed.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .data import Panel
 from .exceptions import SdfitError, SpecError
-from .problem import FitTask
-from .results import atomic_write, fingerprint
-from .solvers import Solution
+from .files import atomic_write, sha256
+from .resolved import Resolved
 
 FOLDER = "chunks"
 MANIFEST = "manifest.json"
@@ -34,16 +31,15 @@ PARTS = {"model": "model file", "data": "data", "problem": "problem or solver se
          "chunking": "chunking"}
 
 
-def run_fingerprint(task: FitTask, panel: Panel, solver: object, drop_invalid: bool,
+def run_fingerprint(resolved: Resolved, panel: Panel, solver: object, drop_invalid: bool,
                     chunk_size: int, n_units: int) -> dict[str, str]:
     """Hashes of everything that decides a chunk's result, one per part of :data:`PARTS`."""
-    problem = {f.name: getattr(task, f.name) for f in dataclasses.fields(task)
-               if f.name != "model"}
-    problem.update(solver=repr(solver), drop_invalid=drop_invalid)
+    problem = {"resolved": resolved.fingerprint(), "solver": repr(solver),
+               "drop_invalid": drop_invalid}
     return {
-        "model": fingerprint(task.model.path) or f"no file '{task.model.path}'",
-        "data": _data_hash(panel),
-        "problem": _sha256(json.dumps(problem, default=_jsonable, sort_keys=True).encode()),
+        "model": sha256(resolved.model.path) or f"no file '{resolved.model.path}'",
+        "data": panel.content_hash(),
+        "problem": _sha256(json.dumps(problem, sort_keys=True).encode()),
         "chunking": f"{n_units} units in chunks of {chunk_size}",
     }
 
@@ -92,9 +88,8 @@ class ChunkStore:
         atomic_write(self.folder / MANIFEST, lambda p: Path(p).write_text(text))
         return set()
 
-    def save(self, index: int, solution: Solution) -> None:
-        """Write one chunk's solution atomically (floats exactly)."""
-        arrays = {f.name: getattr(solution, f.name) for f in dataclasses.fields(solution)}
+    def save(self, index: int, arrays: dict[str, np.ndarray]) -> None:
+        """Write one chunk's arrays atomically (floats exactly)."""
 
         def write(path: str) -> None:
             with open(path, "wb") as handle:  # a handle: np.savez would append .npz to a name
@@ -102,14 +97,14 @@ class ChunkStore:
 
         atomic_write(self._path(index), write)
 
-    def load(self, index: int, n_units: int) -> Solution:
-        """Read the solution of chunk ``index``, which must hold ``n_units`` units."""
+    def load(self, index: int, n_units: int) -> dict[str, np.ndarray]:
+        """Read the arrays of chunk ``index``, which must hold ``n_units`` units."""
         with np.load(self._path(index)) as saved:
-            solution = Solution(**{name: saved[name] for name in saved.files})
-        if len(solution.x) != n_units:
-            raise SdfitError(f"Chunk file '{self._path(index)}' holds {len(solution.x)} units "
+            arrays = {name: saved[name] for name in saved.files}
+        if len(arrays["x"]) != n_units:
+            raise SdfitError(f"Chunk file '{self._path(index)}' holds {len(arrays['x'])} units "
                              f"instead of {n_units}; run without --resume to start over.")
-        return solution
+        return arrays
 
     def remove(self) -> None:
         """Delete the chunks (once the results they add up to are written)."""
@@ -132,17 +127,5 @@ class ChunkStore:
         return manifest
 
 
-def _data_hash(panel: Panel) -> str:
-    # the content read, not the file: a panel may be a subset of its file
-    rows = pd.util.hash_pandas_object(panel.frame, index=True).to_numpy()
-    return _sha256(rows.tobytes() + repr(list(panel.frame.columns)).encode())
-
-
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _jsonable(value):
-    if isinstance(value, np.ndarray | np.generic):
-        return value.tolist()
-    return repr(value)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibrate import fit
 from .datasets import aging_chain, synthetic_panel
-from .fit import fit
 from .problem import Parameter, Problem
 
 #: The identifiable variant of the recipe: cohort 1's rate is known (fixed), so the eight
@@ -42,8 +42,8 @@ def run_demo(n_units: int = 3000, seed: int = 0, out: Path | None = None,
         f"{(error < 1e-6).all(axis=1).mean():.1%} of units recovered every rate to 1e-6.",
     ]
     if out is not None:
+        from .files import write_csv
         from .plotting import write_figures
-        from .results import write_csv
 
         written = result.write(out)
         written.append(write_csv(planted.reset_index(), Path(out) / "planted.csv"))

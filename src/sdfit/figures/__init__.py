@@ -8,18 +8,17 @@ Every function returns a :class:`matplotlib.figure.Figure` (shown as is in Jupyt
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..exceptions import FigureWarning
+from ..exceptions import FigureWarning, warn_user
 from ..results import FitResult
 from .canvas import png_bytes, save_png
 from .maps import MapLayer, county_map, map_layers, unmapped_units
 from .overview import identifiability_bars, observed_vs_fitted, parameter_histograms, sse_histogram
 from .shapes import CountyShapes, load_county_shapes
 from .stories import (
-    UnitStory,
+    drawn_variables,
     grid_units,
     pick_best_median_worst,
     story_grid,
@@ -29,7 +28,7 @@ from .stories import (
 from .units import is_counties, unit_keys, unit_labels
 
 __all__ = [
-    "CountyShapes", "MapLayer", "UnitStory", "county_map", "grid_units",
+    "CountyShapes", "MapLayer", "county_map", "drawn_variables", "grid_units",
     "identifiability_bars", "is_counties", "load_county_shapes", "map_layers",
     "observed_vs_fitted", "parameter_histograms", "pick_best_median_worst", "png_bytes",
     "save_png", "sse_histogram", "story_grid", "unit_figure", "unit_keys", "unit_labels",
@@ -55,9 +54,8 @@ def write_figures(result: FitResult, out: str | Path, *, excluded: Sequence[str]
                save_png(observed_vs_fitted(result), out / "observed_vs_fitted.png")]
     if is_counties(result):
         if shapefile is None:
-            warnings.warn("No map.png: the county shapefile was not found (set SDFIT_DATA to "
-                          "the folder holding census/US_County_2000_2004.shp).", FigureWarning,
-                          stacklevel=2)
+            warn_user("No map.png: the county shapefile was not found (set SDFIT_DATA to the "
+                      "folder holding census/US_County_2000_2004.shp).", FigureWarning)
         else:
             shapes = load_county_shapes(shapefile)
             figure = county_map(result, shapes, [map_parameter] if map_parameter else None)

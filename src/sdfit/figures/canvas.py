@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..results import atomic_write
+from ..files import atomic_write
 
 # colours of what is not a value; none of them occurs in viridis
 NO_DATA = "#e4e4e4"

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import DataError
+from ..files import atomic_write
 from ..names import did_you_mean
-from ..results import atomic_write
 from .projection import albers_usa, inset_shifts, is_geographic
 from .units import fips
 

@@ -1,12 +1,11 @@
-"""One unit's story: every target variable's simulated trajectory over the whole run with
-the unit's observations, and its parameters with their intervals; and a grid of the
-best, median and worst-fitting units."""
+"""Drawing units' stories (:class:`sdfit.stories.UnitStory`): every variable's simulated
+trajectory over the whole run with the unit's observations, and its parameters with
+their intervals; and a grid of the best, median and worst-fitting units."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,59 +14,22 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, MaxNLocator
 
 from ..results import FitResult
+from ..stories import UnitStory
 from . import canvas
 from .units import unit_keys
 
-OBSERVATION_COLUMNS = ("time", "variable", "observed", "fitted", "used")
-PARAMETER_COLUMNS = ("value", "ci_low", "ci_high", "identifiable")
 CURVE = "#4c72b0"
 
 
-@dataclass(frozen=True)
-class UnitStory:
-    """What one unit's fit says, ready to draw.
-
-    Attributes
-    ----------
-    label : str
-        ``"Los Angeles County, California (state=6, county=37)"``.
-    times : ndarray, shape (T,)
-        Simulation times over the whole run.
-    curves : dict
-        Target variable -> simulated trajectory, shape (T,).
-    observations : DataFrame
-        Columns ``time, variable, observed, fitted`` (the model at that time) and
-        ``used`` (True: in the SSE; False: excluded, or only an initial value).
-    parameters : DataFrame
-        Indexed by parameter name; columns ``value, ci_low, ci_high`` (NaN when
-        unavailable) and ``identifiable`` (bool).
-    sse : float
-    """
-
-    label: str
-    times: np.ndarray
-    curves: dict[str, np.ndarray]
-    observations: pd.DataFrame
-    parameters: pd.DataFrame
-    sse: float
-
-    def __post_init__(self):
-        for frame, columns, what in ((self.observations, OBSERVATION_COLUMNS, "observations"),
-                                     (self.parameters, PARAMETER_COLUMNS, "parameters")):
-            missing = [c for c in columns if c not in frame.columns]
-            if missing:
-                raise ValueError(f"UnitStory {what} of '{self.label}' lack the columns "
-                                 f"{', '.join(missing)}.")
-
-    def variables(self) -> list[str]:
-        """Curves first, then variables that are only observed."""
-        return list(dict.fromkeys([*self.curves, *self.observations["variable"]]))
+def drawn_variables(story: UnitStory) -> list[str]:
+    """The variables a story draws: those with a curve, then those only observed."""
+    return list(dict.fromkeys([*story.curves, *story.observations["variable"]]))
 
 
 def unit_figure(story: UnitStory, *, columns: int = 3) -> Figure:
     """One panel per variable (trajectory, observations: filled if in the SSE, hollow if
     not) and a table of the parameters with their intervals."""
-    variables = story.variables()
+    variables = drawn_variables(story)
     columns = max(1, min(columns, len(variables)))
     rows = max(1, -(-len(variables) // columns))
     table_width = 4.6
@@ -93,7 +55,8 @@ def story_grid(stories: Mapping[str, UnitStory]) -> Figure:
     """The best, median and worst-fitting of ``stories`` (by SSE; no finite SSE counts
     as worst), one row each, one panel per variable."""
     chosen = pick_best_median_worst({k: s.sse for k, s in stories.items()})
-    variables = list(dict.fromkeys(v for k in chosen.values() for v in stories[k].variables()))
+    variables = list(dict.fromkeys(v for k in chosen.values()
+                                   for v in drawn_variables(stories[k])))
     columns = max(1, len(variables))
     fig = canvas.new_figure(max(2.0 * columns, 8.0), 2.1 * len(chosen) + 0.5)
     width, height = fig.get_size_inches()

@@ -10,16 +10,14 @@ lookup searched in the browser.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
-import pandas as pd
-
-from .. import __version__
-from ..exceptions import DataError
-from ..figures import UnitStory, is_counties, load_county_shapes, unit_keys, unit_labels
-from ..results import FitResult, atomic_write, read_csv
+from .._version import __version__
+from ..figures import is_counties, load_county_shapes, unit_keys, unit_labels
+from ..files import atomic_write
+from ..results import FitResult
+from ..stories import UnitStory
 from . import sections
 from .html import CSS, escape
 from .lookup import lookup
@@ -31,23 +29,9 @@ _MISSING_SHAPES = ("the county shapefile was not found (set SDFIT_DATA to the fo
 
 
 def load_results(folder: str | Path) -> FitResult:
-    """The FitResult written into ``folder`` by :meth:`FitResult.write` (without the
-    Jacobian, which is not written; the diagnostics are columns of params.csv).  The one
-    place the report reads a results folder."""
-    folder = Path(folder)
-    for name in ("params.csv", "targets.csv", "run.json"):
-        if not (folder / name).is_file():
-            raise DataError(f"Results folder '{folder}' has no {name}; run `sdfit fit` with "
-                            f"--out {folder} first.")
-    info = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-    if "problem" not in info:
-        raise DataError(f"'{folder / 'run.json'}' does not describe the problem; it was "
-                        "written by an older sdfit: fit again to report on it.")
-    dropped = folder / "dropped.csv"
-    return FitResult(read_csv(folder / "params.csv"), read_csv(folder / "targets.csv"),
-                     list(info["problem"]["parameters"]),
-                     dropped=read_csv(dropped) if dropped.is_file() else pd.DataFrame(),
-                     info=info)
+    """The FitResult written into ``folder`` (see :meth:`FitResult.read`): the one place the
+    report reads a results folder."""
+    return FitResult.read(folder)
 
 
 def write_report(folder: str | Path, out: str | Path | None = None,
@@ -77,21 +61,22 @@ def render(result: FitResult, shapefile: str | Path | None = None,
     shapefile
         County shapefile: county maps and names (units that are US counties only).
     stories
-        Unit stories by unit key (``"state=6, county=37"``, see
-        :func:`sdfit.figures.unit_keys`): the best, median and worst units' trajectories
-        (keys from :func:`sdfit.figures.grid_units`), and trajectories in the lookup.
+        Unit stories by unit key (``"state=6, county=37"``, as
+        :func:`sdfit.stories.unit_stories` labels them): the best, median and worst units'
+        trajectories (keys from :func:`sdfit.figures.grid_units`), and trajectories in the
+        lookup.
     """
     shapes = load_county_shapes(shapefile) if shapefile and is_counties(result) else None
     keys = unit_keys(result.table, result.unit_columns)
     units = sections.Units(result.unit_columns, keys,
                            unit_labels(result, shapes.names() if shapes else None),
                            dict(stories or {}))
-    info = result.info
-    title = (f"sdfit report: {Path(str(info.get('model', 'model'))).stem} on "
+    run = result.run
+    title = (f"sdfit report: {Path(str(run.model if run else 'model')).stem} on "
              f"{len(result.table):,} units")
     body = [f"<h1>{escape(title)}</h1>",
-            f"<p class='meta'>sdfit {__version__} &middot; spec {escape(info.get('spec', '-'))}"
-            "</p>",
+            f"<p class='meta'>sdfit {__version__} &middot; spec "
+            f"{escape((run.spec if run else None) or '-')}</p>",
             "<nav>" + "".join(f"<a href='#{key}'>{key}</a>" for key in SECTIONS) + "</nav>",
             sections.run(result), sections.outcome(result, units), sections.sse(result),
             sections.parameters(result), sections.fit(result),

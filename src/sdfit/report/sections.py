@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from .. import figures
-from ..figures import CountyShapes, UnitStory
+from ..figures import CountyShapes
 from ..results import FitResult
+from ..stories import UnitStory
 from .html import escape, figure, frame, section, table
 
 TOP_UNITS = 10
@@ -40,15 +41,16 @@ class Units:
 
 
 def run(result: FitResult) -> str:
-    info = result.info
-    prints = info.get("fingerprints", {})
-    rows = [("model", info.get("model")), ("data", info.get("data")),
-            ("spec", info.get("spec", "(Python API)")),
-            ("backend", f"{info.get('backend')} ({info.get('workers')} workers, "
-                        f"{info.get('chunks')} chunks)"),
-            ("fit time", f"{info.get('wall_time', float('nan')):.2f} s")]
+    record = result.run
+    if record is None:
+        return section("run", "Run", "<p>Not recorded (a result made in memory).</p>")
+    prints = record.fingerprints
+    rows = [("model", record.model), ("data", record.data),
+            ("spec", record.spec or "(Python API)"),
+            ("backend", f"{record.backend} ({record.workers} workers, {record.chunks} chunks)"),
+            ("fit time", f"{record.wall_time:.2f} s")]
     rows += [(f"sha256 of {k}", prints[k] or "(not a file)") for k in sorted(prints)]
-    spec = info.get("spec_dict") or {"problem": info.get("problem")}
+    spec = record.spec_dict or {"problem": record.problem}
     return section("run", "Run", table(rows) + "<h3>Spec</h3><pre>"
                    + escape(json.dumps(spec, indent=2, default=str)) + "</pre>")
 
@@ -106,11 +108,11 @@ def county_map(result: FitResult, shapes: CountyShapes | None, missing: str | No
 
 
 def identifiability(result: FitResult, units: Units) -> str:
-    summary = result.info.get("identifiability")
+    summary = result.identifiability
     if summary is None or "rank" not in result.table:
         return section("identifiability", "Identifiability",
                        "<p>No diagnostics in this folder: fit again to get them.</p>")
-    problem, data = result.info["problem"], result.table
+    problem, data = result.run.problem, result.table
     ok = data["rank"].to_numpy() >= 0
     rows = []
     for p in result.parameters:
@@ -122,7 +124,7 @@ def identifiability(result: FitResult, units: Units) -> str:
         rows.append((p, kind, f"{flags.sum():,}", f"{(~flags).sum():,}",
                      f"{data.loc[ok, f'{p}_nullspace'].median():.3f}",
                      f"{stderr.median():.3g}" if stderr.notna().any() else "unavailable",
-                     f"{summary['penalty_only'].get(p, 0):,}" if p in summary["penalty_only"]
+                     f"{summary.penalty_only.get(p, 0):,}" if p in summary.penalty_only
                      else "-"))
     for name, value in problem.get("fixed", {}).items():
         rows.append((name, f"fixed at {value:g}", "not fitted", "-", "-", "-", "-"))
@@ -147,14 +149,14 @@ def identifiability(result: FitResult, units: Units) -> str:
                    f"{len(shown)})</h3>"
                    + _unit_rows(result, units, shown, ["rank"], {"not identifiable": names}))
     text = ("<ul>" + "".join(f"<li>{escape(units.label_keys(line.strip()))}</li>"
-                             for line in summary["summary"]) + "</ul>"
+                             for line in summary.summary) + "</ul>"
             + table(rows, head)
             + "<p>Rank of the column-scaled Jacobian: "
             + ", ".join(f"{int(r)} in {c:,} units" for r, c in ranks.items())
             + f". Condition number of the column-scaled Jacobian: {conditions}.</p>"
             + "<p class='meta'>A parameter is not identifiable when more than "
-            f"{summary['null_tol']:g} of its column-scaled axis lies in the Jacobian's null "
-            f"space (singular values below {summary['rank_rtol']:g} of the largest): a step "
+            f"{summary.null_tol:g} of its column-scaled axis lies in the Jacobian's null "
+            f"space (singular values below {summary.rank_rtol:g} of the largest): a step "
             "along that direction leaves every target unchanged, so its fitted value reflects "
             "the starting point, not the data.</p>"
             + figure(figures.identifiability_bars(result), "identifiability") + listing)

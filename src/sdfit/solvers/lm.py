@@ -12,84 +12,19 @@ updates.
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-#: fun(x (n, P), units (n,)) -> residuals (n, M), for parameter rows of the given units.
-ResidualFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-EPS = np.finfo(float).eps
-WORKING = -99  # status of a unit still iterating
-
-
-class Status(enum.IntEnum):
-    """Why a unit's fit stopped.  Positive values are successes."""
-
-    NOT_FINITE = -1
-    MAX_NFEV = 0
-    GTOL = 1
-    FTOL = 2
-    XTOL = 3
-
-    @property
-    def message(self) -> str:
-        return _MESSAGES[self]
-
-    @property
-    def success(self) -> bool:
-        return self > 0
-
-
-_MESSAGES = {
-    Status.NOT_FINITE: "the model gives NaN or infinite values at the starting point",
-    Status.MAX_NFEV: "the maximum number of model evaluations was reached",
-    Status.GTOL: "the gradient is orthogonal to the residuals (gtol)",
-    Status.FTOL: "the sum of squares stopped decreasing (ftol)",
-    Status.XTOL: "the parameters stopped changing (xtol)",
-}
+from .base import EPS, WORKING, ResidualFunction, Solution, Solver, Status
 
 
 @dataclass(frozen=True)
-class Solution:
-    """Per-unit outcome of a batched solve (arrays over the N units).
-
-    ``nfev`` counts every residual evaluation spent on a unit, Jacobian
-    columns included, so it compares with the model runs of a per-unit solver.
-    """
-
-    x: np.ndarray  # (N, P)
-    residuals: np.ndarray  # (N, M)
-    jacobian: np.ndarray  # (N, M, P) forward differences at x
-    sse: np.ndarray  # (N,)
-    status: np.ndarray  # (N,) Status values
-    nfev: np.ndarray  # (N,)
-    njev: np.ndarray  # (N,)
-
-    @property
-    def success(self) -> np.ndarray:
-        return self.status > 0
-
-    @property
-    def messages(self) -> list[str]:
-        return [Status(s).message for s in self.status]
-
-
-@dataclass(frozen=True)
-class LevenbergMarquardt:
-    """Settings of the batched Levenberg–Marquardt solver.
+class LevenbergMarquardt(Solver):
+    """Settings of the batched Levenberg–Marquardt solver (tolerances: see :class:`Solver`).
 
     Attributes
     ----------
-    ftol, xtol, gtol : float
-        Stop when the sum of squares, the parameters or the cosine between the
-        residuals and the Jacobian's columns change by less than this
-        (relatively), as MINPACK does.
-    max_nfev : int, optional
-        Residual evaluations per unit (Jacobian columns included) before giving
-        up; default ``100 * (P + 1)``.
     diff_step : float
         Relative step of the forward differences.
     broyden : bool
@@ -99,12 +34,9 @@ class LevenbergMarquardt:
         the model evaluations.
     """
 
-    ftol: float = 1e-10
-    xtol: float = 1e-10
-    gtol: float = 1e-10
-    max_nfev: int | None = None
     diff_step: float = EPS**0.5
     broyden: bool = True
+    joint = True  # the shared-parameter solver runs with these settings
 
     def solve(self, fun: ResidualFunction, x0: np.ndarray, lower: np.ndarray,
               upper: np.ndarray) -> Solution:
