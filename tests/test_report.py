@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from html.parser import HTMLParser
 
@@ -14,6 +15,7 @@ from sdfit.cli import main
 from sdfit.figures import grid_units, unit_keys, unit_labels
 from sdfit.report import SECTIONS, render, sections
 from sdfit.report.lookup import lookup
+from sdfit.results import FitResult
 
 
 class _Page(HTMLParser):
@@ -89,6 +91,7 @@ def test_fit_report_has_every_section(counties, tmp_path, formulation, shared_da
         images = page.sections[key]["images"]
         assert images and all(i.startswith(b"\x89PNG") and len(i) > 5000 for i in images), key
     assert "units-data" in page.scripts
+    assert len(page.sections["units"]["images"]) == 1  # the grid, its units simulated again
     run = json.loads((out / "run.json").read_text())
     text = {k: " ".join(v["text"].split()) for k, v in page.sections.items()}
     for name, digest in run["fingerprints"].items():
@@ -133,14 +136,22 @@ def test_the_map_section_maps_every_parameter(page, county_fit):
     assert "One map per fitted parameter (the same as figures/map.png)" in _text(page, "map")
 
 
-def test_the_grid_of_stories_is_drawn_when_stories_are_given(page, county_fit):
+def test_the_grid_of_stories_by_default_or_why_not(page, county_fit, tmp_path):
     assert len(page.sections["units"]["images"]) == 1
     result, _ = county_fit
-    without = _parse_text(render(result))
-    assert not without.sections["units"]["images"]
-    assert "appear here when the report is written with the units' stories" in _text(
-        without, "units")
-    assert "No map: the county shapefile was not found" in _text(without, "map")
+    fresh = _parse_text(render(result))  # the three units simulated again by default
+    assert len(fresh.sections["units"]["images"]) == 1
+    assert "No map: the county shapefile was not found" in _text(fresh, "map")
+    none = _parse_text(render(result, stories={}))
+    assert not none.sections["units"]["images"]
+    assert "Their trajectories are not drawn: no stories were given." in _text(none, "units")
+    result.write(tmp_path)
+    again = FitResult.read(tmp_path)
+    gone = dataclasses.replace(again, run=dataclasses.replace(
+        again.run, data=str(tmp_path / "moved.csv")))
+    text = _text(_parse_text(render(gone)), "units")
+    assert "Their trajectories are not drawn: Drawing units needs the data the fit read" \
+        in text and "moved.csv" in text
 
 
 def test_the_lookup_embeds_every_unit(page, county_fit, county_stories):

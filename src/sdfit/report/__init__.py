@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .._version import __version__
-from ..figures import is_counties, load_county_shapes, unit_keys, unit_labels
+from ..exceptions import SdfitError
+from ..figures import grid_units, is_counties, load_county_shapes, unit_keys, unit_labels
 from ..files import atomic_write
 from ..results import FitResult
-from ..stories import UnitStory
+from ..stories import UnitStory, unit_stories
 from . import sections
 from .html import CSS, escape
 from .lookup import lookup
@@ -64,13 +65,17 @@ def render(result: FitResult, shapefile: str | Path | None = None,
         Unit stories by unit key (``"state=6, county=37"``, as
         :func:`sdfit.stories.unit_stories` labels them): the best, median and worst units'
         trajectories (keys from :func:`sdfit.figures.grid_units`), and trajectories in the
-        lookup.
+        lookup.  Default: those three, simulated again by :func:`sdfit.stories.unit_stories`
+        (the page says why when they cannot be).
     """
     shapes = load_county_shapes(shapefile) if shapefile and is_counties(result) else None
     keys = unit_keys(result.table, result.unit_columns)
+    missing = None
+    if stories is None:
+        stories, missing = _grid_stories(result, keys)
     units = sections.Units(result.unit_columns, keys,
                            unit_labels(result, shapes.names() if shapes else None),
-                           dict(stories or {}))
+                           dict(stories), missing)
     run = result.run
     title = (f"sdfit report: {Path(str(run.model if run else 'model')).stem} on "
              f"{len(result.table):,} units")
@@ -86,3 +91,16 @@ def render(result: FitResult, shapefile: str | Path | None = None,
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>{escape(title)}</title><style>{CSS}</style></head>\n<body>\n"
             + "\n".join(body) + "\n</body></html>\n")
+
+
+def _grid_stories(result: FitResult, keys: list[str]) -> tuple[dict, str | None]:
+    """The stories of the best, median and worst units, or why there are none."""
+    if result.run is None and result.context is None:
+        return {}, "this result has no record of the fit to simulate its units again."
+    rows = {k: i for i, k in enumerate(keys)}
+    ids = result.table[result.unit_columns]
+    units = [tuple(ids.iloc[rows[k]]) for k in grid_units(result).values()]
+    try:
+        return unit_stories(result, units), None
+    except SdfitError as error:
+        return {}, str(error)

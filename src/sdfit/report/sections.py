@@ -3,6 +3,7 @@ about its units) returning HTML."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping
@@ -23,13 +24,14 @@ TOP_UNITS = 10
 @dataclass(frozen=True)
 class Units:
     """What the page knows about the units: their id columns, keys (``state=6,
-    county=37``), labels (with the county name when the shapefile has it), and the
-    stories it was given, by key."""
+    county=37``), labels (with the county name when the shapefile has it), and their
+    stories, by key."""
 
     columns: list[str]
     keys: list[str]
     labels: list[str]
     stories: Mapping[str, UnitStory]
+    missing_stories: str | None = None  # why the grid's stories could not be made
 
     def label_keys(self, text: str) -> str:
         """``text`` with every unit key in it replaced by the unit's label."""
@@ -170,12 +172,14 @@ def unit_section(result: FitResult, units: Units) -> str:
     text = ("<h3>Best, median and worst fit (by SSE)</h3>"
             + _unit_rows(result, units, [at[k] for k in picks.values()], ["nfev"],
                          {"": list(picks)}, first=True))
-    stories = {k: units.stories[k] for k in picks.values() if k in units.stories}
+    labels = dict(zip(units.keys, units.labels, strict=True))
+    stories = {k: dataclasses.replace(units.stories[k], label=labels[k])
+               for k in picks.values() if k in units.stories}
     if stories:
         text += figure(figures.story_grid(stories), "best, median and worst units")
     else:
-        text += ("<p class='meta'>Their simulated trajectories appear here when the report "
-                 "is written with the units' stories.</p>")
+        text += ("<p class='meta'>Their trajectories are not drawn: "
+                 + escape(units.missing_stories or "no stories were given.") + "</p>")
     slow = data["nfev"].to_numpy().argsort(kind="stable")[::-1][:TOP_UNITS]
     worst = np.argsort(-np.nan_to_num(data["sse"].to_numpy(float), nan=np.inf),
                        kind="stable")[:TOP_UNITS]
