@@ -32,7 +32,7 @@ ROWS = [("imports", "import sdfit, matplotlib and the figure modules"),
         ("write_figures", "the three figures of `sdfit fit`, shapes included"),
         ("unit figure", "one unit's story"),
         ("story grid", "best, median and worst units"),
-        ("write_report", "`sdfit report DIR` after imports, shapes included"),
+        ("write_report", "`sdfit report DIR` after imports: shapes, the grid's stories"),
         ("report MB", "size of report.html")]
 
 
@@ -97,27 +97,24 @@ def measure(mode: str, folder: Path, cache: Path) -> dict:
 
 
 def fit_counties(folder: Path) -> float:
-    """Fit the 3,137 counties into ``folder`` with the stories of the grid's units."""
+    """Fit the 3,137 counties into ``folder``, with the stories of the grid's units."""
     import pickle
 
     import sdfit
-    from sdfit.figures import grid_units
-
-    sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-    from helpers import aging_chain_stories  # the tests' stories, from a real simulation
+    from sdfit.figures import grid_units, unit_keys
+    from sdfit.stories import unit_stories
 
     spec = sdfit.load_spec("us-counties")
-    model = sdfit.load_model(spec.model)
-    panel = sdfit.read_panel(spec.data)
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = sdfit.fit(model, panel, spec.problem, progress=False)
+        result = sdfit.fit(spec.model, spec.data.read(), spec.problem, progress=False)
     seconds = time.perf_counter() - started
     result.write(folder)
-    picks = grid_units(result).values()
-    stories = aging_chain_stories(result, panel, model)
-    (folder / "stories.pkl").write_bytes(pickle.dumps({k: stories[k] for k in picks}))
+    keys = unit_keys(result.table, result.unit_columns)
+    ids = list(result.table[result.unit_columns].itertuples(index=False, name=None))
+    grid = [ids[keys.index(k)] for k in grid_units(result).values()]
+    (folder / "stories.pkl").write_bytes(pickle.dumps(unit_stories(result, grid)))
     return seconds
 
 

@@ -61,7 +61,7 @@ def story_grid(stories: Mapping[str, UnitStory]) -> Figure:
     fig = canvas.new_figure(max(2.0 * columns, 8.0), 2.1 * len(chosen) + 0.5)
     width, height = fig.get_size_inches()
     grid = fig.add_gridspec(len(chosen), columns, left=0.5 / width, right=1 - 0.1 / width,
-                            top=1 - 0.8 / height, bottom=0.3 / height, wspace=0.35,
+                            top=1 - 0.8 / height, bottom=0.3 / height, wspace=0.3,
                             hspace=0.9)
     for row, (rank, key) in enumerate(chosen.items()):
         story = stories[key]
@@ -112,6 +112,8 @@ def slug(key: str) -> str:
 
 # -- drawing -------------------------------------------------------------------------------
 def _panel(ax, story: UnitStory, variable: str, small: bool = False) -> None:
+    """One variable of a story; ``small`` (the grid): no ticks, which cost more than the
+    curves, but the range of each axis written at its ends, as a sparkline does."""
     font = 7 if small else 8
     curve = story.curves.get(variable)
     if curve is not None:
@@ -125,20 +127,37 @@ def _panel(ax, story: UnitStory, variable: str, small: bool = False) -> None:
         ax.plot(seen["time"], seen["fitted"], "x", color=CURVE, ms=5)
     # a text, not a title: matplotlib places titles by measuring every tick label
     ax.text(0.5, 1.03, variable, transform=ax.transAxes, ha="center", fontsize=font + 1)
-    for axis in (ax.xaxis, ax.yaxis):  # few ticks: each costs more than the curve
-        axis.set_major_locator(MaxNLocator(3 if small else 4))
     ax.margins(x=0.04, y=0.12)
     values = np.concatenate([curve if curve is not None else [], seen["observed"]])
     values = values[np.isfinite(values)]
     scale = np.abs(values).max(initial=0)
+    if values.size and np.ptp(values) <= 1e-9 * max(scale, 1):  # constant but for rounding
+        pad = 0.05 * max(scale, 1)
+        ax.set_ylim(values.mean() - pad, values.mean() + pad)
+    if small:
+        y0, y1 = ax.get_ylim()
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for y, at in ((y1, 1), (y0, 0)):  # left of the frame, at its top and bottom
+            ax.text(-0.03, at, _short(y), transform=ax.transAxes, ha="right",
+                    va="top" if at else "bottom", fontsize=font - 1, color="#444")
+        ax.text(1, -0.04, f"{_short(story.times[0])} to {_short(story.times[-1])}",
+                transform=ax.transAxes, ha="right", va="top", fontsize=font - 1, color="#444")
+        return
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(MaxNLocator(4))
     if scale >= 1e4:  # 720k, not 720000 or an offset
         ax.yaxis.set_major_formatter(EngFormatter(sep=""))
     else:
         ax.ticklabel_format(axis="y", useOffset=False)
-    if values.size and np.ptp(values) <= 1e-9 * max(scale, 1):  # constant but for rounding
-        pad = 0.05 * max(scale, 1)
-        ax.set_ylim(values.mean() - pad, values.mean() + pad)
     ax.tick_params(labelsize=font - 1)
+
+
+def _short(value: float) -> str:
+    """A number in a few characters: 54.6k, 5460, 3.14."""
+    if abs(value) >= 1e4:
+        return EngFormatter(places=None, sep="")(value)
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def _legend_handles() -> list:
