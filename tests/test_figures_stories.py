@@ -88,6 +88,9 @@ def test_the_grid_shows_the_best_median_and_worst_units(county_fit, county_stori
     assert len(panels) == 3 * 9
     np.testing.assert_array_equal(panels[-1].lines[0].get_ydata(),
                                   county_stories[picks["worst"]].curves["dec 9"])
+    low, high = panels[-1].get_ylim()  # sparklines: each axis's range written at its ends
+    assert [t.get_text() for t in panels[-1].texts] == ["dec 9", f"{high:.3g}", f"{low:.3g}",
+                                                        "2000 to 2010"]
     # given every story, the grid picks the same three
     every = story_grid(county_stories)
     assert [t.get_text() for t in every.texts] == rows
