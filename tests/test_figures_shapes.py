@@ -122,6 +122,15 @@ def test_shapes_are_read_once_then_come_from_the_cache(county_shapefile, tmp_pat
     again = load_county_shapes(county_shapefile)
     np.testing.assert_array_equal(again.vertices, first.vertices)
     np.testing.assert_array_equal(again.name, first.name)
+    # a damaged cache file is read from the shapefile again, and replaced
+    monkeypatch.undo()
+    monkeypatch.setattr(shapes_module, "_cache_path", lambda digest: cache)
+    cache.write_bytes(cache.read_bytes()[:1000])
+    shapes_module._load.cache_clear()
+    np.testing.assert_array_equal(load_county_shapes(county_shapefile).vertices,
+                                  first.vertices)
+    shapes_module._load.cache_clear()
+    assert np.load(cache)["vertices"].shape == first.vertices.shape  # whole again
     shapes_module._load.cache_clear()
 
 

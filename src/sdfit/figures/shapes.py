@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -111,8 +112,11 @@ def _load(files: tuple[Path, ...], mtimes: tuple[int, ...], cache: bool) -> Coun
         digest.update(path.read_bytes())
     cached = _cache_path(digest.hexdigest()) if cache else None
     if cached is not None and cached.is_file():
-        with np.load(cached, allow_pickle=False) as arrays:
-            return CountyShapes(**{f.name: arrays[f.name] for f in fields(CountyShapes)})
+        try:
+            with np.load(cached, allow_pickle=False) as arrays:
+                return CountyShapes(**{f.name: arrays[f.name] for f in fields(CountyShapes)})
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            pass  # a damaged cache file: read the shapefile again and replace it
     shapes = _read(files[0], files[2] if len(files) > 2 else None)
     if cached is not None:
         try:
@@ -128,8 +132,9 @@ def _files(shp: Path) -> tuple[Path, ...]:
         if not path.is_file():
             raise DataError(f"County shapefile '{path}' does not exist.")
     states = shp.with_name(STATES_FILE)
-    return (shp, dbf, states, states.with_suffix(".dbf")) if states.is_file() and \
-        states != shp and states.with_suffix(".dbf").is_file() else (shp, dbf)
+    if states != shp and states.is_file() and states.with_suffix(".dbf").is_file():
+        return shp, dbf, states, states.with_suffix(".dbf")
+    return shp, dbf
 
 
 def _cache_path(digest: str) -> Path | None:
