@@ -11,6 +11,7 @@ from sdfit.figures import (
     drawn_variables,
     grid_units,
     pick_best_median_worst,
+    plot_units,
     story_grid,
     unit_figure,
     write_unit_figures,
@@ -110,3 +111,16 @@ def test_write_unit_figures_names_files_by_unit(county_stories, tmp_path):
     assert [p.name for p in written] == ["unit-state-6-county-37.png",
                                          "unit-state-15-county-5.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in written)
+
+
+def test_plot_units_names_the_county(county_fit, county_shapefile, tmp_path, monkeypatch):
+    """What `sdfit plot DIR --unit 6,37` calls: the unit simulated again, titled by name."""
+    import sdfit.figures.stories as drawing
+
+    titles = []
+    draw = drawing.unit_figure
+    monkeypatch.setattr(drawing, "unit_figure",
+                        lambda story: titles.append(story.label) or draw(story))
+    written = plot_units(county_fit[0], [(6, 37)], tmp_path, shapefile=county_shapefile)
+    assert [p.name for p in written] == ["unit-state-6-county-37.png"]
+    assert titles == ["Los Angeles County, California (state=6, county=37)"]

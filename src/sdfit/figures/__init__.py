@@ -8,6 +8,7 @@ Every function returns a :class:`matplotlib.figure.Figure` (shown as is in Jupyt
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,7 +31,8 @@ from .units import is_counties, unit_keys, unit_labels
 __all__ = [
     "CountyShapes", "MapLayer", "county_map", "drawn_variables", "grid_units",
     "identifiability_bars", "is_counties", "load_county_shapes", "map_layers",
-    "observed_vs_fitted", "parameter_histograms", "pick_best_median_worst", "png_bytes",
+    "observed_vs_fitted", "parameter_histograms", "pick_best_median_worst", "plot_units",
+    "png_bytes",
     "save_png", "sse_histogram", "story_grid", "unit_figure", "unit_keys", "unit_labels",
     "unmapped_units", "write_figures", "write_unit_figures",
 ]
@@ -61,3 +63,20 @@ def write_figures(result: FitResult, out: str | Path, *, excluded: Sequence[str]
             figure = county_map(result, shapes, [map_parameter] if map_parameter else None)
             written.append(save_png(figure, out / "map.png"))
     return written
+
+
+def plot_units(result: FitResult, units: Sequence, out: str | Path,
+               shapefile: str | Path | None = None) -> list[Path]:
+    """What ``sdfit plot DIR --unit ID...`` does: simulate ``units`` of ``result`` again
+    (ids as in its table, e.g. ``(6, 37)``, or row numbers; see
+    :func:`sdfit.stories.unit_stories`) and write ``unit-<key>.png`` for each into ``out``,
+    titled with the county name when ``shapefile`` has it.  Returns the paths written."""
+    from ..stories import unit_stories
+
+    stories = unit_stories(result, units)
+    names = load_county_shapes(shapefile).names() if shapefile and is_counties(result) \
+        else None
+    labels = dict(zip(unit_keys(result.table, result.unit_columns),
+                      unit_labels(result, names), strict=True))
+    return write_unit_figures({k: dataclasses.replace(s, label=labels.get(k, s.label))
+                               for k, s in stories.items()}, out)
