@@ -114,8 +114,10 @@ def observed_vs_fitted(result: FitResult) -> Figure:
     left.set(xlabel="observed", ylabel="fitted")
     right.set(xlabel="observed", ylabel="fitted - observed")
     left.legend(frameon=False, fontsize=8, ncol=2, markerscale=3)
-    times = ", ".join(f"{t:g}" for t in sorted(targets["time"].unique()))
-    fig.suptitle(f"Targets at {times} of {len(result.table):,} {unit_noun(result)}: fitted "
+    times = sorted(targets["time"].unique())
+    when = (", ".join(f"{t:g}" for t in times) if len(times) <= 4
+            else f"{len(times):,} times from {times[0]:g} to {times[-1]:g}")
+    fig.suptitle(f"Targets at {when} of {len(result.table):,} {unit_noun(result)}: fitted "
                  "and residual against observed")
     _margins(fig, left=0.8, right=0.2, top=0.5, bottom=0.6, wspace=0.3)
     return fig

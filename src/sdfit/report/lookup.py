@@ -120,7 +120,7 @@ _SCRIPT = r"""
   const lower = data.labels.map(s => s.toLowerCase());
   const sorted = data.sse.filter(v => v !== null).sort((a, b) => a - b);
   const SVG = 'http://www.w3.org/2000/svg';
-  const fmt = v => v === null ? 'n/a' : Math.abs(v) >= 1e-3 && Math.abs(v) < 1e7
+  const fmt = v => v === null ? 'n/a' : v === 0 || Math.abs(v) >= 1e-3 && Math.abs(v) < 1e7
     ? String(Number(v.toPrecision(6))) : v.toPrecision(4);
 
   function el(tag, text, cls) {
@@ -149,7 +149,7 @@ _SCRIPT = r"""
   }
   // a small chart: lines (arrays of [x, y]) and dots ([x, y, filled])
   function chart(title, lines, dots, labels) {
-    const W = 320, H = 150, L = 62, R = 8, T = 18, B = labels ? 34 : 18;
+    const W = 330, H = 150, L = 62, R = 18, T = 18, B = labels ? 34 : 18;
     const xs = [], ys = [];
     lines.forEach(l => l.forEach(p => { if (p[1] !== null) { xs.push(p[0]); ys.push(p[1]); } }));
     dots.forEach(p => { if (p[1] !== null) { xs.push(p[0]); ys.push(p[1]); } });
@@ -199,17 +199,24 @@ _SCRIPT = r"""
     });
     panel.append(table(head, rows));
     const t = data.targets, a = t.start[u], b = t.start[u + 1];
-    const trows = [], labels = [], observed = [], fitted = [];
+    const trows = [], byVariable = {};
     for (let k = a; k < b; k++) {
       const name = t.variables[t.variable[k]], time = t.times[t.time[k]];
       const fit = t.observed[k] === null || t.residual[k] === null ? null
                   : t.observed[k] + t.residual[k];
       trows.push([fmt(time), name, fmt(t.observed[k]), fmt(fit), fmt(t.residual[k])]);
-      labels.push(b - a <= 12 ? name : '');
-      observed.push([k - a, t.observed[k], true]);
-      fitted.push([k - a, fit]);
+      (byVariable[name] = byVariable[name] || []).push([time, t.observed[k], fit]);
     }
-    panel.append(chart('targets: observed (dots), fitted (line)', [fitted], observed, labels));
+    const names = Object.keys(byVariable);
+    if (names.every(v => byVariable[v].length > 1)) {  // series: one chart per variable
+      names.forEach(v => panel.append(chart(v + ': observed (dots), fitted (line)',
+        [byVariable[v].map(p => [p[0], p[2]])], byVariable[v].map(p => [p[0], p[1], true]))));
+    } else {  // a few values per variable: one profile across them
+      const rows = names.flatMap(v => byVariable[v].map(p => [v, ...p]));
+      panel.append(chart('targets: observed (dots), fitted (line)',
+        [rows.map((r, i) => [i, r[3]])], rows.map((r, i) => [i, r[2], true]),
+        rows.map(r => rows.length <= 12 ? r[0] : '')));
+    }
     const story = data.stories[u];
     if (story) {
       const o = story.observations;
