@@ -119,6 +119,7 @@ def test_unmapped_units(county_fit, shapes):
     assert unmapped_units(county_fit[0], shapes) == ["state=2, county=68"]
 
 
+@pytest.mark.slow
 def test_write_figures_maps_what_the_report_maps(county_fit, county_shapefile, tmp_path):
     result, _ = county_fit
     written = write_figures(result, tmp_path, shapefile=county_shapefile)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from matplotlib.lines import Line2D
 from matplotlib.patches import StepPatch
 
@@ -62,6 +63,7 @@ def test_observed_vs_fitted_plots_every_target_and_its_residual(county_fit):
                                   np.sort(targets["fitted"] - targets["observed"]))
 
 
+@pytest.mark.slow
 def test_drawing_leaves_matplotlib_global_state_alone(county_fit, tmp_path):
     """A notebook's backend and rcParams survive importing sdfit and drawing with it, and
     pyplot is never imported."""

@@ -136,6 +136,7 @@ def test_the_map_section_maps_every_parameter(page, county_fit):
     assert "One map per fitted parameter (the same as figures/map.png)" in _text(page, "map")
 
 
+@pytest.mark.slow
 def test_the_grid_of_stories_by_default_or_why_not(page, county_fit, tmp_path):
     assert len(page.sections["units"]["images"]) == 1
     result, _ = county_fit
