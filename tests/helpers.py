@@ -46,4 +46,3 @@ def compare_suite_with_pysd(suite: Path, subscripted: bool, skip: tuple[str, ...
                                    rtol=1e-12, atol=0, err_msg=folder.name)
         checked += 1
     return checked
-
