@@ -27,7 +27,8 @@ LAYERS = [
     ["fitting"],  # one chunk on a worker: starts, dispersion, best start
     ["results", "assemble", "checkpoint", "backends"],  # tables and files; where chunks run
     ["calibrate"],  # sdfit.fit(): chunk, map, save, assemble
-    ["spec", "stories", "plotting", "report", "demo", "conformance"],  # specs, figures, report
+    ["spec", "stories", "figures", "plotting", "report", "demo", "conformance"],  # specs,
+    # figures, report
     ["cli", "sdfit"],  # the command line and the package's public names
 ]
 LAYER = {room: rank for rank, room in enumerate(r for rooms in LAYERS for r in rooms)}

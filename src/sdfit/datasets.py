@@ -48,6 +48,9 @@ DATASETS = {
         Dataset("theoph", "theoph.csv", None,
                 "e1436860a95ff6d9d0c241ae217221c5b664acc6b224bc520d58cebb6139e0de",
                 ("datasets", "Theoph")),
+        Dataset("grunfeld", "grunfeld.csv", None,
+                "f3d50ea3467bda424cf5f197d8524f19abe334d84edc4b00858bbb08e91464e7",
+                ("AER", "Grunfeld")),
     ]
 }
 
