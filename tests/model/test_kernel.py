@@ -82,11 +82,13 @@ def test_kernel_equals_the_numpy_program_on_every_test_model_it_takes(shared_dat
 
 
 @needs_compiler
-def test_aging_chain_fit_runs_compiled_and_equals_numpy(aging_chain, monkeypatch):
-    rates = {f"dec {k} loss rate": np.linspace(0.01, 0.05, 7) for k in range(1, 10)}
-    stocks = {f"dec {k}": np.linspace(100, 5000, 7) for k in range(1, 10)}
+@pytest.mark.parametrize("units", [7, 1001])  # one thread; whole blocks over threads
+def test_aging_chain_runs_compiled_and_equals_numpy(aging_chain, monkeypatch, units):
+    rates = {f"dec {k} loss rate": np.linspace(0.01, 0.05, units) for k in range(1, 10)}
+    stocks = {f"dec {k}": np.linspace(100, 5000, units) for k in range(1, 10)}
     assert aging_chain.prepare(("v_dec_9",))
-    compiled, reference = _both(aging_chain, monkeypatch, batch_size=7, params=rates,
+    monkeypatch.setattr(kernel, "_threads", lambda pid: 2)
+    compiled, reference = _both(aging_chain, monkeypatch, batch_size=units, params=rates,
                                 initial=stocks, return_columns=["dec 9", "dec 2 loss"])
     _assert_same(compiled, reference, "aging chain")
 
