@@ -14,7 +14,7 @@ SRC = Path(sdfit.__file__).parent
 #: Rooms from the bottom up: a room may import the rooms before it in this list (earlier
 #: lines, or earlier in its own line), never a room after it.
 LAYERS = [
-    ["_version", "exceptions", "names", "files"],  # leaves
+    ["_version", "exceptions", "names", "files", "native"],  # leaves; compiled C
     ["settings", "progress"],  # validation at the boundary; progress on stderr
     ["model.sanitize", "model.translate"],  # untrusted model text; PySD's translators
     ["model.runtime"],  # BatchModel, its generated program, PySD's runtime per unit
