@@ -128,9 +128,8 @@ def fit(
     if resume and out is None:
         raise SpecError("resume=True needs the out folder of the interrupted run.")
     started = utc_now()
-    compile_start = time.perf_counter()
     model = open_model(model, engine)
-    compile_time = time.perf_counter() - compile_start
+    model_load = _model_load(model)
     panel = data if isinstance(data, Panel) else read_panel(data)
     resolved, unit_data, panel, dropped = resolve_panel(problem, model, panel,
                                                         method=method,
@@ -152,9 +151,9 @@ def fit(
     extra = dict(record or {})
     fingerprints = {"model": sha256(model.path), "data": sha256(panel.source)
                     or panel.content_hash(), **extra.pop("fingerprints", {})}
-    result.run = result.run.__class__(**{
-        **result.run.__dict__, **extra, "fingerprints": fingerprints, "started": started,
-        "compile_time": compile_time, "versions": versions(), "dropped": len(dropped),
+    result.run = dataclasses.replace(result.run, **{
+        **extra, "fingerprints": fingerprints, "started": started, "versions": versions(),
+        "dropped": len(dropped), "model_load": model_load,
         "model": str(Path(model.path).resolve()) if model.path else "",
         "data": str(Path(panel.source).resolve()) if Path(panel.source).is_file()
         else panel.source, "request": dataclasses.asdict(problem),
@@ -174,7 +173,7 @@ def _run(resolved: Resolved, panel: Panel, data: UnitData, dropped: pd.DataFrame
     solver = solver or default_solver(engine, shared=shared)
     payload = Payload(resolved, solver)
     run = dict(model=resolved.model.path, data=panel.source, problem=resolved.describe(),
-               solver=solver.describe(), engine=engine)
+               solver=solver.describe(), engine=engine, compile_time=_prepare(resolved))
     if shared:
         if resolved.starts > 1:
             raise SpecError("Several starts with shared parameters are not supported: the "
@@ -217,6 +216,31 @@ def _run(resolved: Resolved, panel: Panel, data: UnitData, dropped: pd.DataFrame
     saved = (ChunkResult.from_arrays(store.load(i, len(rows))) if store is not None
              else results[i] for i, rows in enumerate(chunks))
     return assemble(resolved, panel, data, saved, dropped, record)
+
+
+def _model_load(model) -> dict:
+    """How the model was just loaded (seconds, from the compiled-model cache or not)."""
+    from .model.compiler import cache
+
+    last = cache.last_load
+    if last is None or last.path != str(model.path):
+        return {}
+    return {"seconds": last.seconds, "cached": last.cached}
+
+
+def _prepare(resolved: Resolved) -> float:
+    """Build the compiled kernel of the model and of the solver's arithmetic here, once,
+    before workers start (forked workers find them built; others load them from the
+    cache); returns the seconds spent compiling, 0 when everything came from the caches."""
+    from . import native
+    from .solvers import lm
+
+    before = native.compile_seconds
+    if isinstance(resolved.model, BatchModel):
+        resolved.model.prepare(tuple(dict.fromkeys(s.ident for s in
+                                                   resolved.observations.slots)))
+    lm.compiled()
+    return native.compile_seconds - before
 
 
 def plan_chunks(n_units: int, chunk_size: int | None, workers: int) -> list[np.ndarray]:
