@@ -41,7 +41,7 @@ def fit(
     data: Panel | str | Path | pd.DataFrame,
     problem: Problem,
     *,
-    backend: str | Backend | Any = "processes",
+    backend: str | Backend | Any = "auto",
     workers: int | None = None,
     scheduler: str | None = None,
     chunk_size: int | None = None,
@@ -67,9 +67,10 @@ def fit(
     problem
         Parameters, targets, initial stocks, inputs, likelihood and starts.
     backend
-        ``"serial"``, ``"processes"`` (default, all cores), ``"dask"`` (a local Dask cluster,
-        or the one at ``scheduler``), a ``distributed.Client`` or a
-        :class:`~sdfit.backends.Backend`.
+        ``"auto"`` (default: in this process when the model runs as a compiled kernel,
+        which uses every core itself, else ``"processes"``), ``"serial"``, ``"processes"``
+        (a pool, all cores), ``"dask"`` (a local Dask cluster, or the one at
+        ``scheduler``), a ``distributed.Client`` or a :class:`~sdfit.backends.Backend`.
     workers
         Worker processes of a local pool or cluster; default one per core.
     scheduler
@@ -172,8 +173,11 @@ def _run(resolved: Resolved, panel: Panel, data: UnitData, dropped: pd.DataFrame
     shared = bool(resolved.parameters.shared.any())
     solver = solver or default_solver(engine, shared=shared)
     payload = Payload(resolved, solver)
+    compile_time, kernel = _prepare(resolved)
     run = dict(model=resolved.model.path, data=panel.source, problem=resolved.describe(),
-               solver=solver.describe(), engine=engine, compile_time=_prepare(resolved))
+               solver=solver.describe(), engine=engine, compile_time=compile_time)
+    if isinstance(backend, str) and backend == "auto":
+        backend = "dask" if scheduler else "serial" if kernel else "processes"
     if shared:
         if resolved.starts > 1:
             raise SpecError("Several starts with shared parameters are not supported: the "
@@ -228,19 +232,19 @@ def _model_load(model) -> dict:
     return {"seconds": last.seconds, "cached": last.cached}
 
 
-def _prepare(resolved: Resolved) -> float:
+def _prepare(resolved: Resolved) -> tuple[float, bool]:
     """Build the compiled kernel of the model and of the solver's arithmetic here, once,
     before workers start (forked workers find them built; others load them from the
-    cache); returns the seconds spent compiling, 0 when everything came from the caches."""
+    cache).  Returns the seconds spent compiling (0 when the caches had everything) and
+    whether the model runs as a compiled kernel."""
     from . import native
     from .solvers import lm
 
     before = native.compile_seconds
-    if isinstance(resolved.model, BatchModel):
-        resolved.model.prepare(tuple(dict.fromkeys(s.ident for s in
-                                                   resolved.observations.slots)))
+    kernel = isinstance(resolved.model, BatchModel) and resolved.model.prepare(
+        tuple(dict.fromkeys(s.ident for s in resolved.observations.slots)))
     lm.compiled()
-    return native.compile_seconds - before
+    return native.compile_seconds - before, bool(kernel)
 
 
 def plan_chunks(n_units: int, chunk_size: int | None, workers: int) -> list[np.ndarray]:

@@ -12,11 +12,14 @@ _LAZY = {
     "BatchModel": ".runtime.program", "Simulation": ".runtime.program",
     "Variable": ".runtime.program", "PysdModel": ".runtime.pysd_engine",
     "ENGINES": ".engine", "open_model": ".engine", "load_model": ".engine",
-    "compile_model": ".compiler.compile", "translate": ".translate",
+    "compile_model": ".compiler.compile",
 }
+# ``translate`` (the function) lives in the submodule of the same name: import it from
+# there, ``from sdfit.model.translate import translate``; a package attribute would be
+# shadowed by the submodule as soon as anything imports it.
 
 __all__ = ["ENGINES", "BatchModel", "PysdModel", "Simulation", "Variable", "compile_model",
-           "load_model", "open_model", "translate"]
+           "load_model", "open_model"]
 
 
 def __getattr__(name: str):
