@@ -32,9 +32,9 @@ def one(n_units: int, backend: str) -> dict:
     result = sdfit.fit(model, panel, DEMO_PROBLEM, backend=backend, progress=False)
     wall = time.perf_counter() - started
     error = np.abs(result.params()[list(PLANTED)].to_numpy() - planted[list(PLANTED)].to_numpy())
-    return {"units": n_units, "wall": wall, "fit": result.info["wall_time"],
+    return {"units": n_units, "wall": wall, "fit": result.run.wall_time,
             "failed": result.n_failed, "max_error": float(error.max()),
-            "workers": result.info["workers"], "nfev": float(result.table["nfev"].mean())}
+            "workers": result.run.workers, "nfev": float(result.table["nfev"].mean())}
 
 
 def main() -> None:

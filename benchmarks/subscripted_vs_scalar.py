@@ -17,7 +17,8 @@ import warnings
 import numpy as np
 
 import sdfit
-from sdfit.data import read_panel
+from sdfit.objective import Objective
+from sdfit.resolution import resolve
 from sdfit.spec import find_spec, load_spec
 
 SPECS = {"scalar": "us-counties", "subscripted": "us-counties-subscripted"}
@@ -26,22 +27,23 @@ BATCHES = (1, 16, 128, 1024, 4096)
 
 def evaluation_ms(task, data, batch: int) -> float:
     """Milliseconds of one model evaluation of ``batch`` units (best of a few)."""
-    x = np.tile(task.x0, (batch, 1))
-    initial = np.resize(data.initial, (batch, data.initial.shape[1]))
-    task.outputs(x, initial)
+    x = np.tile(task.parameters.x0, (batch, 1))
+    objective = Objective(task, data)
+    units = np.arange(batch) % len(data)
+    objective.outputs(x, units)
     repeats = max(3, 1000 // batch)
     best = np.inf
     for _ in range(3):
         started = time.perf_counter()
         for _ in range(repeats):
-            task.outputs(x, initial)
+            objective.outputs(x, units)
         best = min(best, (time.perf_counter() - started) / repeats)
     return best * 1e3
 
 
 def statements_per_step(model) -> int:
     """Statements of the generated Euler loop (auxiliaries and state updates)."""
-    static, _, dynamic = model._orders
+    static, _, dynamic = model.schedule
     return len(dynamic) + sum(s.update.expr != s.ident for s in model.states)
 
 
@@ -54,9 +56,9 @@ def main() -> None:
     rows, tables = {}, {}
     for kind, name in SPECS.items():
         spec = load_spec(find_spec(name))
-        panel = read_panel(spec.data)
+        panel = spec.data.read()
         model = sdfit.load_model(spec.model)
-        task, data = spec.problem.resolve(model, panel.head(1024))
+        task, data = resolve(spec.problem, model, panel.head(1024))
         evaluations = [evaluation_ms(task, data, b) for b in BATCHES]
         fits = []
         for _ in range(args.repeats):

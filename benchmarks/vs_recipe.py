@@ -74,9 +74,9 @@ def main() -> None:
     sdfit_sse = same.table["sse"].to_numpy()
 
     rows = [("recipe: PySD + L-BFGS-B, sequential", args.k, recipe_seconds),
-            (f"sdfit {everything.info['backend']} ({everything.info['workers']} workers), "
-             "all counties", len(census), everything.info["wall_time"]),
-            ("sdfit serial, the same sampled counties", args.k, same.info["wall_time"])]
+            (f"sdfit {everything.run.backend} ({everything.run.workers} workers), "
+             "all counties", len(census), everything.run.wall_time),
+            ("sdfit serial, the same sampled counties", args.k, same.run.wall_time)]
     per_recipe = recipe_seconds / args.k
     print(f"{'run':<48} {'counties':>8} {'seconds':>9} {'s/county':>11} {'recipe/this':>12}")
     for name, n, seconds in rows:
@@ -88,7 +88,7 @@ def main() -> None:
     for i, a, b in zip(sample, recipe_sse, sdfit_sse, strict=True):
         print(f"{str(tuple(int(v) for v in census.units[i])):<24} {a:>14.6g} {b:>14.6g}")
     better = int(np.sum(sdfit_sse <= recipe_sse + 1e-6))
-    speedup = per_recipe / (everything.info["wall_time"] / len(census))
+    speedup = per_recipe / (everything.run.wall_time / len(census))
     print(f"\nspeedup: {speedup:,.0f} x (per county), fit quality: sdfit SSE <= recipe SSE "
           f"on {better}/{args.k} counties")
 

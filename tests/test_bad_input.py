@@ -1,15 +1,18 @@
-"""Bad input through the installed command, end to end: every case ends in one sentence on
-stderr naming what is wrong and where, exit status 2, no traceback, nothing written."""
+"""Bad input through the command line, end to end: every case ends in one sentence on
+stderr naming what is wrong and where, exit status 2, no traceback, nothing written.  The
+CLI runs in process (``main(argv)``); a few cases also run the installed command."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from sdfit.cli import main
 from sdfit.datasets import aging_chain, aging_chain_path, synthetic_panel
-from sdfit.results import read_csv
+from sdfit.files import read_csv
 
 SPEC = """
 model = "{model}"
@@ -63,7 +66,11 @@ def files(tmp_path_factory):
     write("table.mdl", "state,county,time\n1,2,3\n")
     write("syntax.mdl", "a = 1 +\n~~|\n")
     write("model.txt", aging_chain_path().read_text())
-    write("coarse.mdl", aging_chain_path().read_text().replace("0.125", "3"))
+    write("zero-step.mdl", aging_chain_path().read_text().replace("0.125", "0"))
+    write("tiny-step.mdl", aging_chain_path().read_text().replace("0.125", "1e-07"))
+    write("file", "not a folder")
+    write("short.mdl", aging_chain_path().read_text().replace("FINAL TIME=\n\t2010",
+                                                              "FINAL TIME=\n\t2005"))
     spec = {"model": aging_chain_path(), "data": root / "panel.csv", "initial": ""}
     write("spec.toml", SPEC.format(**spec))
     write("stocks.toml", SPEC.format(**{**spec, "initial": 'stocks = ["dec 1", "dec10"]'}))
@@ -72,13 +79,26 @@ def files(tmp_path_factory):
     return root
 
 
-def sdfit_fit(files, *args: str, spec: str = "spec.toml"):
-    out = files / "out"
-    done = subprocess.run([sys.executable, "-m", "sdfit.cli", "fit", str(files / spec),
-                           "--out", str(out), "--backend", "serial", "--quiet", "--no-figures",
-                           *(a.replace("{files}", str(files)) for a in args)],
-                          capture_output=True, text=True, timeout=120)
-    return done, out
+def arguments(files, out, args, spec: str = "spec.toml") -> list[str]:
+    return ["fit", str(files / spec), "--out", str(out), "--backend", "serial", "--quiet",
+            "--no-figures", *(a.replace("{files}", str(files)) for a in args)]
+
+
+def case_of(name: str):
+    """(flags, expected parts of the message, spec file, --out or None) of a case written
+    as (flags, expected[, spec[, more flags[, --out]]])."""
+    args, expected, spec, extra, out = (*CASES[name], "spec.toml", [], None)[:5] \
+        if len(CASES[name]) < 3 else (*CASES[name], *("spec.toml", [], None)[len(CASES[name])
+                                                                             - 2:])
+    return args + list(extra), expected, spec, out
+
+
+def sdfit_fit(files, tmp_path, capsys, *args: str, spec: str = "spec.toml", out=None):
+    """Run ``sdfit fit`` in process; returns (exit status, stdout, stderr) and the out folder."""
+    out = tmp_path / "out" if out is None else out.replace("{files}", str(files))
+    status = main(arguments(files, out, args, spec))
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess([], status, captured.out, captured.err), out
 
 
 CASES = {
@@ -105,8 +125,9 @@ CASES = {
                           ["text.csv' has 1 unit(s) with non-numeric",
                            "line 5 (unit=1): non-numeric value 'abc' in column 'dec 4' at "
                            "time 2000", "--drop-invalid"]),
-    "negative value": (["--data", "{files}/negative.csv"],
-                       ["line 6 (unit=2): negative value -3 in column 'dec 4' at time 2010"]),
+    "negative count": (["--data", "{files}/negative.csv", "--likelihood", "poisson"],
+                       ["line 6 (unit=2): negative value -3 (a count) in column 'dec 4' at "
+                        "time 2010"]),
     "missing value": (["--data", "{files}/blank.csv"],
                       ["line 7 (unit=3): missing value in column 'dec 4' at time 2000"]),
     "infinite value": (["--data", "{files}/infinite.csv"],
@@ -127,9 +148,10 @@ CASES = {
                                 ["panel.csv' has no time 2011 (it has 2000, 2010)."]),
     "initial time not in data": (["--initial-time", "2001"],
                                  ["panel.csv' has no time 2001 (it has 2000, 2010)."]),
-    "target time off the grid": (["--model", "{files}/coarse.mdl"],
-                                 ["Target time 2010 is not on the model's TIME STEP grid "
-                                  "(2000 + k * 3, k >= 0)."]),
+    "observation after the run": (["--model", "{files}/short.mdl"],
+                                  ["line 4 (unit=0): the observation of 'dec 2' at time 2010 "
+                                   "lies outside the run from 2000 to 2005 (FINAL TIME of model "
+                                   "'short')"]),
     "initial time off the grid": (["--data", "{files}/offgrid.csv", "--initial-time", "2000.1",
                                    "--target-times", "2010.1"],
                                   ["Initial time 2000.1 is not on the model's TIME STEP grid "
@@ -146,25 +168,51 @@ CASES = {
     "unknown spec key": ([], ["unknown-key.toml': unknown key 'tme' in [initial]. Did you mean "
                               "'time'?"], "unknown-key.toml"),
     "spec not TOML": ([], ["not-toml.toml' is not valid TOML"], "not-toml.toml"),
+    "TIME STEP 0": (["--model", "{files}/zero-step.mdl"],
+                    ["The TIME STEP of model 'zero-step' is 0; it must be a positive number."]),
+    "steps x units over the budget": (["--model", "{files}/tiny-step.mdl"],
+                                      ["The run has 100,000,001 time steps (TIME STEP 1e-07 "
+                                       "from 2000 to 2010) for 8 units: 8e+08 unit-steps per "
+                                       "simulation, above the limit of 1e+08; raise it with "
+                                       "--max-steps", ], "spec.toml", ["--max-steps", "1e8"]),
+    "chunk size below 1": (["--chunk-size", "-3"], ["The 'chunk_size' setting must be an "
+                                                   "integer >= 1; got -3 (from [fit] "
+                                                   "chunk_size)."]),
+    "workers not a number": (["--workers", "two"], ["'two' in '--workers' is not a number."]),
+    "infinite initial time": (["--initial-time", "inf"], ["The 'time' setting of [initial] "
+                                                          "must be a number; got inf"]),
+    "likelihood misspelt": (["--likelihood", "poison"], ["The 'likelihood' setting of "
+                                                        "[targets] must be one of 'gaussian', "
+                                                        "'lognormal', 'poisson', "
+                                                        "'negative-binomial'; got 'poison'",
+                                                        "Did you mean 'poisson'?"]),
+    "empty out path": ([], ["--out must name a results folder; got an empty path."],
+                       "spec.toml", [], ""),
+    "out under a file": ([], ["Output folder '", "file/out' cannot be made: '", "file' is a "
+                              "file."], "spec.toml", [], "{files}/file/out"),
+    "map parameter misspelt": (["--map-parameter", "dec 2 los rate"],
+                               ["--map-parameter 'dec 2 los rate' is not a constant of model "
+                                "'aging_chain'. Did you mean 'dec 2 loss rate'"]),
     "scheduler without dask": (["--backend", "processes", "--scheduler", "tcp://127.0.0.1:1"],
                                ["A scheduler address is for the dask backend, not 'processes'"]),
 }
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_bad_input_is_one_sentence_exit_2_and_nothing_written(files, case):
-    args, expected, *spec = CASES[case]
-    done, out = sdfit_fit(files, *args, spec=spec[0] if spec else "spec.toml")
+def test_bad_input_is_one_sentence_exit_2_and_nothing_written(files, case, tmp_path, capsys):
+    args, expected, spec, out = case_of(case)
+    done, out = sdfit_fit(files, tmp_path, capsys, *args, spec=spec, out=out)
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("sdfit: error: "), done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
     for part in expected:
         assert part in done.stderr, done.stderr
-    assert not out.exists() or not any(out.iterdir())
+    assert str(out) == "" or not Path(out).exists() or not any(Path(out).iterdir())
 
 
-def test_drop_invalid_skips_and_lists_the_units(files):
-    done, out = sdfit_fit(files, "--data", str(files / "text.csv"), "--drop-invalid")
+def test_drop_invalid_skips_and_lists_the_units(files, tmp_path, capsys):
+    done, out = sdfit_fit(files, tmp_path, capsys, "--data", str(files / "text.csv"),
+                          "--drop-invalid")
     assert done.returncode == 0, done.stderr
     assert "Fitted 7 units" in done.stdout
     assert ("Dropped 1 units with invalid data (listed in dropped.csv):\n  line 5 (unit=1): "
@@ -175,7 +223,17 @@ def test_drop_invalid_skips_and_lists_the_units(files):
     assert 1 not in read_csv(out / "params.csv")["unit"].tolist()
 
 
-def test_text_in_a_column_the_problem_does_not_need_is_no_error(files):
-    done, out = sdfit_fit(files, "--data", str(files / "unneeded-text.csv"))
+def test_text_in_a_column_the_problem_does_not_need_is_no_error(files, tmp_path, capsys):
+    done, out = sdfit_fit(files, tmp_path, capsys, "--data", str(files / "unneeded-text.csv"))
     assert done.returncode == 0, done.stderr
     assert "Fitted 8 units: 8 succeeded" in done.stdout
+
+
+@pytest.mark.parametrize("case", ["model syntax error", "non-numeric value", "unknown spec key"])
+def test_the_installed_command_says_the_same_in_a_real_process(files, case, tmp_path):
+    args, expected, spec, _ = case_of(case)
+    done = subprocess.run([sys.executable, "-m", "sdfit.cli",
+                           *arguments(files, tmp_path / "out", args, spec)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "Traceback" not in done.stderr and all(p in done.stderr for p in expected)

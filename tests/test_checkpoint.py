@@ -17,23 +17,23 @@ import pytest
 from helpers import wait_for_chunks
 from sdfit import SdfitError, SpecError, __version__
 from sdfit.backends.local import SerialBackend
+from sdfit.calibrate import fit
 from sdfit.checkpoint import Checkpoint, run_fingerprint
-from sdfit.data import Panel
+from sdfit.data import from_wide
 from sdfit.datasets import aging_chain_path
 from sdfit.exceptions import ResultsFolderWarning
-from sdfit.fit import fit
+from sdfit.files import read_csv
 from sdfit.model import load_model
 from sdfit.problem import Parameter, Problem
-from sdfit.results import read_csv
+from sdfit.resolution import resolve
 from sdfit.rundir import partial_folder
-from sdfit.solvers import LevenbergMarquardt, Solution
+from sdfit.solvers import LevenbergMarquardt
 
 RECIPE = Problem([Parameter("dec * loss rate", x0=0.05)], target_times=[2010],
                  initial_time=2000, exclude=["dec 1"])
 
 
 PRINTS = {"model": "m", "data": "d", "problem": "p", "chunking": "c"}
-FIELDS = ("x", "residuals", "jacobian", "sse", "status", "nfev", "njev")
 
 
 def chunks_of(out):
@@ -82,7 +82,7 @@ def test_resume_runs_only_the_chunks_not_saved(aging_chain, subset, tmp_path):
     # without chunk_size: the interrupted run's chunking is kept
     resumed = fit(aging_chain, subset, RECIPE, backend=counting, progress=False, out=tmp_path,
                   resume=True)
-    assert counting.ran == [3, 4, 5, 6, 7] and resumed.info["resumed_chunks"] == 3
+    assert counting.ran == [3, 4, 5, 6, 7] and resumed.run.resumed_chunks == 3
     whole = fit(aging_chain, subset, RECIPE, backend="serial", chunk_size=8, progress=False)
     pd.testing.assert_frame_equal(read_csv(tmp_path / "params.csv"), whole.table)
 
@@ -103,7 +103,7 @@ def test_resume_refuses_chunks_of_another_run(aging_chain, subset, tmp_path):
 
 
 def test_fingerprint_covers_model_data_problem_and_chunking(aging_chain, subset, tmp_path):
-    task, _ = RECIPE.resolve(aging_chain, subset)
+    task, _ = resolve(RECIPE, aging_chain, subset)
     solver = LevenbergMarquardt()
     base = run_fingerprint(task, subset, solver, False, 8, 60)
     assert run_fingerprint(task, subset, solver, False, 8, 60) == base
@@ -112,10 +112,10 @@ def test_fingerprint_covers_model_data_problem_and_chunking(aging_chain, subset,
     copy.write_text(aging_chain_path().read_text().replace("0.125", "0.0625"))
     frame = subset.frame.copy()
     frame.iloc[4, 4] += 1
-    other_model, _ = RECIPE.resolve(load_model(copy), subset)
+    other_model, _ = resolve(RECIPE, load_model(copy), subset)
     changed = {
         "model": run_fingerprint(other_model, subset, solver, False, 8, 60),
-        "data": run_fingerprint(task, Panel(frame, subset.source), solver, False, 8, 60),
+        "data": run_fingerprint(task, from_wide(frame, subset.source), solver, False, 8, 60),
         "problem": run_fingerprint(task, subset, LevenbergMarquardt(ftol=1e-9), False, 8, 60),
         "chunking": run_fingerprint(task, subset, solver, False, 16, 60),
     }
@@ -127,15 +127,15 @@ def test_chunk_files_round_trip_floats_exactly(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, 3)) * 10.0 ** rng.integers(-300, 300, (5, 3))
     x[0, :] = [-0.0, 5e-324, np.nan]
-    solution = Solution(x=x, residuals=rng.standard_normal((5, 4)) / 3,
-                        jacobian=rng.standard_normal((5, 4, 3)), sse=rng.random(5),
-                        status=np.array([1, 2, 3, 0, -1]), nfev=np.arange(5), njev=np.arange(5))
+    arrays = {"x": x, "residuals": rng.standard_normal((5, 4)) / 3,
+              "jacobian": rng.standard_normal((5, 4, 3)), "sse": rng.random(5),
+              "status": np.array([1, 2, 3, 0, -1]), "nfev": np.arange(5)}
     store = Checkpoint(tmp_path / "chunks", "out")
     store.begin(PRINTS, 5, 1, resume=False)
-    store.save(0, {name: getattr(solution, name) for name in FIELDS})
-    again = Solution(**store.load(0))
-    for name in FIELDS:
-        assert getattr(again, name).tobytes() == getattr(solution, name).tobytes(), name
+    store.save(0, arrays)
+    again = store.load(0)
+    for name, value in arrays.items():
+        assert again[name].tobytes() == value.tobytes(), name
     assert not list(tmp_path.rglob(".*.tmp"))
 
 
@@ -155,7 +155,7 @@ def test_damaged_copied_and_stray_chunks_are_fitted_again_never_trusted(aging_ch
         resumed = fit(aging_chain, subset, RECIPE, backend=counting, progress=False,
                       out=tmp_path, resume=True)
     said = "\n".join(str(w.message) for w in caught)
-    assert sorted(counting.ran) == [1, 2, 4, 5, 6, 7] and resumed.info["resumed_chunks"] == 2
+    assert sorted(counting.ran) == [1, 2, 4, 5, 6, 7] and resumed.run.resumed_chunks == 2
     assert f"'{truncated}' is damaged (its checksum differs" in said
     assert "chunk-000002.npz' is damaged" in said
     assert "chunk-999999.npz' is beyond the 8 chunks of this run; it is ignored" in said

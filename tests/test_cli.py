@@ -9,7 +9,7 @@ import pytest
 
 from sdfit.cli import main
 from sdfit.datasets import aging_chain_path
-from sdfit.results import read_csv
+from sdfit.files import read_csv
 
 
 @pytest.fixture(scope="module")

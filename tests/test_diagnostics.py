@@ -8,11 +8,13 @@ import pytest
 
 import sdfit
 from sdfit import IdentifiabilityWarning
-from sdfit.data import Panel
+from sdfit.calibrate import fit
+from sdfit.data import from_wide
 from sdfit.datasets import synthetic_panel
 from sdfit.diagnostics import NULL_TOL, diagnose
-from sdfit.fit import fit, fit_chunk
+from sdfit.fitting import Payload, fit_chunk
 from sdfit.problem import Parameter, Problem
+from sdfit.resolution import resolve
 from sdfit.solvers import ScipyLeastSquares
 
 RATES = [f"dec {k} loss rate" for k in range(1, 10)]
@@ -62,7 +64,7 @@ def noisy_panel(aging_chain):
     frame[targets] += np.random.default_rng(2).normal(0, 20, (len(frame), len(targets)))
     problem = Problem([Parameter("dec * loss rate", x0=0.05)], target_times=times,
                       initial_time=2000, exclude=["dec 1"])
-    return Panel(frame, "<noisy>"), truth, problem
+    return from_wide(frame, "<noisy>"), truth, problem
 
 
 def test_intervals_cover_planted_rates_about_95_percent(aging_chain, noisy_panel):
@@ -73,7 +75,7 @@ def test_intervals_cover_planted_rates_about_95_percent(aging_chain, noisy_panel
     high = result.table[[f"{r}_ci_high" for r in RATES]].to_numpy()
     covered = (low <= truth[RATES].to_numpy()) & (truth[RATES].to_numpy() <= high)
     assert 0.92 < covered.mean() < 0.97, covered.mean()
-    assert result.info["identifiability"]["dof"] == 40 - 9
+    assert result.identifiability.dof == 40 - 9
 
 
 def test_standard_errors_agree_with_scipys_jacobian(aging_chain, noisy_panel):
@@ -81,10 +83,10 @@ def test_standard_errors_agree_with_scipys_jacobian(aging_chain, noisy_panel):
     panel, _, problem = noisy_panel
     small = panel.take(np.arange(5))
     result = fit(aging_chain, small, problem, backend="serial", progress=False)
-    task, data = problem.resolve(aging_chain, small)
-    scipy = fit_chunk((task, ScipyLeastSquares()), data)
+    task, data = resolve(problem, aging_chain, small)
+    scipy = fit_chunk(Payload(task, ScipyLeastSquares()), data)
     for u in range(5):
-        cov = scipy.sse[u] / (40 - 9) * np.linalg.inv(scipy.jacobian[u].T @ scipy.jacobian[u])
+        cov = scipy.objective[u] / (40 - 9) * np.linalg.inv(scipy.jacobian[u].T @ scipy.jacobian[u])
         ours = result.table.loc[u, [f"{r}_stderr" for r in RATES]].to_numpy(float)
         np.testing.assert_allclose(ours, np.sqrt(np.diag(cov)), rtol=2e-3)
 
@@ -94,18 +96,18 @@ def test_recipe_flags_dec_1_and_2_in_every_county_and_the_fixed_formulation_is_w
     with pytest.warns(IdentifiabilityWarning, match="dec 1 loss rate \\(3137 units\\)"):
         recipe = fit(aging_chain, census, RECIPE, backend="processes", workers=2,
                      progress=False)
-    flags = recipe.info["identifiability"]["not_identifiable"]
+    flags = recipe.identifiability.not_identifiable
     assert flags["dec 1 loss rate"] == flags["dec 2 loss rate"] == 3137
     assert flags["dec 3 loss rate"] > 3000 and flags["dec 6 loss rate"] == 0
     assert (recipe.table["rank"] <= 8).all()
     assert np.isnan(recipe.table["dec 4 loss rate_stderr"]).all()
-    assert "no degrees of freedom" in recipe.info["identifiability"]["stderr_note"]
+    assert "no degrees of freedom" in recipe.identifiability.stderr_note
     with pytest.warns(IdentifiabilityWarning, match="1 of 3137 units"):
         fixed = fit(aging_chain, census, FIXED, backend="processes", workers=2, progress=False)
     # only Kalawao County, Hawaii (state 15, county 5) has no one in cohorts 1 and 2
     odd = fixed.table.loc[~fixed.table["dec 2 loss rate_identifiable"], ["state", "county"]]
     assert odd.to_numpy().tolist() == [[15, 5]]
-    assert fixed.info["identifiability"]["full_rank"] == 3136
+    assert fixed.identifiability.full_rank == 3136
 
 
 def test_ridge_pins_an_unidentified_parameter_and_says_so(aging_chain, census):
@@ -117,7 +119,7 @@ def test_ridge_pins_an_unidentified_parameter_and_says_so(aging_chain, census):
     fixed = fit(aging_chain, subset, FIXED, backend="serial", progress=False)
     assert result.table["success"].all()
     assert result.table["dec 1 loss rate_identifiable"].all()
-    assert result.info["identifiability"]["penalty_only"] == {"dec 1 loss rate": 50}
+    assert result.identifiability.penalty_only == {"dec 1 loss rate": 50}
     # an exact fit exists for any dec 1 loss rate: the ridge lands where fixing puts it
     np.testing.assert_allclose(result.table["dec 1 loss rate"], 0.05, atol=1e-9)
     np.testing.assert_allclose(result.table[RATES[1:]], fixed.table[RATES[1:]], atol=1e-7)
@@ -130,4 +132,13 @@ def test_written_diagnostics_round_trip(aging_chain, census, tmp_path):
     result.write(tmp_path)
     again = sdfit.results.read_csv(tmp_path / "params.csv")
     pd.testing.assert_frame_equal(again, result.table)
-    assert NULL_TOL == result.info["identifiability"]["null_tol"]
+    assert NULL_TOL == result.identifiability.null_tol
+
+
+def test_the_normal_quantile_is_scipys():
+    from scipy.special import ndtri
+
+    from sdfit import diagnostics
+
+    assert diagnostics.CONFIDENCE == 0.95
+    assert diagnostics._NORMAL_QUANTILE == pytest.approx(ndtri(0.975), rel=1e-15)

@@ -15,9 +15,9 @@ from sdfit import FallbackWarning, UnsupportedFeatureError
 from sdfit.cli import main
 from sdfit.datasets import aging_chain, synthetic_panel
 from sdfit.demo import DEMO_PROBLEM, PLANTED
+from sdfit.files import read_csv
 from sdfit.model import PysdModel
 from sdfit.problem import Parameter, Problem
-from sdfit.results import read_csv
 
 #: A model PySD runs but the batched engine does not compile (a random function; its
 #: range is empty, so the model is deterministic and fits have a right answer).
@@ -80,7 +80,7 @@ def test_both_engines_fit_the_identifiable_aging_chain_alike():
                for engine in ("batched", "pysd")}
     batched, by_pysd = results["batched"].table, results["pysd"].table
     assert list(batched.columns) == list(by_pysd.columns)
-    assert results["pysd"].info["engine"] == "pysd" and by_pysd["success"].all()
+    assert results["pysd"].run.engine == "pysd" and by_pysd["success"].all()
     for table in (batched, by_pysd):
         np.testing.assert_allclose(table[list(PLANTED)], planted[list(PLANTED)], atol=1e-6)
         assert (table["sse"] < 1e-12).all()
@@ -106,7 +106,7 @@ def test_auto_engine_falls_back_to_pysd_with_a_warning(subscripted):
         sdfit.fit(path, data, DECAY, backend="serial", progress=False, engine="batched")
     with pytest.warns(FallbackWarning, match="does not support the function RANDOM UNIFORM"):
         result = sdfit.fit(path, data, DECAY, backend="processes", workers=2, progress=False)
-    assert result.info["engine"] == "pysd" and result.info["chunks"] == 3
+    assert result.run.engine == "pysd" and result.run.chunks == 3
     assert list(result.table.columns[:7]) == ["unit", "rate", "sse", "success", "status",
                                               "message", "nfev"]  # then diagnostics
     np.testing.assert_allclose(result.table["rate"], RATES, rtol=1e-6)

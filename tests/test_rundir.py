@@ -17,7 +17,7 @@ import pytest
 
 import sdfit
 from sdfit import SdfitError, SpecError
-from sdfit.results import fingerprint
+from sdfit.files import sha256
 from sdfit.rundir import MARKER, ResultsFolder, partial_folder
 
 PRINTS = {"model": "m", "data": "d", "problem": "p", "chunking": "c"}
@@ -62,7 +62,7 @@ def test_a_first_run_makes_the_folder_with_a_record_of_what_sdfit_wrote(tmp_path
     assert tree(out) == FIRST
     marker = json.loads((out / MARKER).read_text())
     assert marker["complete"] and marker["sdfit"] == sdfit.__version__
-    assert marker["files"] == {name: fingerprint(out / name) for name in FIRST}
+    assert marker["files"] == {name: sha256(out / name) for name in FIRST}
     assert not partial_folder(out).exists()  # lock, chunks and staging all gone
 
 
@@ -144,9 +144,9 @@ def test_the_marker_never_leads_sdfit_out_of_the_folder(tmp_path):
     add(outside, {"histogram.png": "png", "secret.txt": "s"})
     (out / "figures").symlink_to(outside, target_is_directory=True)
     marker = json.loads((out / MARKER).read_text())
-    digest = fingerprint(outside / "histogram.png")
+    digest = sha256(outside / "histogram.png")
     marker["files"].update({"figures/histogram.png": digest, "../elsewhere/secret.txt":
-                            fingerprint(outside / "secret.txt"), "/etc/hostname": digest})
+                            sha256(outside / "secret.txt"), "/etc/hostname": digest})
     (out / MARKER).write_text(json.dumps(marker))
     run(out, {"params.csv": "2"})
     assert tree(outside) == {"histogram.png": "png", "secret.txt": "s"}

@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 from scipy.optimize import least_squares
 
-from sdfit.data import Panel
+from sdfit.calibrate import fit
+from sdfit.data import from_wide
 from sdfit.datasets import synthetic_panel
-from sdfit.fit import fit
+from sdfit.objective import Objective
 from sdfit.problem import Parameter, Problem
+from sdfit.resolution import resolve
 from sdfit.solvers import LevenbergMarquardt, Status
-from sdfit.solvers.shared import solve_shared
+from sdfit.solvers.joint import solve_shared
 
 LOCAL = [f"dec {k} loss rate" for k in range(2, 10)]
 TIMES = [2005, 2010]
@@ -30,7 +32,7 @@ def _panel(model, n, seed, noise=0.0):
         frame = panel.frame.copy()
         targets = [c for c in frame.columns if c[0] != 2000]
         frame[targets] += np.random.default_rng(seed).normal(0, noise, (n, len(targets)))
-        panel = Panel(frame, "<noisy>")
+        panel = from_wide(frame, "<noisy>")
     return panel, truth
 
 
@@ -38,7 +40,7 @@ def test_recovers_planted_shared_and_per_unit_rates(aging_chain):
     panel, truth = _panel(aging_chain, 200, seed=4)
     result = fit(aging_chain, panel, SHARED, progress=False)
     table = result.table
-    assert table["success"].all() and result.info["backend"] == "joint (in process)"
+    assert table["success"].all() and result.run.backend == "joint (in process)"
     assert table["dec 1 loss rate"].nunique() == 1  # one value, repeated in every row
     np.testing.assert_allclose(table["dec 1 loss rate"], 0.031, atol=1e-9)
     np.testing.assert_allclose(table[LOCAL].to_numpy(), truth[LOCAL].to_numpy(), atol=1e-8)
@@ -53,20 +55,21 @@ def test_matches_scipys_dense_solve_of_the_joint_problem(aging_chain):
     n = 12
     panel, _ = _panel(aging_chain, n, seed=5, noise=15.0)
     result = fit(aging_chain, panel, SHARED, progress=False)
-    task, data = SHARED.resolve(aging_chain, panel)
+    task, data = resolve(SHARED, aging_chain, panel)
     p = len(task.parameters)
+    objective = Objective(task, data)
 
     def joint(z):
         x = np.column_stack([np.full(n, z[0]), z[1:].reshape(n, p - 1)])
-        return task.residuals(x, data.initial, data.observed).ravel()
+        return objective.residuals(x, np.arange(n)).ravel()
 
     dense = least_squares(joint, np.full(1 + n * (p - 1), 0.05), method="lm", xtol=1e-12,
                           ftol=1e-12, gtol=1e-12)
-    ours = result.table[list(task.parameters)].to_numpy()
+    ours = result.table[task.parameters.names].to_numpy()
     np.testing.assert_allclose(ours[0, 0], dense.x[0], rtol=1e-6)
     np.testing.assert_allclose(ours[:, 1:].ravel(), dense.x[1:], rtol=1e-5, atol=1e-8)
     assert result.table["sse"].sum() <= 2 * dense.cost * (1 + 1e-9)
-    dof = n * len(task.targets) - len(dense.x)
+    dof = int(data.n_obs.sum()) - len(dense.x)
     cov = 2 * dense.cost / dof * np.linalg.inv(dense.jac.T @ dense.jac)
     np.testing.assert_allclose(result.table["dec 1 loss rate_stderr"],
                                np.sqrt(cov[0, 0]), rtol=1e-2)

@@ -19,23 +19,21 @@ import hashlib
 import io
 import json
 import re
-import warnings
 import zipfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from . import __version__
+from ._version import __version__
 from .data import Panel
-from .exceptions import ResultsFolderWarning, SdfitError, SpecError
-from .problem import FitTask
-from .results import atomic_write, fingerprint
+from .exceptions import ResultsFolderWarning, SdfitError, SpecError, warn_user
+from .files import atomic_write, sha256
+from .resolved import Resolved
 
 MANIFEST = "manifest.json"
 FORMAT = 2
 CHUNK = re.compile(r"chunk-(\d{6})\.npz")
-#: temporary files of atomic writes (see results.atomic_write), left behind by a kill
+#: temporary files of atomic writes (see files.atomic_write), left behind by a kill
 TEMPORARY = re.compile(r"\.(chunk-\d{6}\.npz|manifest\.json)\..+\.tmp")
 
 #: what a fingerprint covers, in the words used when a resumed run differs
@@ -43,16 +41,15 @@ PARTS = {"model": "model file", "data": "data", "problem": "problem or solver se
          "chunking": "chunking"}
 
 
-def run_fingerprint(task: FitTask, panel: Panel, solver: object, drop_invalid: bool,
+def run_fingerprint(resolved: Resolved, panel: Panel, solver: object, drop_invalid: bool,
                     chunk_size: int, n_units: int) -> dict[str, str]:
     """Hashes of everything that decides a chunk's result, one per part of :data:`PARTS`."""
-    problem = {f.name: getattr(task, f.name) for f in dataclasses.fields(task)
-               if f.name != "model"}
-    problem.update(solver=repr(solver), drop_invalid=drop_invalid)
+    problem = {"resolved": resolved.fingerprint(), "solver": repr(solver),
+               "drop_invalid": drop_invalid}
     return {
-        "model": fingerprint(task.model.path) or f"no file '{task.model.path}'",
-        "data": _data_hash(panel),
-        "problem": _sha256(json.dumps(problem, default=_jsonable, sort_keys=True).encode()),
+        "model": sha256(resolved.model.path) or f"no file '{resolved.model.path}'",
+        "data": panel.content_hash(),
+        "problem": _sha256(json.dumps(problem, sort_keys=True).encode()),
         "chunking": f"{n_units} units in chunks of {chunk_size}",
     }
 
@@ -110,8 +107,7 @@ class Checkpoint:
             try:
                 manifest = self.read()
             except ManifestError as error:
-                warnings.warn(f"{error}; every chunk is fitted again.", ResultsFolderWarning,
-                              stacklevel=2)
+                warn_user(f"{error}; every chunk is fitted again.", ResultsFolderWarning)
         self._sums = {}
         if manifest is None:
             self.remove()
@@ -237,13 +233,13 @@ class Checkpoint:
                 why = f"is beyond the {n_chunks} chunks of this run; it is ignored"
             elif index not in recorded:
                 why = "is not recorded in the manifest; its units are fitted again"
-            elif fingerprint(path) != recorded[index]:
+            elif sha256(path) != recorded[index]:
                 why = "is damaged (its checksum differs from the manifest's); its units are " \
                       "fitted again"
             else:
                 done.add(index)
                 continue
-            warnings.warn(f"'{path}' {why}.", ResultsFolderWarning, stacklevel=3)
+            warn_user(f"'{path}' {why}.", ResultsFolderWarning)
         return done
 
 
@@ -274,17 +270,5 @@ def _is_count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _data_hash(panel: Panel) -> str:
-    # the content read, not the file: a panel may be a subset of its file
-    rows = pd.util.hash_pandas_object(panel.frame, index=True).to_numpy()
-    return _sha256(rows.tobytes() + repr(list(panel.frame.columns)).encode())
-
-
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _jsonable(value):
-    if isinstance(value, np.ndarray | np.generic):
-        return value.tolist()
-    return repr(value)

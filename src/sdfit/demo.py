@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibrate import fit
 from .datasets import aging_chain, synthetic_panel
-from .fit import fit
 from .problem import Parameter, Problem
 
 #: The identifiable variant of the recipe: cohort 1's rate is known (fixed), so the eight
@@ -21,7 +21,7 @@ DEMO_PROBLEM = Problem(
 
 
 def run_demo(n_units: int = 3000, seed: int = 0, out: Path | None = None,
-             backend: str = "processes", workers: int | None = None,
+             backend: str = "auto", workers: int | None = None,
              chunk_size: int | None = None, progress: bool = True,
              engine: str = "auto") -> str:
     """Synthesise, fit and compare; returns the report printed by ``sdfit demo``."""
@@ -42,11 +42,11 @@ def run_demo(n_units: int = 3000, seed: int = 0, out: Path | None = None,
         f"{(error < 1e-6).all(axis=1).mean():.1%} of units recovered every rate to 1e-6.",
     ]
     if out is not None:
-        from .plotting import write_figures
-        from .results import write_csv
+        from .figures import write_figures
+        from .files import write_csv
 
         written = result.write(out)
         written.append(write_csv(planted.reset_index(), Path(out) / "planted.csv"))
-        written += write_figures(result, Path(out) / "figures", excluded=["dec 1"])
+        written += write_figures(result, Path(out) / "figures")
         lines.append(f"Wrote {len(written)} files to {out}.")
     return "\n".join(lines)

@@ -16,10 +16,11 @@ parameters do not matter (a rate and a population weigh alike).  Then, per unit:
   unidentified direction moves this parameter by more than 5 % of that step:
   its fitted value is an artefact of where the solver started.
 * **<param>_stderr**, **<param>_ci_low**, **<param>_ci_high**: standard error
-  and 95 % confidence interval (Student's t) from the Gauss–Newton covariance
-  ``s² (JᵀJ)⁺`` with ``s² = SSE / (M - P)``, M targets and P fitted parameters
-  per unit.  NaN for non-identifiable parameters, and for all when
-  ``M <= P`` (no degrees of freedom left to estimate ``s²``).
+  and 95 % confidence interval from the Gauss–Newton covariance ``s² (JᵀJ)⁺``: for the
+  gaussian family ``s² = SSE / (n - P)`` with the unit's n observations and P fitted
+  parameters, and Student's t; for counts (Poisson and negative binomial deviance
+  residuals) the scale is known, ``s² = 1``, and the interval normal.  NaN for
+  non-identifiable parameters, and for all when ``n <= P`` with an unknown scale.
 
 Ridge penalties are rows of the Jacobian too, so a parameter the targets cannot
 pin down but its ridge does counts as identifiable; the summary then says that
@@ -32,15 +33,12 @@ standard errors include the uncertainty of the shared values.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from .exceptions import IdentifiabilityWarning
-from .results import FitResult
+from .exceptions import IdentifiabilityWarning, warn_user
 
 #: Singular values below this fraction of the largest (column-scaled) count as zero:
 #: far above forward-difference noise (~1e-8), far below a real but weak direction.
@@ -103,59 +101,77 @@ def _diagnose(jac: np.ndarray, rank_rtol: float, null_tol: float) -> Diagnostics
     )
 
 
-def unit_diagnostics(jacobian: np.ndarray, sse: np.ndarray, x: np.ndarray, params: list[str],
-                     problem: dict, rank_rtol: float = RANK_RTOL, null_tol: float = NULL_TOL
+def unit_diagnostics(jacobian: np.ndarray, objective: np.ndarray, x: np.ndarray,
+                     params: list[str], n_obs: np.ndarray, problem: dict,
+                     rank_rtol: float = RANK_RTOL, null_tol: float = NULL_TOL
                      ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Diagnostic columns of independent units (one chunk at a time is enough), and per
     ridge-penalised parameter the number of these units it is identifiable in only thanks
-    to its penalty.  ``problem`` is :meth:`FitTask.describe`."""
+    to its penalty.  ``objective`` is each unit's sum of squared data residuals, ``n_obs``
+    its number of observations, ``problem`` :meth:`Resolved.describe`."""
     diag = diagnose(jacobian, rank_rtol, null_tol)
-    dof = len(problem["targets"]) - len(params)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        s2 = sse / dof if dof > 0 else np.full(len(sse), np.nan)
-    penalty_only = _penalty_only(jacobian, len(problem["targets"]), params, problem, diag,
-                                 rank_rtol, null_tol)
+    n_slots = jacobian.shape[1] - len(problem.get("ridge", {}))
+    s2, dof = _scale(problem, objective, n_obs - len(params))
+    penalty_only = _penalty_only(jacobian, n_slots, params, problem, diag, rank_rtol, null_tol)
     return _columns(diag, s2, dof, x, params), penalty_only
 
 
-def add_diagnostics(result: FitResult, jacobian: np.ndarray, rank_rtol: float = RANK_RTOL,
-                    null_tol: float = NULL_TOL) -> FitResult:
+def scale_known(problem: dict) -> bool:
+    """Deviance residuals of counts have variance 1: no scale to estimate."""
+    return problem.get("likelihood") in ("poisson", "negative-binomial")
+
+
+def _scale(problem: dict, objective: np.ndarray, dof: np.ndarray):
+    """``s²`` and the degrees of freedom of its estimate (infinite when the scale is known)."""
+    dof = np.asarray(dof, dtype=float)
+    if scale_known(problem):
+        return np.ones(len(objective)), np.full(len(objective), np.inf)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s2 = np.where(dof > 0, objective / np.where(dof > 0, dof, 1), np.nan)
+    return s2, dof
+
+
+def add_diagnostics(result, jacobian: np.ndarray, n_obs: np.ndarray,
+                    rank_rtol: float = RANK_RTOL, null_tol: float = NULL_TOL):
     """Append the diagnostic columns of all units at once (needed when some parameters
     are shared, which couples the units), then summarise as :func:`summarise` does."""
-    problem = result.info["problem"]
+    problem = result.run.problem
     params = result.parameters
     shared = np.isin(params, problem.get("shared", []))
-    sse, x = result.table["sse"].to_numpy(), result.table[params].to_numpy(float)
+    objective = result.table["objective"].to_numpy()
+    x = result.table[params].to_numpy(float)
+    n_slots = jacobian.shape[1] - len(problem.get("ridge", {}))
     if not shared.any():
-        columns, penalty_only = unit_diagnostics(jacobian, sse, x, params, problem, rank_rtol,
-                                                 null_tol)
+        columns, penalty_only = unit_diagnostics(jacobian, objective, x, params, n_obs,
+                                                 problem, rank_rtol, null_tol)
     else:
         local = diagnose(jacobian[:, :, ~shared], rank_rtol, null_tol)
-        diag, s2, dof = _with_shared(jacobian, shared, local, sse, len(problem["targets"]),
+        diag, s2, dof = _with_shared(jacobian, shared, local, objective, n_obs, problem,
                                      rank_rtol, null_tol)
         columns = _columns(diag, s2, dof, x, params)
-        penalty_only = _penalty_only(jacobian, len(problem["targets"]), params, problem, diag,
-                                     rank_rtol, null_tol)
+        penalty_only = _penalty_only(jacobian, n_slots, params, problem, diag, rank_rtol,
+                                     null_tol)
     result.table = pd.concat([result.table.drop(columns=list(columns), errors="ignore"),
                               pd.DataFrame(columns, index=result.table.index)], axis=1)
     return summarise(result, penalty_only, rank_rtol, null_tol)
 
 
-def summarise(result: FitResult, penalty_only: dict[str, int], rank_rtol: float = RANK_RTOL,
-              null_tol: float = NULL_TOL) -> FitResult:
+def summarise(result, penalty_only: dict[str, int], rank_rtol: float = RANK_RTOL,
+              null_tol: float = NULL_TOL):
     """Put the identifiability summary of the table's diagnostic columns in
-    ``result.info["identifiability"]`` and warn when some parameters are not identifiable."""
+    ``result.run.identifiability`` and warn when some parameters are not identifiable."""
     summary = _summarise(result, penalty_only, rank_rtol, null_tol)
-    result.info["identifiability"] = summary
-    if summary["warning"]:
-        warnings.warn(summary["warning"], IdentifiabilityWarning, stacklevel=3)
+    result.run = dataclasses.replace(result.run, identifiability=summary)
+    if summary.warning:
+        warn_user(summary.warning, IdentifiabilityWarning)
     return result
 
 
-def _columns(diag: Diagnostics, s2: np.ndarray, dof: int, x: np.ndarray,
+def _columns(diag: Diagnostics, s2: np.ndarray, dof: np.ndarray, x: np.ndarray,
              params: list[str]) -> dict[str, np.ndarray]:
     stderr = np.sqrt(s2[:, None] * diag.variance)
-    half = stats.t.ppf(0.5 + CONFIDENCE / 2, dof) * stderr if dof > 0 else stderr
+    half = _quantile(np.broadcast_to(np.asarray(dof, dtype=float), (len(s2),)))[:, None] \
+        * stderr
     columns = {"rank": diag.rank, "condition": diag.condition}
     for j, name in enumerate(params):
         columns |= {f"{name}_identifiable": diag.identifiable[:, j],
@@ -166,7 +182,27 @@ def _columns(diag: Diagnostics, s2: np.ndarray, dof: int, x: np.ndarray,
     return columns
 
 
-def _with_shared(jac, shared, local: Diagnostics, sse, n_targets, rank_rtol, null_tol):
+def _quantile(dof: np.ndarray) -> np.ndarray:
+    """The two-sided CONFIDENCE quantile of Student's t with ``dof`` degrees of freedom
+    (normal where infinite; NaN where none).  SciPy is imported only when some unit has a
+    finite number of degrees of freedom: many problems (the census) have none."""
+    q = 0.5 + CONFIDENCE / 2
+    out = np.full(len(dof), np.nan)
+    out[np.isinf(dof)] = _NORMAL_QUANTILE
+    finite = np.isfinite(dof) & (dof > 0)
+    if finite.any():
+        from scipy.special import stdtrit  # Student's t without importing scipy.stats
+
+        out[finite] = stdtrit(dof[finite], q)
+    return out
+
+
+#: The normal distribution's 97.5 % quantile (CONFIDENCE = 0.95; checked by the tests).
+_NORMAL_QUANTILE = 1.959963984540054
+
+
+def _with_shared(jac, shared, local: Diagnostics, objective, n_obs, problem, rank_rtol,
+                 null_tol):
     """Joint diagnostics when some parameters are shared by all units.
 
     With ``A_i`` the per-unit and ``B_i`` the shared columns of unit i, the shared
@@ -179,8 +215,10 @@ def _with_shared(jac, shared, local: Diagnostics, sse, n_targets, rank_rtol, nul
     G = np.linalg.pinv(A, rcond=rank_rtol) @ B  # (n, L, S): A⁺B
     schur = np.einsum("nrs,nrt->st", B, B) - np.einsum("nrs,nrl,nlt->st", B, A, G)
     whole = diagnose(_factor(schur)[None], rank_rtol, null_tol)
-    dof = int(finite.sum()) * (n_targets - int((~shared).sum())) - int(shared.sum())
-    s2_all = np.nansum(sse[finite]) / dof if dof > 0 else np.nan
+    dof = int(np.sum(n_obs[finite] - int((~shared).sum()))) - int(shared.sum())
+    s2_all = np.nansum(objective[finite]) / dof if dof > 0 else np.nan
+    if scale_known(problem):
+        s2_all, dof = 1.0, np.inf
     inverse = np.linalg.pinv(schur, rcond=rank_rtol, hermitian=True)
     # a per-unit parameter also inherits the uncertainty of the shared values
     extra = np.einsum("nls,st,nlt->nl", G, inverse, G)
@@ -197,7 +235,7 @@ def _with_shared(jac, shared, local: Diagnostics, sse, n_targets, rank_rtol, nul
     nullspace[np.ix_(finite, shared)] = whole.nullspace[0]
     variance[np.ix_(finite, shared)] = whole.variance[0]
     diag = Diagnostics(local.rank, local.condition, nullspace, identifiable, variance)
-    return diag, np.where(finite, s2_all, np.nan), dof
+    return diag, np.where(finite, s2_all, np.nan), np.full(n, dof, dtype=float)
 
 
 def _factor(matrix: np.ndarray) -> np.ndarray:
@@ -207,15 +245,15 @@ def _factor(matrix: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(values, 0, None))[:, None] * vectors.T
 
 
-def _penalty_only(jac, n_targets, params, problem, diag, rank_rtol, null_tol) -> dict:
+def _penalty_only(jac, n_slots, params, problem, diag, rank_rtol, null_tol) -> dict:
     """Per ridge-penalised parameter, how many units have it identifiable only thanks to
     its penalty (identifiable with the penalty rows, not from the target rows alone)."""
     ridged = [params.index(p) for p in problem.get("ridge", {}) if p in params]
-    if not ridged or jac.shape[1] == n_targets:
+    if not ridged or jac.shape[1] == n_slots:
         return {}
     shared = set(problem.get("shared", []))
     local = [j for j, p in enumerate(params) if p not in shared]
-    targets_only = diagnose(jac[:, :n_targets, local], rank_rtol, null_tol)
+    targets_only = diagnose(jac[:, :n_slots, local], rank_rtol, null_tol)
     out = {}
     for j in ridged:
         if params[j] in shared:
@@ -225,28 +263,52 @@ def _penalty_only(jac, n_targets, params, problem, diag, rank_rtol, null_tol) ->
     return out
 
 
-def _summarise(result, penalty_only, rank_rtol, null_tol) -> dict:
-    problem = result.info["problem"]
+@dataclass(frozen=True)
+class Identifiability:
+    """What the diagnostics say about a whole fit (``FitResult.run.identifiability``)."""
+
+    rank_rtol: float
+    null_tol: float
+    confidence: float
+    dof: int | None  # residual degrees of freedom per unit (None when they differ)
+    units: int  # units diagnosed
+    full_rank: int
+    units_affected: int
+    not_identifiable: dict[str, int]
+    penalty_only: dict[str, int]
+    stderr_note: str
+    summary: list[str]  # the lines the CLI prints
+    warning: str
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _summarise(result, penalty_only, rank_rtol, null_tol) -> Identifiability:
+    problem = result.run.problem
     params = result.parameters
-    rank = result.table["rank"].to_numpy()
-    identifiable = result.table[[f"{p}_identifiable" for p in params]].to_numpy(bool)
+    table = result.table
+    rank = table["rank"].to_numpy()
+    identifiable = table[[f"{p}_identifiable" for p in params]].to_numpy(bool)
     assessed = rank >= 0
     n = int(assessed.sum())
-    p_local = len(params) - len(problem.get("shared", []))
-    times = sorted({t for t, _ in problem["targets"]})
-    which = "the " + ", ".join(f"{t:g}" for t in times) + " targets"
+    shared_params = problem.get("shared", [])
+    p_local = len(params) - len(shared_params)
+    n_obs = table["n_obs"].to_numpy()
+    times = sorted(set(result.targets["time"].tolist()))
+    which = ("the " + ", ".join(f"{t:g}" for t in times) + " targets" if len(times) <= 4
+             else "their observations")
     not_identifiable = {p: int((~identifiable[assessed, j]).sum())
                         for j, p in enumerate(params)}
     full = int((rank[assessed] == p_local).sum())
-    shared_params = problem.get("shared", [])
-    dof = (len(problem["targets"]) - p_local if not shared_params else
-           n * (len(problem["targets"]) - p_local) - len(shared_params))
+    counts = (f"{int(n_obs.min())} targets" if n_obs.min() == n_obs.max()
+              else f"{int(n_obs.min())}-{int(n_obs.max())} observations")
     lines = [f"Identifiability: {full} of {n} units have full rank "
-             f"({p_local} per-unit parameters, {len(problem['targets'])} targets"
+             f"({p_local} per-unit parameters, {counts}"
              + (f" + {len(problem.get('ridge', {}))} ridge penalties" if problem.get("ridge")
                 else "") + ")."]
     flagged = [p for p in params if not_identifiable[p]]
-    ids = result.table[result.unit_columns]
+    ids = table[result.unit_columns]
     for p in flagged:
         first = np.flatnonzero(assessed & ~identifiable[:, params.index(p)])[0]
         example = ", ".join(f"{c}={v}" for c, v in ids.iloc[first].items())
@@ -257,13 +319,23 @@ def _summarise(result, penalty_only, rank_rtol, null_tol) -> dict:
         if count:
             lines.append(f"  {p} is set by its ridge penalty alone in {count} of {n} units: "
                          f"{which} do not identify it.")
-    if dof <= 0:
-        note = (f"Standard errors unavailable: {len(problem['targets'])} targets per unit for "
-                f"{p_local} per-unit parameters leave no degrees of freedom to estimate the "
-                "residual variance.")
+    dofs = n_obs - p_local
+    if shared_params:
+        dof = int(np.sum(dofs[assessed])) - len(shared_params)
+        dofs = np.full(len(dofs), dof)
+    if scale_known(problem):
+        note = (f"Standard errors and {CONFIDENCE:.0%} intervals from the Fisher information "
+                f"of the {problem['likelihood']} likelihood, for identifiable parameters.")
+    elif (dofs <= 0).all():
+        note = (f"Standard errors unavailable: {counts} per unit for {p_local} per-unit "
+                "parameters leave no degrees of freedom to estimate the residual variance.")
     else:
-        note = (f"Standard errors and {CONFIDENCE:.0%} intervals from s² = SSE/{dof} "
-                "for identifiable parameters.")
+        spread = (f"{int(dofs.min())}" if dofs.min() == dofs.max()
+                  else f"n - {p_local} per unit")
+        note = (f"Standard errors and {CONFIDENCE:.0%} intervals from s² = SSE/{spread} "
+                "for identifiable parameters"
+                + (f" ({int((dofs <= 0).sum())} units have too few observations)."
+                   if (dofs <= 0).any() else "."))
     lines.append(note)
     units_affected = int((~identifiable[assessed]).any(axis=1).sum())
     warning = ""
@@ -273,7 +345,6 @@ def _summarise(result, penalty_only, rank_rtol, null_tol) -> dict:
                                                  for p in flagged)
                    + ". Their fitted values are an artefact of the starting point; fix them, "
                    "add a ridge penalty or more targets (see the *_identifiable columns).")
-    return {"rank_rtol": rank_rtol, "null_tol": null_tol, "confidence": CONFIDENCE,
-            "dof": dof, "units": n, "full_rank": full, "units_affected": units_affected,
-            "not_identifiable": not_identifiable, "penalty_only": penalty_only,
-            "stderr_note": note, "summary": lines, "warning": warning}
+    dof = int(dofs[0]) if len(dofs) and (dofs == dofs[0]).all() else None
+    return Identifiability(rank_rtol, null_tol, CONFIDENCE, dof, n, full, units_affected,
+                           not_identifiable, dict(penalty_only), note, lines, warning)

@@ -5,6 +5,10 @@ results table with a status, never an exception.  Every error subclasses a
 builtin so that callers can catch it the way they would catch the builtin.
 """
 
+import os
+import sys
+import warnings
+
 
 class SdfitError(Exception):
     """Base class of every error sdfit raises on purpose."""
@@ -56,6 +60,25 @@ class IdentifiabilityWarning(ConvergenceWarning):
 
 class FallbackWarning(UserWarning):
     """The batched engine cannot compile the model: PySD's runtime fits it instead."""
+
+
+class FigureWarning(UserWarning):
+    """A figure was not drawn (e.g. a county map without the county shapefile)."""
+
+
+def warn_user(message: str, category: type[Warning]) -> None:
+    """Warn, pointing at the first caller outside sdfit (the user's own line), not at the
+    sdfit module that noticed."""
+    package = os.path.dirname(__file__)
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+class EngineError(SdfitError, RuntimeError):
+    """The batched engine failed while simulating, for a reason other than bad input (under
+    ``engine="auto"`` the fit falls back to PySD's runtime)."""
 
 
 class ResultsFolderWarning(UserWarning):

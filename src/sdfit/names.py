@@ -49,3 +49,36 @@ def match_pattern(pattern: str, candidates: Iterable[str]) -> list[str]:
     # brackets are subscripts ("rate[dec 3]"), never glob character classes
     glob = key.replace("[", "[[]")
     return [c for c in candidates if fnmatch.fnmatchcase(canonical(c), glob)]
+
+
+def element_key(name: str) -> str:
+    """Comparison key of a variable or element name (``"Pop[dec_1, B]"`` ->
+    ``"pop[dec 1,b]"``)."""
+    return re.sub(r"\s*([\[\],])\s*", r"\1", canonical(name))
+
+
+def is_glob(pattern: str) -> bool:
+    return "*" in pattern or "?" in pattern
+
+
+def aliased(names: Iterable[str], aliases: dict[str, str]) -> dict[str, str]:
+    """Model-side key -> name, for data names read through ``aliases`` (globs whose ``*``
+    and ``?`` carry over to the model name: ``{"dec *": "population[dec *]"}`` reads
+    ``dec_3`` as ``population[dec 3]``); names no alias matches keep their own key."""
+    compiled = []
+    for pattern, target in aliases.items():
+        regex = "".join("(.*)" if c == "*" else "(.)" if c == "?" else re.escape(c)
+                        for c in element_key(pattern))
+        compiled.append((re.compile(regex), element_key(target)))
+    keys = {}
+    for name in names:
+        key = element_key(name)
+        for regex, target in compiled:
+            match = regex.fullmatch(key)
+            if match:
+                pieces = re.split(r"[*?]", target)
+                key = pieces[0] + "".join(g + p for g, p in zip(match.groups(), pieces[1:],
+                                                                strict=True))
+                break
+        keys[key] = name
+    return keys

@@ -1,18 +1,89 @@
-"""FitResult: the per-unit table of a fit, its targets, and how they are written to disk."""
+"""FitResult: the per-unit table of a fit, its targets, the record of how it ran — and how
+all of it is written to a folder and read back."""
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
-import os
-import tempfile
-from collections.abc import Callable
+import math
+import platform
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from .exceptions import DataError
+from .files import atomic_write, read_csv, write_csv
+
 OUTCOME_COLUMNS = ["sse", "success", "status", "message", "nfev"]
+RESULT_FILES = ("params.csv", "targets.csv", "params.parquet", "dropped.csv", "run.json")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """How a fit was run: written as ``run.json`` (strict JSON: a non-finite number is the
+    string ``"Infinity"``, ``"-Infinity"`` or ``"NaN"``)."""
+
+    model: str
+    data: str
+    problem: dict  # Resolved.describe()
+    request: dict = field(default_factory=dict)  # the Problem as given (to pose it again)
+    data_layout: dict = field(default_factory=dict)  # read_panel(data, **data_layout)
+    solver: dict = field(default_factory=dict)
+    engine: str = "batched"
+    backend: str = "serial"
+    workers: int = 1
+    chunks: int = 1
+    resumed_chunks: int = 0
+    wall_time: float = math.nan
+    compile_time: float = 0.0  # C compilation of kernels (0 when the caches had them)
+    model_load: dict = field(default_factory=dict)  # {seconds, cached}: translate + compile
+    spec: str | None = None
+    spec_dict: dict | None = None
+    command: list[str] | None = None
+    fingerprints: dict[str, str | None] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    started: str = ""  # UTC, ISO 8601
+    identifiability: object = None  # diagnostics.Identifiability
+    dropped: int = 0
+
+    def to_json(self) -> str:
+        data = dataclasses.asdict(self)
+        if self.identifiability is not None and not isinstance(self.identifiability, dict):
+            data["identifiability"] = self.identifiability.to_dict()
+        return json.dumps(_strict(data), indent=2, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> RunRecord:
+        data = _restore(json.loads(text))
+        known = {f.name for f in dataclasses.fields(cls)}
+        identifiability = data.get("identifiability")
+        if isinstance(identifiability, dict):
+            from .diagnostics import Identifiability
+
+            data["identifiability"] = Identifiability(**identifiability)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def versions() -> dict[str, str]:
+    """Versions of sdfit and of what its numbers depend on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from ._version import __version__
+
+    out = {"sdfit": __version__, "python": platform.python_version()}
+    for package in ("numpy", "scipy", "pandas", "pysd"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "not installed"
+    return out
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -22,26 +93,30 @@ class FitResult:
     Attributes
     ----------
     table : DataFrame
-        One row per unit: the unit id columns, one column per fitted parameter
-        (named as in the model), then ``sse, success, status, message, nfev``,
-        then the diagnostics of :mod:`sdfit.diagnostics` (``rank``, ``condition``,
-        ``<param>_identifiable``, ``_nullspace``, ``_stderr``, ``_ci_low``, ``_ci_high``).
+        One row per unit: the unit id columns, one column per fitted parameter (named as in
+        the model), then ``sse, success, status, message, nfev``, then ``n_obs``,
+        ``objective``, ``nll``, ``aic``, ``bic`` (``starts_agree`` with several starts,
+        ``dispersion...`` for the negative binomial), then the diagnostics of
+        :mod:`sdfit.diagnostics`.
     targets : DataFrame
-        Long table of every target: unit ids, ``time``, ``variable``,
-        ``observed`` and ``fitted``.
+        Every observation compared: unit ids, ``time``, ``variable``, ``observed``,
+        ``fitted``.
     parameters : list of str
         The fitted parameters, in table order.
     dropped : DataFrame
-        Units skipped because their data was invalid, with the reason.
-    info : dict
-        How the fit was run: model, data, backend, workers, wall time...
+        Units skipped because their data were invalid, with the reason.
+    run : RunRecord
+        How the fit was run.
     """
 
     table: pd.DataFrame
     targets: pd.DataFrame
     parameters: list[str]
     dropped: pd.DataFrame = field(default_factory=pd.DataFrame)
-    info: dict = field(default_factory=dict)
+    run: RunRecord | None = None
+    #: what the fit ran on (engine, resolved problem, unit data, panel), kept in memory only,
+    #: so that unit stories need not pose the problem again
+    context: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def unit_columns(self) -> list[str]:
@@ -52,18 +127,100 @@ class FitResult:
     def n_failed(self) -> int:
         return int((~self.table["success"]).sum())
 
+    @property
+    def identifiability(self):
+        return None if self.run is None else self.run.identifiability
+
     def params(self) -> pd.DataFrame:
         """Fitted parameters indexed by unit."""
         return self.table.set_index(self.unit_columns)[self.parameters]
 
+    def __repr__(self) -> str:
+        n = len(self.table)
+        model = Path(self.run.model).stem if self.run else "?"
+        return (f"FitResult({model}: {n} units, {n - self.n_failed} succeeded, "
+                f"{self.n_failed} failed; {len(self.parameters)} parameters: "
+                f"{', '.join(self.parameters[:4])}{', ...' if len(self.parameters) > 4 else ''})")
+
+    def stories(self, units=None) -> dict:
+        """Units' trajectories over the whole run beside their observations (see
+        :func:`sdfit.stories.unit_stories`): ids as in the table, or row numbers."""
+        from .stories import unit_stories
+
+        return unit_stories(self, units)
+
+    def plot(self, unit):
+        """A figure of one unit (its id, or its row number): every target variable over the
+        whole run with its observations, fitted and not, and the parameters with their
+        intervals.  Returns a matplotlib Figure (shown inline in a notebook)."""
+        from .figures import unit_figure
+
+        [story] = self.stories([unit]).values()
+        return unit_figure(story)
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the summary, then the first rows of the table."""
+        import html
+
+        head = self.table.head(10).to_html(max_cols=16, float_format=lambda v: f"{v:.6g}")
+        return (f"<p><b>{html.escape(repr(self))}</b></p><pre>{html.escape(self.summary())}"
+                f"</pre>{head}")
+
+    def report(self, unit=None) -> str:
+        """A text report in lmfit's spirit: the fit statistics and, for one unit (its id, or
+        its row number), every parameter with its standard error and interval; without a
+        unit, each parameter's distribution over the units."""
+        lines = ["[[Fit]]", *("    " + line for line in self.summary().splitlines())]
+        table = self.table
+        if unit is None:
+            lines.append("[[Parameters]] (over units: median [2.5 %, 97.5 %])")
+            for p in self.parameters:
+                q = table.loc[table["success"], p].quantile([0.5, 0.025, 0.975]).to_numpy()
+                lines.append(f"    {p + ':':<24} {q[0]:<12.6g} [{q[1]:.6g}, {q[2]:.6g}]")
+            return "\n".join(lines)
+        row = self._row(unit)
+        ids = ", ".join(f"{c}={row[c]}" for c in self.unit_columns)
+        lines += [f"[[Unit {ids}]]",
+                  f"    status: {row['message']} ({'success' if row['success'] else 'FAILED'})",
+                  f"    observations: {row['n_obs']}, model evaluations: {row['nfev']}",
+                  f"    sse: {row['sse']:.6g}, nll: {row['nll']:.6g}, aic: {row['aic']:.6g}, "
+                  f"bic: {row['bic']:.6g}", "[[Variables]]"]
+        for p in self.parameters:
+            stderr, low, high = (row.get(f"{p}_{k}", np.nan) for k in ("stderr", "ci_low",
+                                                                        "ci_high"))
+            flag = "" if row.get(f"{p}_identifiable", True) else "  (not identifiable)"
+            lines.append(f"    {p + ':':<24} {row[p]:<12.6g} +/- {stderr:<10.4g} "
+                         f"[{low:.6g}, {high:.6g}]{flag}")
+        return "\n".join(lines)
+
+    def _row(self, unit) -> pd.Series:
+        """A unit's row, by id (a value or tuple of the unit columns) or by row number."""
+        ids = self.table[self.unit_columns]
+        key = unit if isinstance(unit, tuple) else (unit,)
+        match = (ids == pd.Series(key, index=self.unit_columns[:len(key)])).all(axis=1) \
+            if len(key) == len(self.unit_columns) else pd.Series(False, index=ids.index)
+        if match.any():
+            return self.table[match.to_numpy()].iloc[0]
+        if isinstance(unit, int | np.integer) and 0 <= unit < len(self.table):
+            return self.table.iloc[int(unit)]
+        from .names import did_you_mean
+
+        examples = [", ".join(map(str, k)) if isinstance(k, tuple) else str(k)
+                    for k in ids.head(1000).itertuples(index=False, name=None)]
+        raise DataError(f"No unit {unit!r} in this result (unit columns: "
+                        f"{', '.join(self.unit_columns)}).{did_you_mean(str(unit), examples)}")
+
     def summary(self) -> str:
         """A few lines for the terminal: counts, failures, SSE quantiles, wall time."""
         n, failed = len(self.table), self.n_failed
+        run = self.run
         lines = [f"Fitted {n} units: {n - failed} succeeded, {failed} failed."]
-        if self.info.get("wall_time") is not None:
-            lines[0] += (f" Fit time {self.info['wall_time']:.2f} s "
-                         f"({self.info.get('backend', '?')}, {self.info.get('workers', '?')} "
-                         "workers).")
+        if run is not None and math.isfinite(run.wall_time):
+            lines[0] += (f" Fit time {run.wall_time:.2f} s ({run.backend}, {run.workers} "
+                         "workers)")
+            first = run.compile_time + (0 if run.model_load.get("cached", True)
+                                        else run.model_load.get("seconds", 0.0))
+            lines[0] += f"; first-run compile {first:.2f} s." if first >= 0.01 else "."
         if failed:
             reasons = self.table.loc[~self.table["success"], "message"].value_counts()
             lines += [f"  {count} x {reason}" for reason, count in reasons.items()]
@@ -76,16 +233,29 @@ class FitResult:
                 lines.append(f"  line {unit['line']} ({where}): {unit['reason']}")
             if len(self.dropped) > 5:
                 lines.append(f"  and {len(self.dropped) - 5} more")
-        q = self.table["sse"].quantile([0, 0.5, 0.9, 0.99, 1]).to_numpy()
-        lines.append("SSE quantiles: min {:.3g}, median {:.3g}, 90% {:.3g}, 99% {:.3g}, "
-                     "max {:.3g}".format(*q))
-        lines += self.info.get("identifiability", {}).get("summary", [])
+        sse = self.table["sse"].to_numpy(float)
+        finite = sse[np.isfinite(sse)]
+        if finite.size:
+            q = np.quantile(finite, [0, 0.5, 0.9, 0.99, 1])
+            lines.append("SSE quantiles: min {:.3g}, median {:.3g}, 90% {:.3g}, 99% {:.3g}, "
+                         "max {:.3g}".format(*q)
+                         + (f" ({len(sse) - finite.size} units without)"
+                            if finite.size < len(sse) else ""))
+        if "starts_agree" in self.table:
+            once = int((self.table["starts_agree"] == 1).sum())
+            starts = run.problem.get("starts", 1) if run else 1
+            lines.append(f"Starts: the best objective was reached by all {starts} starts in "
+                         f"{int((self.table['starts_agree'] == starts).sum())} units, by one "
+                         f"start only in {once}" + (" (other minima exist: more starts may "
+                                                     "find better ones)." if once else "."))
+        if self.identifiability is not None:
+            lines += self.identifiability.summary
         return "\n".join(lines)
 
-    # -- files ------------------------------------------------------------------------
+    # -- files ----------------------------------------------------------------------------
     def write(self, out: str | Path) -> list[Path]:
-        """Write params.csv (and params.parquet with pyarrow), targets.csv, dropped.csv
-        and run.json into ``out``, each atomically.  Returns the paths written."""
+        """Write params.csv (and params.parquet with pyarrow), targets.csv, dropped.csv (when
+        units were dropped) and run.json into ``out``, each atomically.  Returns the paths."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         written = [write_csv(self.table, out / "params.csv"),
@@ -95,61 +265,61 @@ class FitResult:
                                         lambda p: self.table.to_parquet(p, index=False)))
         if len(self.dropped):
             written.append(write_csv(self.dropped, out / "dropped.csv"))
-        else:  # not one left by an earlier run in the same folder
-            (out / "dropped.csv").unlink(missing_ok=True)
-        written.append(atomic_write(out / "run.json", lambda p: Path(p).write_text(
-            json.dumps(self.info, indent=2, default=str) + "\n")))
+        text = self.run.to_json()
+        written.append(atomic_write(out / "run.json", lambda p: Path(p).write_text(text)))
         return written
 
-
-def fingerprint(path: str | Path) -> str | None:
-    """sha256 of a file's bytes, or None when ``path`` is not a file (e.g. an in-memory
-    panel), so a results folder says exactly which inputs it came from."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except (OSError, TypeError):
-        return None
-    return digest.hexdigest()
-
-
-def write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    """Write a table as CSV atomically, floats with round-trip precision."""
-    return atomic_write(path, lambda p: frame.to_csv(p, index=False, float_format="%.17g"))
-
-
-def read_csv(path: str | Path) -> pd.DataFrame:
-    """Read a table written by :func:`write_csv`, floats exactly as written."""
-    # pandas 3 parses floats exactly by default and deprecates the option
-    exact = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
-    return pd.read_csv(path, **exact)
+    @classmethod
+    def read(cls, folder: str | Path) -> FitResult:
+        """The result written into ``folder`` by :meth:`write` (without the Jacobians, which
+        are not written: the diagnostics are columns of params.csv)."""
+        folder = Path(folder)
+        for name in ("params.csv", "targets.csv", "run.json"):
+            if not (folder / name).is_file():
+                raise DataError(f"Results folder '{folder}' has no {name}; run `sdfit fit` "
+                                f"with --out {folder} first.")
+        try:
+            run = RunRecord.from_json((folder / "run.json").read_text(encoding="utf-8"))
+        except (ValueError, TypeError) as error:
+            raise DataError(f"'{folder / 'run.json'}' is not a run record this sdfit can "
+                            f"read ({error}); fit again to report on it.") from None
+        dropped = folder / "dropped.csv"
+        return cls(read_csv(folder / "params.csv"), read_csv(folder / "targets.csv"),
+                   list(run.problem["parameters"]),
+                   dropped=read_csv(dropped) if dropped.is_file() else pd.DataFrame(),
+                   run=run)
 
 
-def atomic_write(path: Path, write: Callable[[str], object]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place,
-    so a crash never leaves a half-written file under the final name."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+def _strict(value):
+    """JSON-safe copy: non-finite floats as strings, NumPy values as Python ones."""
+    if isinstance(value, dict):
+        return {str(k): _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _strict(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return repr(value)
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
-_UMASK = _current_umask()
+def _restore(value):
+    if isinstance(value, dict):
+        return {k: _restore(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restore(v) for v in value]
+    if isinstance(value, str) and value in _NONFINITE:
+        return _NONFINITE[value]
+    return value
 
 
 def _has_pyarrow() -> bool:

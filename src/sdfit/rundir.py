@@ -28,15 +28,14 @@ import os
 import shutil
 import socket
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .checkpoint import Checkpoint
-from .exceptions import ResultsFolderWarning, SdfitError, SpecError
-from .results import atomic_write, fingerprint
+from .exceptions import ResultsFolderWarning, SdfitError, SpecError, warn_user
+from .files import atomic_write, sha256
 
 MARKER = ".sdfit.json"
 SUFFIX = ".sdfit-partial"
@@ -166,8 +165,7 @@ class ResultsFolder:
             self._retire(old)
         _fsync(self.out.parent)
         for left in self.checkpoint.remove():
-            warnings.warn(f"Left '{left}' in place: sdfit did not write it.",
-                          ResultsFolderWarning, stacklevel=2)
+            warn_user(f"Left '{left}' in place: sdfit did not write it.", ResultsFolderWarning)
         return [self.out / name for name in written]
 
     def record(self, path: str | Path) -> None:
@@ -175,7 +173,7 @@ class ResultsFolder:
         files sdfit wrote, so that the next run replaces it instead of keeping it."""
         relative = Path(path).resolve().relative_to(self.out).as_posix()
         files = _read_marker(self.out) or {}
-        files[relative] = fingerprint(self.out / relative)
+        files[relative] = sha256(self.out / relative)
         _write_marker(self.out, files)
 
     # -- helpers --------------------------------------------------------------------------
@@ -214,8 +212,8 @@ class ResultsFolder:
             if not os.listdir(folder):
                 os.rmdir(folder)
         if old.exists():
-            warnings.warn(f"Kept '{old}': it holds files sdfit did not write and could not "
-                          f"move into '{self.name}'.", ResultsFolderWarning, stacklevel=3)
+            warn_user(f"Kept '{old}': it holds files sdfit did not write and could not "
+                          f"move into '{self.name}'.", ResultsFolderWarning)
 
     def _recover(self) -> None:
         """Finish what a killed commit left: the previous results restored if `out` went
@@ -353,7 +351,7 @@ def _seal(staging: Path) -> list[str]:
             path = Path(folder) / name
             if path != staging / MARKER:
                 _fsync(path)
-                files[path.relative_to(staging).as_posix()] = fingerprint(path)
+                files[path.relative_to(staging).as_posix()] = sha256(path)
     _write_marker(staging, files)
     _fsync(staging)
     return sorted(files)
@@ -362,7 +360,7 @@ def _seal(staging: Path) -> list[str]:
 def _verified(folder: Path, files: dict[str, str]) -> set[str]:
     """The files sdfit wrote that are still as it wrote them: the ones it may delete."""
     return {name for name, digest in files.items()
-            if _is_real_file(folder, name) and fingerprint(folder / name) == digest}
+            if _is_real_file(folder, name) and sha256(folder / name) == digest}
 
 
 def _is_real_file(folder: Path, name: str) -> bool:

@@ -1,28 +1,20 @@
-"""Spec files: a Problem plus the model and data it applies to, as TOML.
+"""Spec files: a Problem plus the model and data it applies to, and how to run it, as TOML.
 
-The TOML form is a public contract::
+The TOML form is a public contract (README, "Spec files"); every key is a setting of
+:mod:`sdfit.settings` and is validated there::
 
-    model = "Aging_Chain.mdl"                 # paths are relative to the spec file;
-    data = "Males by decade and county.csv"   # $VARS and ~ are expanded, and
-                                              # "dataset:NAME" names a bundled dataset
-    [aliases]                                 # optional: data variable = model name
-    "dec *" = "population[dec *]"             # (an element of a subscripted variable)
-    [initial]
-    time = 2000                               # stocks start from the data at this time
-    stocks = ["dec 1", "dec 2"]               # optional: default every stock in the data
-    [targets]
-    times = [2010]
-    exclude = ["dec 1"]                       # in the data but not fitted
-    variables = ["dec 2", "dec 3"]            # optional: default every data variable
-    weights = { "dec 9" = 2.0 }               # optional: weight of squared errors
+    model = "aging_chain.mdl"                 # paths are relative to the spec file;
+    data = "dataset:us-county-males"          # $VARS and ~ expand; dataset:NAME is fetched
+    # data = { path = "theoph.csv", units = ["Subject"], time = "Time" }   (tidy data)
+    [aliases]                                 # data variable = model name
+    [initial]  time, stocks                   # stocks from the data (default: the model's)
+    [targets]  times, variables, exclude, weights, likelihood, dispersion, loss, f_scale
+    [inputs]   "model variable" = "data column"
     [parameters]
-    "dec * loss rate" = { x0 = 0.05 }         # also bounds = [lo, hi], fixed = value,
-                                              # ridge = λ (penalty towards x0),
-                                              # shared = true (one value for all units)
-    [fit]                                     # optional defaults of `sdfit fit`
-    backend = "processes"                     # scheduler, workers, chunk_size,
-                                              # drop_invalid, engine
-    [solver]                                  # optional: ftol, xtol, gtol, max_nfev
+    "dec * loss rate" = { x0 = 0.05 }         # bounds, fixed, ridge, shared, scale
+    [fit]      backend, scheduler, workers, chunk_size, drop_invalid, engine, method,
+               starts, seed, max_steps
+    [solver]   ftol, xtol, gtol, max_nfev
 """
 
 from __future__ import annotations
@@ -32,6 +24,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import settings
 from .exceptions import SpecError
 from .names import did_you_mean
 from .problem import Parameter, Problem
@@ -41,16 +34,25 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-KEYS = {
-    "": {"model", "data", "aliases", "initial", "targets", "parameters", "fit", "solver"},
-    "initial": {"time", "stocks"},
-    "targets": {"times", "exclude", "variables", "weights"},
-    "parameter": {"x0", "bounds", "fixed", "ridge", "shared"},
-    "fit": {"backend", "scheduler", "workers", "chunk_size", "drop_invalid", "engine"},
-    "solver": {"ftol", "xtol", "gtol", "max_nfev"},
-}
-
 EXAMPLES = Path(__file__).parent / "examples"
+TABLES = ("aliases", "initial", "targets", "inputs", "parameters", "fit", "solver")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where the data are and, for tidy data, which columns hold the units and the time."""
+
+    path: Path
+    units: tuple[str, ...] | None = None
+    time: str | None = None
+
+    def read(self):
+        from .data import read_panel
+
+        return read_panel(self.path, units=self.units, time=self.time)
+
+    def __str__(self) -> str:
+        return str(self.path)
 
 
 @dataclass(frozen=True)
@@ -59,20 +61,20 @@ class Spec:
 
     Attributes
     ----------
-    model, data : Path or None
-        Resolved paths (``None`` when the spec leaves them to the command line).
+    model : Path or None
+    data : DataSource or None
+        (``None`` when the spec leaves them to the command line.)
     problem : Problem
     fit : dict
-        Execution defaults (``backend``, ``workers``, ``chunk_size``, ``drop_invalid``,
-        ``engine``).
+        Execution settings of ``[fit]`` (validated), for :func:`sdfit.fit`.
     solver : dict
-        Solver settings (``ftol``, ``xtol``, ``gtol``, ``max_nfev``).
+        Solver settings of ``[solver]`` (validated).
     source : str
         The spec file, for messages.
     """
 
     model: Path | None
-    data: Path | None
+    data: DataSource | None
     problem: Problem
     fit: dict = field(default_factory=dict)
     solver: dict = field(default_factory=dict)
@@ -87,103 +89,119 @@ def example_specs() -> list[str]:
 def find_spec(name: str | Path) -> Path:
     """A spec path, or the bundled example of that name (``"us-counties"``)."""
     path = Path(name)
-    if path.is_file():
+    if str(name).strip() and path.is_file():
         return path
     bundled = EXAMPLES / f"{name}.toml"
-    if bundled.is_file():
+    if str(name).strip() and bundled.is_file():
         return bundled
     hint = did_you_mean(str(name), example_specs())
     raise SpecError(f"Spec file '{name}' does not exist and is not a bundled example "
                     f"({', '.join(example_specs())}).{hint}")
 
 
-def load_spec(path: str | Path) -> Spec:
-    """Read a TOML spec file (or a bundled example by name)."""
-    path = find_spec(path)
+def read_spec_file(name: str | Path) -> tuple[dict, Path, str]:
+    """The raw TOML table of a spec file (or bundled example), its folder and its path."""
+    path = find_spec(name)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"Spec file '{path}' is not UTF-8 text.") from None
+    try:
+        return tomllib.loads(text), path.parent, str(path)
     except tomllib.TOMLDecodeError as error:
         raise SpecError(f"Spec file '{path}' is not valid TOML: {error}.") from None
-    return spec_from_dict(raw, base=path.parent, source=str(path))
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read a TOML spec file (or a bundled example by name)."""
+    raw, base, source = read_spec_file(path)
+    return spec_from_dict(raw, base=base, source=source)
 
 
 def spec_from_dict(raw: dict, base: Path = Path("."), source: str = "<spec>") -> Spec:
     """Build a Spec from the dictionary form of the TOML file."""
     where = f"Spec file '{source}'"
-    _check_keys(raw, "", where)
+    settings.check_keys(raw, "", where)
+    tables = {name: _table(raw, name, where) for name in TABLES}
     for section in ("initial", "targets", "fit", "solver"):
-        _check_keys(_table(raw, section, where), section, where)
-    initial, targets = _table(raw, "initial", where), _table(raw, "targets", where)
+        settings.check_keys(tables[section], section, where)
     parameters = []
-    for pattern, settings in _table(raw, "parameters", where).items():
-        if isinstance(settings, int | float):
-            settings = {"x0": settings}
-        if not isinstance(settings, dict):
+    for pattern, options in tables["parameters"].items():
+        if isinstance(options, int | float) and not isinstance(options, bool):
+            options = {"x0": options}
+        if not isinstance(options, dict):
             raise SpecError(f"{where}: parameter '{pattern}' must be a table such as "
                             "{ x0 = 0.05 }.")
-        _check_keys(settings, "parameter", f"{where}, parameter '{pattern}'")
-        parameters.append(_parameter(pattern, settings, where))
-    if "times" not in targets:
-        raise SpecError(f"{where}: [targets] needs times, e.g. times = [2010].")
+        settings.check_keys(options, "parameter", f"{where}, parameter '{pattern}'")
+        parameters.append((pattern, options))
+    initial, targets, fit = tables["initial"], tables["targets"], tables["fit"]
     try:
         problem = Problem(
-            parameters=parameters,
-            target_times=_numbers(targets["times"], f"{where}: [targets] times"),
-            initial_time=initial.get("time"),
-            initial_stocks=initial.get("stocks"),
+            parameters=[Parameter(pattern, **options) for pattern, options in parameters],
             targets=targets.get("variables"),
             exclude=targets.get("exclude", ()),
-            weights=targets.get("weights", {}),
-            aliases=_aliases(_table(raw, "aliases", where), where),
+            target_times=targets.get("times"),
+            weights=_numbers_table(targets.get("weights", {}), "weights"),
+            initial_time=initial.get("time"),
+            initial_stocks=initial.get("stocks"),
+            inputs=tables["inputs"],
+            aliases=tables["aliases"],
+            likelihood=targets.get("likelihood", "gaussian"),
+            dispersion=targets.get("dispersion", "unit"),
+            loss=targets.get("loss", "linear"),
+            f_scale=targets.get("f_scale", 1.0),
+            starts=fit.get("starts", 1),
+            seed=fit.get("seed", 0),
         )
+        run = {key: settings.check("fit", key, value, f"[fit] {key}")
+               for key, value in fit.items() if key not in ("starts", "seed")}
+        solver = {key: settings.check("solver", key, value, f"[solver] {key}")
+                  for key, value in tables["solver"].items()}
     except SpecError as error:
         raise SpecError(f"{where}: {error}") from None
     return Spec(
-        model=resolve_path(raw["model"], base) if "model" in raw else None,
-        data=resolve_path(raw["data"], base) if "data" in raw else None,
-        problem=problem,
-        fit=_table(raw, "fit", where),
-        solver=_table(raw, "solver", where),
-        source=source,
-    )
+        model=resolve_path(raw["model"], base, where, "model") if "model" in raw else None,
+        data=data_source(raw["data"], base, where) if "data" in raw else None,
+        problem=problem, fit=run, solver=solver, source=source)
 
 
-def resolve_path(value: str, base: Path) -> Path:
+def data_source(value, base: Path, where: str = "Spec") -> DataSource:
+    """``data = "file"`` or ``data = { path = ..., units = [...], time = ... }``."""
+    if isinstance(value, dict):
+        unknown = set(value) - {"path", "units", "time"}
+        if unknown:
+            key = sorted(unknown)[0]
+            raise SpecError(f"{where}: unknown key '{key}' in data."
+                            f"{did_you_mean(key, ['path', 'units', 'time'])}")
+        if "path" not in value:
+            raise SpecError(f"{where}: data needs a path: data = {{ path = \"file.csv\", "
+                            "units = [\"id\"], time = \"time\" }.")
+        if ("units" in value) != ("time" in value):
+            raise SpecError(f"{where}: tidy data needs both 'units' (the unit id columns) and "
+                            "'time' (the time column).")
+        units = value.get("units")
+        if units is not None:
+            units = (units,) if isinstance(units, str) else tuple(units)
+            if not units or not all(isinstance(u, str) and u for u in units):
+                raise SpecError(f"{where}: data units must name the unit id columns; got "
+                                f"{value.get('units')!r}.")
+        time = value.get("time")
+        if time is not None and not (isinstance(time, str) and time):
+            raise SpecError(f"{where}: data time must name the time column; got {time!r}.")
+        return DataSource(resolve_path(value["path"], base, where, "data"), units, time)
+    return DataSource(resolve_path(value, base, where, "data"))
+
+
+def resolve_path(value, base: Path, where: str = "Spec", key: str = "path") -> Path:
     """A path from a spec: ``dataset:NAME``, or ``$VARS``/``~`` expanded, relative to ``base``."""
+    if not isinstance(value, str) or not value.strip():
+        raise SpecError(f"{where}: '{key}' must be a file path; got {value!r}.")
     if value.startswith("dataset:"):
         from .datasets import fetch
 
         return fetch(value.removeprefix("dataset:"))
     path = Path(os.path.expandvars(os.path.expanduser(value)))
     return path if path.is_absolute() else base / path
-
-
-def _parameter(pattern: str, settings: dict, where: str) -> Parameter:
-    bounds = settings.get("bounds", (float("-inf"), float("inf")))
-    if not (isinstance(bounds, list | tuple) and len(bounds) == 2):
-        raise SpecError(f"{where}: the bounds of parameter '{pattern}' must be [lower, upper].")
-    shared = settings.get("shared", False)
-    if not isinstance(shared, bool):
-        raise SpecError(f"{where}: 'shared' of parameter '{pattern}' must be true or false; "
-                        f"got {shared!r}.")
-    ridge = settings.get("ridge", 0.0)
-    if isinstance(ridge, bool) or not isinstance(ridge, int | float):
-        raise SpecError(f"{where}: the ridge of parameter '{pattern}' must be a number; got "
-                        f"{ridge!r}.")
-    return Parameter(pattern, x0=settings.get("x0"),
-                     bounds=tuple(_numbers(bounds, f"{where}: bounds of '{pattern}'")),
-                     fixed=settings.get("fixed"),
-                     ridge=ridge,
-                     shared=shared)
-
-
-def _aliases(table: dict, where: str) -> dict[str, str]:
-    """[aliases]: data variable (glob) = model variable or element (glob)."""
-    for pattern, target in table.items():
-        if not isinstance(target, str):
-            raise SpecError(f"{where}: the alias of '{pattern}' must be a model name such as "
-                            f"\"population[dec *]\"; got {target!r}.")
-    return dict(table)
 
 
 def _table(raw: dict, key: str, where: str) -> dict:
@@ -193,16 +211,7 @@ def _table(raw: dict, key: str, where: str) -> dict:
     return value
 
 
-def _check_keys(table: dict, section: str, where: str) -> None:
-    allowed = KEYS[section]
-    for key in table:
-        if key not in allowed:
-            place = f" in [{section}]" if section and section != "parameter" else ""
-            raise SpecError(f"{where}: unknown key '{key}'{place}.{did_you_mean(key, allowed)}")
-
-
-def _numbers(values, what: str) -> list[float]:
-    values = values if isinstance(values, list | tuple) else [values]
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        raise SpecError(f"{what} must be numbers; got {values!r}.")
-    return [float(v) for v in values]
+def _numbers_table(table, what: str) -> dict:
+    if not isinstance(table, dict):
+        raise SpecError(f"[targets] {what} must be a table such as {{ \"dec 9\" = 2.0 }}.")
+    return table

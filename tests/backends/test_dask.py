@@ -21,11 +21,11 @@ from conftest import DaskCluster
 from helpers import wait_for_chunks
 from sdfit import SdfitError, SpecError
 from sdfit.backends import get_backend
+from sdfit.calibrate import fit
 from sdfit.cli import main
 from sdfit.datasets import aging_chain_path
-from sdfit.fit import fit
+from sdfit.files import read_csv
 from sdfit.problem import Parameter, Problem
-from sdfit.results import read_csv
 from sdfit.rundir import ResultsFolder
 
 pytestmark = pytest.mark.cluster
@@ -53,7 +53,7 @@ def test_cluster_fit_equals_the_process_pool(dask_cluster, aging_chain, counties
         result = fit(aging_chain, counties, RECIPE, backend=client, chunk_size=25,
                      progress=False)
         assert client.status == "running"  # a client passed in is left open
-    assert result.info["backend"] == "dask" and result.info["workers"] == 2
+    assert result.run.backend == "dask" and result.run.workers == 2
     assert result.table["success"].all()
     pd.testing.assert_frame_equal(result.table, reference, check_exact=False, rtol=1e-12,
                                   atol=0)

@@ -8,88 +8,31 @@ out of the box is held there for the step, and every trial point is clipped
 into the box.  Jacobians are batched forward differences, so any model the
 engine runs can be fitted, kept up to date between them by Broyden's secant
 updates.
+
+The per-unit arithmetic of an iteration runs compiled (``lm.c``, built once per machine
+by :mod:`sdfit.native`) when a C compiler is at hand, as the same operations unit by
+unit; the NumPy code below is its reference and fallback (``SDFIT_NATIVE=0``).  Both
+evaluate the model on the same rows in the same calls.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable
+import ctypes
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 
-#: fun(x (n, P), units (n,)) -> residuals (n, M), for parameter rows of the given units.
-ResidualFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-EPS = np.finfo(float).eps
-WORKING = -99  # status of a unit still iterating
-
-
-class Status(enum.IntEnum):
-    """Why a unit's fit stopped.  Positive values are successes."""
-
-    NOT_FINITE = -1
-    MAX_NFEV = 0
-    GTOL = 1
-    FTOL = 2
-    XTOL = 3
-
-    @property
-    def message(self) -> str:
-        return _MESSAGES[self]
-
-    @property
-    def success(self) -> bool:
-        return self > 0
-
-
-_MESSAGES = {
-    Status.NOT_FINITE: "the model gives NaN or infinite values at the starting point",
-    Status.MAX_NFEV: "the maximum number of model evaluations was reached",
-    Status.GTOL: "the gradient is orthogonal to the residuals (gtol)",
-    Status.FTOL: "the sum of squares stopped decreasing (ftol)",
-    Status.XTOL: "the parameters stopped changing (xtol)",
-}
+from .base import EPS, WORKING, ResidualFunction, Solution, Solver, Status
 
 
 @dataclass(frozen=True)
-class Solution:
-    """Per-unit outcome of a batched solve (arrays over the N units).
-
-    ``nfev`` counts every residual evaluation spent on a unit, Jacobian
-    columns included, so it compares with the model runs of a per-unit solver.
-    """
-
-    x: np.ndarray  # (N, P)
-    residuals: np.ndarray  # (N, M)
-    jacobian: np.ndarray  # (N, M, P) forward differences at x
-    sse: np.ndarray  # (N,)
-    status: np.ndarray  # (N,) Status values
-    nfev: np.ndarray  # (N,)
-    njev: np.ndarray  # (N,)
-
-    @property
-    def success(self) -> np.ndarray:
-        return self.status > 0
-
-    @property
-    def messages(self) -> list[str]:
-        return [Status(s).message for s in self.status]
-
-
-@dataclass(frozen=True)
-class LevenbergMarquardt:
-    """Settings of the batched Levenberg–Marquardt solver.
+class LevenbergMarquardt(Solver):
+    """Settings of the batched Levenberg–Marquardt solver (tolerances: see :class:`Solver`).
 
     Attributes
     ----------
-    ftol, xtol, gtol : float
-        Stop when the sum of squares, the parameters or the cosine between the
-        residuals and the Jacobian's columns change by less than this
-        (relatively), as MINPACK does.
-    max_nfev : int, optional
-        Residual evaluations per unit (Jacobian columns included) before giving
-        up; default ``100 * (P + 1)``.
     diff_step : float
         Relative step of the forward differences.
     broyden : bool
@@ -99,12 +42,9 @@ class LevenbergMarquardt:
         the model evaluations.
     """
 
-    ftol: float = 1e-10
-    xtol: float = 1e-10
-    gtol: float = 1e-10
-    max_nfev: int | None = None
     diff_step: float = EPS**0.5
     broyden: bool = True
+    joint = True  # the shared-parameter solver runs with these settings
 
     def solve(self, fun: ResidualFunction, x0: np.ndarray, lower: np.ndarray,
               upper: np.ndarray) -> Solution:
@@ -128,15 +68,17 @@ class _Run:
     def __init__(self, settings: LevenbergMarquardt, fun, x0, lower, upper):
         self.settings, self.fun = settings, fun
         n, p = x0.shape
-        self.lower = np.broadcast_to(np.asarray(lower, float), (n, p))
-        self.upper = np.broadcast_to(np.asarray(upper, float), (n, p))
+        self.lower = np.ascontiguousarray(np.broadcast_to(np.asarray(lower, float), (n, p)))
+        self.upper = np.ascontiguousarray(np.broadcast_to(np.asarray(upper, float), (n, p)))
         self.max_nfev = settings.max_nfev or 100 * (p + 1)
         self.x = np.clip(x0, self.lower, self.upper)
         self.nfev = np.zeros(n, dtype=np.int64)
         self.njev = np.zeros(n, dtype=np.int64)
         self.status = np.full(n, WORKING, dtype=np.int64)
         self.fresh = np.zeros(n, dtype=bool)  # Jacobian is a finite difference at x
-        self.units = np.arange(n)
+        self.units = np.arange(n, dtype=np.int64)
+        self.native = _native()
+        self.addresses: dict[str, int] | None = None
 
     def evaluate(self, x: np.ndarray, units: np.ndarray) -> np.ndarray:
         np.add.at(self.nfev, units, 1)
@@ -161,7 +103,7 @@ class _Run:
 
     def solve(self) -> Solution:
         n, p = self.x.shape
-        r = self.evaluate(self.x, self.units)
+        r = np.ascontiguousarray(self.evaluate(self.x, self.units), dtype=float)
         sse = np.einsum("ij,ij->i", r, r)
         finite = np.isfinite(sse)
         self.status[~finite] = Status.NOT_FINITE
@@ -180,6 +122,8 @@ class _Run:
 
     def iterate(self, work, r, sse, jac, diag, mu, nu) -> np.ndarray:
         """One damped Gauss–Newton step for the units in ``work``; returns those left."""
+        if self.native is not None:
+            return self.iterate_native(work, r, sse, jac, diag, mu, nu)
         s = self.settings
         x, J, rw, f = self.x[work], jac[work], r[work], sse[work]
         g = np.einsum("ijk,ij->ik", J, rw)
@@ -247,6 +191,66 @@ class _Run:
             self.differentiate(work[refresh], r, jac)
         diag[work] = np.maximum(diag[work], np.einsum("ijk,ijk->ik", jac[work], jac[work]))
         return work[status == WORKING]
+
+
+    def iterate_native(self, work, r, sse, jac, diag, mu, nu) -> np.ndarray:
+        """:meth:`iterate` with its per-unit arithmetic compiled (``lm.c``)."""
+        s, lib = self.settings, self.native
+        if self.addresses is None:  # the solver's arrays are updated in place, never moved
+            self.addresses = {name: _ptr(v) for name, v in dict(
+                x=self.x, jac=jac, r=r, sse=sse, diag=diag, mu=mu, nu=nu, fresh=self.fresh,
+                status=self.status, nfev=self.nfev, lower=self.lower, upper=self.upper,
+                codes=_CODES).items()}
+        a = self.addresses
+        p, m, nw = self.x.shape[1], r.shape[1], len(work)
+        trial, step, d = np.empty((nw, p)), np.empty((nw, p)), np.empty((nw, p))
+        done_g, refresh = np.empty(nw, dtype=bool), np.empty(nw, dtype=bool)
+        w, at_trial, at_step, at_d, at_done_g = (_ptr(work), _ptr(trial), _ptr(step), _ptr(d),
+                                                 _ptr(done_g))
+        lib.lm_propose(nw, w, m, p, a["x"], a["jac"], a["r"], a["sse"], a["diag"], a["mu"],
+                       a["lower"], a["upper"], s.gtol, at_trial, at_step, at_d, at_done_g)
+        r_new = np.ascontiguousarray(self.evaluate(trial, work), dtype=float)
+        lib.lm_update(nw, w, m, p, s.ftol, s.xtol, int(s.broyden), self.max_nfev, a["codes"],
+                      a["x"], a["jac"], a["r"], a["sse"], a["mu"], a["nu"], a["fresh"],
+                      a["status"], a["nfev"], _ptr(r_new), at_trial, at_step, at_d, at_done_g,
+                      _ptr(refresh))
+        if refresh.any():
+            self.differentiate(work[refresh], r, jac)
+        lib.lm_rescale(nw, w, m, p, a["jac"], a["diag"])
+        return work[self.status[work] == WORKING]
+
+
+#: Status codes as lm.c receives them: working, then the stopping tests in their order.
+_CODES = np.array([WORKING, Status.GTOL, Status.FTOL, Status.XTOL, Status.MAX_NFEV],
+                  dtype=np.int64)
+
+
+def _ptr(array: np.ndarray) -> int:
+    assert array.flags.c_contiguous  # the C code walks rows by their length
+    return array.ctypes.data
+
+
+def compiled() -> bool:
+    """Build (or load) the compiled iteration now; True when the solver will use it."""
+    return _native() is not None
+
+
+@cache
+def _native():
+    """The compiled iteration (``lm.c``), or None (NumPy then)."""
+    from .. import native
+
+    library = native.library((Path(__file__).parent / "lm.c").read_text())
+    if library is None:
+        return None
+    types = {"i": ctypes.c_int64, "p": ctypes.c_void_p, "d": ctypes.c_double}
+    for name, signature in (("lm_propose", "ipii" + "p" * 8 + "d" + "p" * 4),
+                            ("lm_update", "ipiiddii" + "p" * 16),
+                            ("lm_rescale", "ipiipp")):
+        function = getattr(library, name)
+        function.restype = None
+        function.argtypes = [types[t] for t in signature]
+    return library
 
 
 def _diag(values: np.ndarray) -> np.ndarray:

@@ -22,24 +22,11 @@ from pysd.translators.structures import abstract_model as am
 from ...exceptions import ModelError
 from ...names import canonical
 from ..runtime.program import CONTROLS, Assignment, BatchModel, State, Variable
-from ..translate import element_kind, translate
+from ..translate import element_kind
 from . import lookups
 from .elements import compile_element
 from .expressions import Scope
 from .subscripts import Subscripts
-
-
-def load_model(path: str | Path, data_files: Iterable[str | Path] = ()) -> BatchModel:
-    """Read a Vensim ``.mdl`` or XMILE model and compile it for batched simulation.
-
-    Raises
-    ------
-    ModelError
-        The file is missing or cannot be parsed.
-    UnsupportedFeatureError
-        The model uses a construct the batched engine does not compile.
-    """
-    return compile_model(translate(path), path, data_files)
 
 
 def compile_model(abstract_model: am.AbstractModel, path: str | Path = "",
@@ -66,7 +53,7 @@ class _Compiler:
         self.states: list[State] = []
         self.arrays: dict[str, np.ndarray] = {}
         self.tables: dict[str, tuple[str, str, str]] = {}
-        self.subscripts = Subscripts(self.section.subscripts, self.root)
+        self.subscripts = Subscripts(self.section.subscripts, self.root, self.path)
         self._idents: set[str] = {"time", "dt", "np", "F", "V", "A", "T"}
 
     # -- driver -------------------------------------------------------------------------

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import least_squares
 
-from .lm import ResidualFunction, Solution, Status
+from .base import ResidualFunction, Solution, Solver, Status
 
 # scipy's status codes -> ours (4: both ftol and xtol -> ftol)
 _FROM_SCIPY = {-1: Status.NOT_FINITE, 0: Status.MAX_NFEV, 1: Status.GTOL, 2: Status.FTOL,
@@ -15,18 +14,16 @@ _FROM_SCIPY = {-1: Status.NOT_FINITE, 0: Status.MAX_NFEV, 1: Status.GTOL, 2: Sta
 
 
 @dataclass(frozen=True)
-class ScipyLeastSquares:
+class ScipyLeastSquares(Solver):
     """Per-unit ``scipy.optimize.least_squares`` with the trust-region reflective method
     (it accepts fewer residuals than parameters, which ``method="lm"`` refuses)."""
 
-    ftol: float = 1e-10
-    xtol: float = 1e-10
-    gtol: float = 1e-10
-    max_nfev: int | None = None
     method: str = "trf"
 
     def solve(self, fun: ResidualFunction, x0: np.ndarray, lower: np.ndarray,
               upper: np.ndarray) -> Solution:
+        from scipy.optimize import least_squares  # imported when used: it is slow to import
+
         x0 = np.array(x0, dtype=float, ndmin=2)
         n, p = x0.shape
         lower = np.broadcast_to(np.asarray(lower, float), (n, p))

@@ -23,23 +23,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .lm import EPS, WORKING, LevenbergMarquardt, ResidualFunction, Solution, Status, _diag
-
-
-def fit_shared(task, data, settings: LevenbergMarquardt | None = None) -> Solution:
-    """Fit every unit of ``data`` (a :class:`~sdfit.problem.UnitData`) jointly for the
-    resolved problem ``task``, whose ``task.shared`` marks the shared parameters."""
-
-    def residuals(x: np.ndarray, units: np.ndarray) -> np.ndarray:
-        return task.residuals(x, data.initial[units], data.observed[units])
-
-    x0 = np.broadcast_to(task.x0, (len(data), len(task.x0)))
-    return solve_shared(residuals, x0, task.lower, task.upper, task.shared,
-                        settings or LevenbergMarquardt())
+from ..exceptions import SpecError
+from .base import EPS, WORKING, ResidualFunction, Solution, Solver, Status
+from .lm import _diag
 
 
 def solve_shared(fun: ResidualFunction, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-                 shared: np.ndarray, settings: LevenbergMarquardt) -> Solution:
+                 shared: np.ndarray, settings: Solver) -> Solution:
     """Minimise ``Σ_u sum(fun(x_u, u)**2)`` with the ``shared`` columns of ``x`` equal in
     every row.  Units whose residuals are not finite at ``x0`` are left out (status
     NOT_FINITE); the others share one status.
@@ -57,6 +47,10 @@ def solve_shared(fun: ResidualFunction, x0: np.ndarray, lower: np.ndarray, upper
     settings
         Tolerances, evaluation budget and difference step (as the batched solver's).
     """
+    if not settings.joint:
+        raise SpecError(f"Shared parameters are fitted jointly by sdfit's Levenberg–Marquardt "
+                        f"solver; {type(settings).__name__} cannot solve the joint problem. "
+                        "Give LevenbergMarquardt settings instead.")
     x = np.array(x0, dtype=float, ndmin=2)
     n, p = x.shape
     shared = np.asarray(shared, bool)

@@ -1,0 +1,275 @@
+"""Fit a model to every unit of a panel: validate the arguments, open the model, resolve the
+problem, chunk the units, map them over a backend (saving each chunk as it is done when
+there is an out folder), assemble the result."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import settings
+from .assemble import assemble
+from .backends import Backend, as_backend
+from .checkpoint import run_fingerprint
+from .data import Panel, read_panel
+from .exceptions import EngineError, FallbackWarning, SpecError, warn_user
+from .files import sha256
+from .fitting import ChunkResult, Payload, fit_chunk, fit_joint
+from .model import BatchModel, PysdModel, open_model
+from .problem import Problem
+from .progress import Progress
+from .resolution import resolve_panel
+from .resolved import Resolved, UnitData
+from .results import FitResult, RunRecord, utc_now, versions
+from .rundir import ResultsFolder
+from .solvers import Solver, default_solver
+
+#: Largest chunk.  Per unit, a batch of 4,096 costs 35 % less than one of 512 (NumPy's
+#: per-call overhead, paid most in the last iterations when few units still work) and
+#: little more is gained beyond it (benchmarks: see README, Performance).
+MAX_CHUNK = 4096
+
+
+def fit(
+    model: BatchModel | PysdModel | str | Path,
+    data: Panel | str | Path | pd.DataFrame,
+    problem: Problem,
+    *,
+    backend: str | Backend | Any = "auto",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    chunk_size: int | None = None,
+    solver: Solver | None = None,
+    drop_invalid: bool = False,
+    progress: bool = True,
+    engine: str = "auto",
+    method: str | None = None,
+    max_steps: float | None = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    record: Mapping[str, Any] | None = None,
+) -> FitResult:
+    """Fit ``model`` separately to every unit of ``data``.
+
+    Parameters
+    ----------
+    model
+        A compiled model or the path of a ``.mdl`` / XMILE file.
+    data
+        A panel, the path of a data file or a long DataFrame (see :func:`sdfit.read_panel`;
+        tidy data: ``read_panel(path_or_frame, units=[...], time=...)``).
+    problem
+        Parameters, targets, initial stocks, inputs, likelihood and starts.
+    backend
+        ``"auto"`` (default: in this process when the model runs as a compiled kernel,
+        which uses every core itself, else ``"processes"``), ``"serial"``, ``"processes"``
+        (a pool, all cores), ``"dask"`` (a local Dask cluster, or the one at
+        ``scheduler``), a ``distributed.Client`` or a :class:`~sdfit.backends.Backend`.
+    workers
+        Worker processes of a local pool or cluster; default one per core.
+    scheduler
+        Address of a running Dask scheduler (``"tcp://host:8786"``) for ``dask``.
+    chunk_size
+        Units per task; default as few equal chunks as keep every worker busy, at most
+        4,096 units each (one unit with the PySD engine; a resumed run keeps its own).
+    solver
+        Solver settings; default :func:`sdfit.solvers.default_solver` of the engine.
+        Problems with shared parameters are solved jointly in this process (``backend``
+        is then unused).
+    drop_invalid
+        Skip units with invalid needed data (listed in ``FitResult.dropped``) instead of
+        refusing them.
+    progress
+        Show progress on stderr (a bar on a terminal, periodic lines otherwise).
+    engine
+        ``"batched"``, ``"pysd"`` or ``"auto"`` (batched, falling back to PySD's runtime
+        with a :class:`~sdfit.FallbackWarning` when the batched engine cannot run it).
+    method
+        Integration method, ``"euler"`` or ``"rk4"``; default the model's own.
+    max_steps
+        Largest number of unit-steps (Euler steps times units and starts) of one run;
+        above it the fit is refused before it starts (default 2e10).
+    out
+        Results folder: each finished chunk is saved there as soon as it is done, then the
+        results are assembled from the chunks and written (:meth:`FitResult.write`).
+    resume
+        With ``out``: skip the chunks an interrupted run of the same model, data, problem
+        and chunking already saved there.
+    record
+        Extra fields of the run record (``spec``, ``spec_dict``, ``command``,
+        ``fingerprints``).
+
+    Returns
+    -------
+    FitResult
+        With the identifiability diagnostics of :mod:`sdfit.diagnostics`; an
+        :class:`~sdfit.IdentifiabilityWarning` says when some parameters are not.
+    """
+    where = "sdfit.fit({}=...)"
+    if not isinstance(problem, Problem):
+        raise SpecError(f"The 'problem' argument of sdfit.fit must be a Problem; got "
+                        f"{type(problem).__name__}.")
+    workers = settings.check("fit", "workers", workers, where.format("workers"))
+    chunk_size = settings.check("fit", "chunk_size", chunk_size, where.format("chunk_size"))
+    drop_invalid = settings.check("fit", "drop_invalid", drop_invalid,
+                                  where.format("drop_invalid"))
+    engine = settings.check("fit", "engine", engine, where.format("engine"))
+    method = settings.check("fit", "method", method, where.format("method"))
+    max_steps = settings.check("fit", "max_steps", max_steps, where.format("max_steps")) \
+        or settings.setting("fit", "max_steps").default
+    if solver is not None and not isinstance(solver, Solver):
+        raise SpecError(f"The 'solver' argument of sdfit.fit must be solver settings such as "
+                        f"sdfit.LevenbergMarquardt(); got {type(solver).__name__}.")
+    if resume and out is None:
+        raise SpecError("resume=True needs the out folder of the interrupted run.")
+    started = utc_now()
+    model = open_model(model, engine)
+    model_load = _model_load(model)
+    panel = data if isinstance(data, Panel) else read_panel(data)
+    resolved, unit_data, panel, dropped = resolve_panel(problem, model, panel,
+                                                        method=method,
+                                                        drop_invalid=drop_invalid)
+    _check_budget(resolved, unit_data, max_steps)
+    folder = ResultsFolder(out) if out is not None else None
+    options = dict(solver=solver, backend=backend, workers=workers, scheduler=scheduler,
+                   chunk_size=chunk_size, drop_invalid=drop_invalid, progress=progress,
+                   out=folder, resume=resume)
+    with folder or contextlib.nullcontext():  # locked for the run's lifetime
+        try:
+            result = _run(resolved, panel, unit_data, dropped, **options)
+        except EngineError as error:
+            if engine != "auto":
+                raise
+            warn_user(f"The batched engine failed while simulating '{model.name}' ({error}); "
+                      "fitting with PySD's own runtime instead, one unit at a time (much "
+                      "slower).", FallbackWarning)
+            resolved = resolved.with_model(open_model(model.path, "pysd"))
+            result = _run(resolved, panel, unit_data, dropped, **options)
+        extra = dict(record or {})
+        fingerprints = {"model": sha256(model.path), "data": sha256(panel.source)
+                        or panel.content_hash(), **extra.pop("fingerprints", {})}
+        result.run = dataclasses.replace(result.run, **{
+            **extra, "fingerprints": fingerprints, "started": started, "versions": versions(),
+            "dropped": len(dropped), "model_load": model_load,
+            "model": str(Path(model.path).resolve()) if model.path else "",
+            "data": str(Path(panel.source).resolve()) if Path(panel.source).is_file()
+            else panel.source, "request": dataclasses.asdict(problem),
+            "data_layout": dict(panel.layout)})
+        result.context = (resolved, unit_data, panel)
+        if folder is not None:
+            result.write(folder.staging)
+            folder.commit()
+        return result
+
+
+def _run(resolved: Resolved, panel: Panel, data: UnitData, dropped: pd.DataFrame, *,
+         solver, backend, workers, scheduler, chunk_size, drop_invalid, progress, out,
+         resume) -> FitResult:
+    engine = "pysd" if isinstance(resolved.model, PysdModel) else "batched"
+    shared = bool(resolved.parameters.shared.any())
+    solver = solver or default_solver(engine, shared=shared)
+    payload = Payload(resolved, solver)
+    compile_time, kernel = _prepare(resolved)
+    run = dict(model=resolved.model.path, data=panel.source, problem=resolved.describe(),
+               solver=solver.describe(), engine=engine, compile_time=compile_time)
+    if isinstance(backend, str) and backend == "auto":
+        backend = "dask" if scheduler else "serial" if kernel else "processes"
+    if shared:
+        if resolved.starts > 1:
+            raise SpecError("Several starts with shared parameters are not supported: the "
+                            "units form one joint problem; use starts = 1.")
+        start = time.perf_counter()
+        chunk = fit_joint(payload, data)
+        record = RunRecord(**run, backend="joint (in process)", workers=1, chunks=1,
+                           wall_time=time.perf_counter() - start)
+        return assemble(resolved, panel, data, [chunk], dropped, record, joint=True)
+    # PySD runs one unit per call: one unit per task so that progress moves
+    chunk_size = chunk_size or (1 if engine == "pysd" else None)
+    store = out
+    if resume and store is not None and chunk_size is None:
+        chunk_size = store.chunk_size()
+    runner, owned = as_backend(backend, workers, scheduler)
+    try:
+        chunks = plan_chunks(len(data), chunk_size, runner.workers)
+        done: set[int] = set()
+        if store is not None:
+            size = len(chunks[0]) if chunks else 0
+            done = store.begin(run_fingerprint(resolved, panel, solver, drop_invalid, size,
+                                               len(data)), size, len(chunks), resume)
+        results: dict[int, ChunkResult] = {}
+        start = time.perf_counter()
+        with Progress(len(data), f"Fitting {resolved.model.name}", progress,
+                      initial=sum(len(chunks[i]) for i in done)) as bar:
+            items = ((i, data.take(rows)) for i, rows in enumerate(chunks) if i not in done)
+            for key, chunk in runner.map_unordered(fit_chunk, payload, items):
+                if store is not None:
+                    store.save_chunk(key, chunk.arrays())  # as soon as it is done: nothing lost
+                else:
+                    results[key] = chunk
+                bar.update(len(chunk))
+        wall = time.perf_counter() - start
+    finally:
+        if owned:
+            runner.close()
+    record = RunRecord(**run, backend=runner.name, workers=runner.workers, chunks=len(chunks),
+                       resumed_chunks=len(done), wall_time=wall)
+    saved = (ChunkResult.from_arrays(store.load_chunk(i)) if store is not None
+             else results[i] for i in range(len(chunks)))
+    return assemble(resolved, panel, data, saved, dropped, record)
+
+
+def _model_load(model) -> dict:
+    """How the model was just loaded (seconds, from the compiled-model cache or not)."""
+    from .model.compiler import cache
+
+    last = cache.last_load
+    if last is None or last.path != str(model.path):
+        return {}
+    return {"seconds": last.seconds, "cached": last.cached}
+
+
+def _prepare(resolved: Resolved) -> tuple[float, bool]:
+    """Build the compiled kernel of the model and of the solver's arithmetic here, once,
+    before workers start (forked workers find them built; others load them from the
+    cache).  Returns the seconds spent compiling (0 when the caches had everything) and
+    whether the model runs as a compiled kernel."""
+    from . import native
+    from .solvers import lm
+
+    before = native.compile_seconds
+    kernel = isinstance(resolved.model, BatchModel) and resolved.model.prepare(
+        tuple(dict.fromkeys(s.ident for s in resolved.observations.slots)))
+    lm.compiled()
+    return native.compile_seconds - before, bool(kernel)
+
+
+def plan_chunks(n_units: int, chunk_size: int | None, workers: int) -> list[np.ndarray]:
+    """Split unit rows into contiguous chunks.  By default: the same number of equal
+    chunks for every worker, as few as keep each chunk within MAX_CHUNK units, since a
+    bigger batch amortises the per-call overhead better."""
+    if chunk_size is None:
+        rounds = max(1, math.ceil(n_units / (workers * MAX_CHUNK)))
+        chunk_size = max(1, math.ceil(n_units / (workers * rounds)))
+    chunk_size = settings.check("fit", "chunk_size", chunk_size, "chunk size")
+    return [np.arange(i, min(i + chunk_size, n_units)) for i in range(0, n_units, chunk_size)]
+
+
+def _check_budget(resolved: Resolved, data: UnitData, max_steps: float) -> None:
+    """Refuse a run whose Euler steps times units exceed the budget, before it starts."""
+    last = float(np.max(np.where(data.obs_mask, data.obs_time, -np.inf)))
+    steps = math.ceil((last - resolved.start_time) / resolved.time_step - 1e-9) + 1
+    rows = len(data) * resolved.starts
+    if steps * rows > max_steps:
+        raise SpecError(
+            f"The run has {steps:,} time steps (TIME STEP {resolved.time_step:g} from "
+            f"{resolved.start_time:g} to {last:g}) for {rows:,} units: {steps * rows:.3g} "
+            f"unit-steps per simulation, above the limit of {max_steps:.3g}; raise it with "
+            "--max-steps (or [fit] max_steps) if this is intended.")
