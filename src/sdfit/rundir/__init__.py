@@ -32,12 +32,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ._version import __version__
-from .checkpoint import Checkpoint
-from .exceptions import ResultsFolderWarning, SdfitError, SpecError, warn_user
-from .files import atomic_write, sha256
+from ..checkpoint import Checkpoint
+from ..exceptions import ResultsFolderWarning, SdfitError, SpecError, warn_user
+from ..files import sha256
+from .marker import (
+    MARKER,
+    fsync,
+    is_complete,
+    parse_json,
+    read_marker,
+    seal,
+    user_entries,
+    verified,
+    write_marker,
+)
 
-MARKER = ".sdfit.json"
 SUFFIX = ".sdfit-partial"
 #: what sdfit says when writing fails for a reason the user can fix
 WRITE_ERRORS = {errno.ENOSPC: "no space is left on the device",
@@ -133,7 +142,7 @@ class ResultsFolder:
         staging = self.partial / "staging"
         if not staging.is_dir():
             staging.mkdir()
-            _write_marker(staging, None)
+            write_marker(staging, None)
         return staging
 
     def commit(self) -> list[Path]:
@@ -148,7 +157,7 @@ class ResultsFolder:
             is changed; the chunks stay for ``--resume``).
         """
         staging = self.staging
-        written = _seal(staging)
+        written = seal(staging)
         if not self.out.exists():
             self.out.parent.mkdir(parents=True, exist_ok=True)
             os.rename(staging, self.out)
@@ -163,7 +172,7 @@ class ResultsFolder:
                 os.rename(staging, self.out)
             self._swapped = True
             self._retire(old)
-        _fsync(self.out.parent)
+        fsync(self.out.parent)
         for left in self.checkpoint.remove():
             warn_user(f"Left '{left}' in place: sdfit did not write it.", ResultsFolderWarning)
         return [self.out / name for name in written]
@@ -172,16 +181,16 @@ class ResultsFolder:
         """Add a file written into ``out`` after :meth:`commit` (e.g. a report) to the
         files sdfit wrote, so that the next run replaces it instead of keeping it."""
         relative = Path(path).resolve().relative_to(self.out).as_posix()
-        files = _read_marker(self.out) or {}
+        files = read_marker(self.out) or {}
         files[relative] = sha256(self.out / relative)
-        _write_marker(self.out, files)
+        write_marker(self.out, files)
 
     # -- helpers --------------------------------------------------------------------------
     def _refuse_clashes(self, staging: Path) -> None:
-        ours = _read_marker(self.out)
+        ours = read_marker(self.out)
         if ours is None and any(self.out.iterdir()):
             raise SpecError(_not_ours(self.name, self.out))
-        for entry in _user_entries(self.out, _verified(self.out, ours or {})):
+        for entry in user_entries(self.out, verified(self.out, ours or {})):
             if os.path.lexists(staging / entry) or any(
                     os.path.lexists(staging / p) and not (staging / p).is_dir()
                     for p in Path(entry).parents[:-1]):
@@ -193,12 +202,12 @@ class ResultsFolder:
     def _retire(self, old: Path) -> None:
         """Empty ``old`` (previous results, or a staging left by a crash): delete the files
         sdfit wrote, move everything else into ``out``."""
-        files = _read_marker(old)
-        if files is not None and not _is_complete(old):
+        files = read_marker(old)
+        if files is not None and not is_complete(old):
             shutil.rmtree(old)  # an unfinished staging: all sdfit's
             return
-        ours = _verified(old, files or {})
-        for entry in _user_entries(old, ours):
+        ours = verified(old, files or {})
+        for entry in user_entries(old, ours):
             target = self.out / entry
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -269,7 +278,7 @@ def _checked(name: str) -> Path:
         if not os.access(folder, os.W_OK | os.X_OK):
             raise SpecError(f"Cannot write results folder '{name}': no permission to write "
                             f"in '{folder}'.")
-    if existing == path and _read_marker(path) is None and any(path.iterdir()):
+    if existing == path and read_marker(path) is None and any(path.iterdir()):
         raise SpecError(_not_ours(name, path))
     return path
 
@@ -295,7 +304,7 @@ def _lock(path: Path, name: str) -> int:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _json(os.pread(fd, 4096, 0))
+            holder = parse_json(os.pread(fd, 4096, 0))
             os.close(fd)
             raise SpecError(f"Results folder '{name}' is in use by another sdfit run "
                             f"({_describe(holder)}).") from None
@@ -319,81 +328,6 @@ def _describe(holder) -> str:
     host = holder.get("host")
     where = f" on host {host}" if host and host != socket.gethostname() else ""
     return f"pid {holder.get('pid')}{where}, started {holder.get('started')}"
-
-
-# -- the marker: which files of a folder sdfit wrote --------------------------------------
-def _read_marker(folder: Path) -> dict[str, str] | None:
-    """``{relative path: sha256}`` of the files sdfit wrote in ``folder``, or None when
-    the folder has no marker of sdfit's."""
-    marker = _json_file(folder / MARKER)
-    if not isinstance(marker, dict) or not isinstance(marker.get("files"), dict):
-        return None
-    return {name: digest for name, digest in marker["files"].items()
-            if isinstance(digest, str) and _is_plain(name)}
-
-
-def _is_complete(folder: Path) -> bool:
-    return bool((_json_file(folder / MARKER) or {}).get("complete"))
-
-
-def _write_marker(folder: Path, files: dict[str, str] | None) -> None:
-    """Mark ``folder`` as sdfit's: complete with ``files``, or (None) a staging under way."""
-    marker = {"sdfit": __version__, "complete": files is not None, "files": files or {}}
-    atomic_write(folder / MARKER, lambda p: Path(p).write_text(
-        json.dumps(marker, indent=1, sort_keys=True) + "\n"))
-
-
-def _seal(staging: Path) -> list[str]:
-    """Flush every file of ``staging`` to disk and list them in its marker; return them."""
-    files = {}
-    for folder, _, names in os.walk(staging):
-        for name in names:
-            path = Path(folder) / name
-            if path != staging / MARKER:
-                _fsync(path)
-                files[path.relative_to(staging).as_posix()] = sha256(path)
-    _write_marker(staging, files)
-    _fsync(staging)
-    return sorted(files)
-
-
-def _verified(folder: Path, files: dict[str, str]) -> set[str]:
-    """The files sdfit wrote that are still as it wrote them: the ones it may delete."""
-    return {name for name, digest in files.items()
-            if _is_real_file(folder, name) and sha256(folder / name) == digest}
-
-
-def _is_real_file(folder: Path, name: str) -> bool:
-    """A regular file reached from ``folder`` through no symbolic link (a link is the
-    user's, and what it leads to is not sdfit's to delete)."""
-    path = folder / name
-    within = [path, *path.parents[:len(Path(name).parts) - 1]]
-    return path.is_file() and not any(p.is_symlink() for p in within)
-
-
-def _user_entries(folder: Path, ours: set[str]) -> list[str]:
-    """The topmost entries of ``folder`` holding nothing of sdfit's (relative paths)."""
-    holding = {parent.as_posix() for name in ours for parent in Path(name).parents}
-    entries = []
-    for root, dirs, names in os.walk(folder):
-        prefix = Path(root).relative_to(folder)
-        keep = []
-        for name in sorted(dirs) + sorted(names):
-            relative = (prefix / name).as_posix()
-            if relative in ours or relative == MARKER:
-                continue
-            if relative in holding and name in dirs and not (Path(root) / name).is_symlink():
-                keep.append(name)
-            else:
-                entries.append(relative)
-        dirs[:] = keep  # os.walk descends only into folders holding sdfit's files
-    return entries
-
-
-def _is_plain(name: str) -> bool:
-    """A relative path inside the folder (a marker is data, not a way out of it)."""
-    parts = Path(name).parts
-    return bool(parts) and not Path(name).is_absolute() and ".." not in parts
 
 
 # -- file system primitives ----------------------------------------------------------------
@@ -423,25 +357,3 @@ def _move_without_replacing(source: Path, target: Path) -> None:
         if os.path.lexists(target):
             raise FileExistsError(errno.EEXIST, "exists", os.fspath(target))
         os.rename(source, target)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _json_file(path: Path):
-    try:
-        return _json(path.read_bytes())
-    except OSError:
-        return None
-
-
-def _json(data: bytes):
-    try:
-        return json.loads(data)
-    except ValueError:
-        return None
