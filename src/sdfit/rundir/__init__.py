@@ -22,11 +22,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import fcntl
 import json
 import os
 import shutil
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -46,6 +46,11 @@ from .marker import (
     verified,
     write_marker,
 )
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock (see _lock)
+    fcntl = None
 
 SUFFIX = ".sdfit-partial"
 #: what sdfit says when writing fails for a reason the user can fix
@@ -295,6 +300,9 @@ def _lock(path: Path, name: str) -> int:
     """A descriptor of ``path`` holding an exclusive flock, or a SpecError naming who
     holds it.  The file is removed when a run ends, so a lock taken on a file that is no
     longer at ``path`` is no lock: then try again."""
+    if fcntl is None:  # the folder cannot be locked here: README, Safety, says so
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     for _ in range(10):
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -336,6 +344,8 @@ AT_FDCWD, RENAME_NOREPLACE, RENAME_EXCHANGE = -100, 1, 2
 
 def _renameat2(source: Path, target: Path, flags: int) -> bool:
     """Linux's renameat2; False where the C library, kernel or file system lacks it."""
+    if not sys.platform.startswith("linux"):
+        return False
     call = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
     if call is None:
         return False
