@@ -227,13 +227,15 @@ def test_a_second_run_into_the_same_folder_is_refused_while_the_first_lasts(tmp_
     with ResultsFolder(out) as first:
         first.begin(PRINTS, 2, 4, resume=False)
         first.save_chunk(0, {"x": np.ones(2)})
-        with pytest.raises(SpecError) as refused:
-            ResultsFolder(out).__enter__()
+        (first.staging / "params.csv").write_text("the first run's")
+        with pytest.raises(SpecError) as refused, ResultsFolder(out):
+            pass
         assert str(refused.value).startswith(
             f"Results folder '{out}' is in use by another sdfit run (pid {os.getpid()}, "
             "started 20")
         assert first.begin(PRINTS, 2, 4, resume=True) == {0}  # its chunks untouched
         first.commit()
+    assert tree(out) == {"params.csv": "the first run's"}  # and its staging
     with ResultsFolder(out):
         pass  # free again
 

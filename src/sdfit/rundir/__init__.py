@@ -101,15 +101,14 @@ class ResultsFolder:
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
-        try:
-            if not self._swapped:  # an unfinished staging is of no use
-                shutil.rmtree(self.partial / "staging", ignore_errors=True)
-            if self._lock is not None:
+        if self._lock is not None:  # else the folder was never ours: touch nothing
+            try:
+                if not self._swapped:  # an unfinished staging is of no use
+                    shutil.rmtree(self.partial / "staging", ignore_errors=True)
                 os.unlink(self.partial / "lock")  # see _lock: a run waiting then tries again
                 with contextlib.suppress(OSError):  # not empty: chunks, or a new run's lock
                     self.partial.rmdir()
-        finally:
-            if self._lock is not None:
+            finally:
                 os.close(self._lock)  # releases the flock
                 self._lock = None
         if isinstance(error, OSError) and self._is_ours(error):
