@@ -171,8 +171,9 @@ class _Profile:
                 return self.fun(full, u[rows])
 
             take = (u[:, None], free)
-            sol = self.solver.solve(reduced, self.x_hat[take], self.lower[take],
-                                    self.upper[take])
+            with np.errstate(all="ignore"):  # a row that diverges fails with a status
+                sol = self.solver.solve(reduced, self.x_hat[take], self.lower[take],
+                                        self.upper[take])
             sse[block], ok[block] = sol.sse, sol.success & np.isfinite(sol.sse)
         return sse, ok
 
@@ -279,7 +280,8 @@ def bootstrap_intervals(fun: ResidualFunction, x_hat, lower, upper, *, n_obs,
             return fun(x, owner[rows]) - offset[rows]
 
         usable = np.isfinite(offset).all(axis=1)
-        sol = solver.solve(replicate, x_hat[owner], lower[owner], upper[owner])
+        with np.errstate(all="ignore"):  # a replicate that diverges fails with a status
+            sol = solver.solve(replicate, x_hat[owner], lower[owner], upper[owner])
         samples[block] = np.where((sol.success & usable)[:, None], sol.x, np.nan)
     samples = samples.reshape(u, replicates, p)
     failed = np.isnan(samples).all(axis=2).sum(axis=1)

@@ -52,7 +52,7 @@ def test_equals_mixedlm_for_a_model_linear_in_its_pooled_parameters(covariates):
                         [se["time"], se.get("time:region", np.nan)]])[:, :sol.coef.shape[1]]
     effects = np.array([ref.random_effects[u].to_numpy() for u in range(len(region))])
     blup = effects + (coef[:, 0] + (coef[:, 1:] @ z.T).T if z is not None else coef[:, 0])
-    assert sol.converged and sol.iterations <= 2
+    assert sol.converged and sol.iterations <= 3
     np.testing.assert_allclose(sol.coef, coef, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(sol.omega, ref.cov_re.to_numpy(), rtol=1e-4)
     np.testing.assert_allclose(sol.sigma2, ref.scale, rtol=1e-4)

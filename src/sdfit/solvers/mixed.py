@@ -282,18 +282,16 @@ class Linearised:
 
     def posterior(self, pop: Population) -> Posterior:
         lin, q, s2 = self.lin, self.model.pooled, pop.sigma2
-        omega_chol = np.linalg.cholesky(pop.omega)
-        oi = _chol_inverse(omega_chol)
-        delta = self.step(pop, oi)
+        oi = np.linalg.inv(pop.omega)
+        g_qq = lin.gram[:, q[:, None], q]
+        a = oi + g_qq / s2  # the posterior precision of the pooled parameters
+        cov = np.linalg.inv(a)
+        delta = self.step(pop, oi, cov)
         rss = np.maximum(lin.sse + 2 * np.einsum("uk,uk->u", lin.grad, delta)
                          + np.einsum("uk,ukl,ul->u", delta, lin.gram, delta), 0.0)
         mean = lin.point[:, q] + delta[:, q]
         d = mean - self.model.means(pop.coef)
-        g_qq = lin.gram[:, q[:, None], q]
-        a_chol = np.linalg.cholesky(oi + g_qq / s2)
-        cov = _chol_inverse(a_chol)
-        logdet = 2 * (np.log(np.diagonal(a_chol, axis1=1, axis2=2)).sum()
-                      + len(rss) * np.log(np.diag(omega_chol)).sum())
+        logdet = np.linalg.slogdet(a)[1].sum() + len(rss) * np.linalg.slogdet(pop.omega)[1]
         total = rss.sum() / s2 + np.einsum("uq,qr,ur->", d, oi, d) + logdet
         if self.model.estimate_scale:
             total += self.n_obs.sum() * (LOG_2PI + np.log(s2))
@@ -301,14 +299,17 @@ class Linearised:
         sse = rss + np.einsum("uqr,urq->u", cov, g_qq)
         return Posterior(mean, cov, sse, float(total))
 
-    def step(self, pop: Population, oi: np.ndarray | None = None) -> np.ndarray:
-        """Each unit's mode minus its linearisation point (U, P)."""
+    def step(self, pop: Population, oi=None, cov=None) -> np.ndarray:
+        """Each unit's mode minus its linearisation point (U, P); ``cov``, the inverse
+        posterior precision of the pooled parameters, solves it when all are pooled."""
         lin, q, s2 = self.lin, self.model.pooled, pop.sigma2
         oi = np.linalg.inv(pop.omega) if oi is None else oi
-        lam = lin.gram / s2
-        lam[:, q[:, None], q] += oi
         rhs = -lin.grad / s2
         rhs[:, q] += (self.model.means(pop.coef) - lin.point[:, q]) @ oi
+        if cov is not None and len(q) == rhs.shape[1]:
+            return (cov @ rhs[:, :, None])[:, :, 0]
+        lam = lin.gram / s2
+        lam[:, q[:, None], q] += oi
         return _solve(lam, rhs)
 
     def covariance(self, pop: Population) -> np.ndarray:
@@ -339,13 +340,6 @@ class Linearised:
         omega = np.diag(np.where(info > 0, 100.0 / np.where(info > 0, info, 1.0), 1.0))
         pop = Population(coef, omega, sigma2)
         return self.model.update(self, pop, self.posterior(pop))
-
-
-def _chol_inverse(chol: np.ndarray) -> np.ndarray:
-    """Inverse of ``L Lᵀ`` from its Cholesky factor (batched)."""
-    eye = np.broadcast_to(np.eye(chol.shape[-1]), chol.shape)
-    linv = np.linalg.solve(chol, eye)
-    return np.swapaxes(linv, -1, -2) @ linv
 
 
 def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
