@@ -95,7 +95,7 @@ def draw(fun, lin: Linearised, pop: Population, units: np.ndarray, lower, upper,
     """
     model = lin.model
     q = model.pooled
-    modes = lin.lin.point + lin.step(pop)
+    modes = lin.point + lin.step(pop)
     chol = np.linalg.cholesky(lin.posterior(pop).cov)  # (U, Q, Q)
     rng = np.random.default_rng(seed)
     n, half = len(modes), max(samples // 2, 1)

@@ -280,6 +280,11 @@ class Linearised:
     def __init__(self, model: MixedModel, lin: Linearisation):
         self.model, self.lin, self.n_obs = model, lin, lin.n_obs
 
+    @property
+    def point(self) -> np.ndarray:
+        """(U, P) where the units are linearised (their modes under the last population)."""
+        return self.lin.point
+
     def posterior(self, pop: Population) -> Posterior:
         lin, q, s2 = self.lin, self.model.pooled, pop.sigma2
         oi = np.linalg.inv(pop.omega)

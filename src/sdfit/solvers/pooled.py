@@ -23,6 +23,7 @@ population by importance sampling (:mod:`sdfit.solvers.importance`).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -200,21 +201,24 @@ def fit_pooled(fun: ResidualFunction, x0, lower, upper, *, n_obs, pooled, transf
                             f"{value!r}.")
     if not 0 < level < 1:
         raise SpecError(f"The interval level must lie between 0 and 1; got {level}.")
+    if max_iterations < 1:
+        raise SpecError(f"A pooled fit needs max_iterations >= 1; got {max_iterations}.")
     kinds = Transforms(tuple(transform or ["none"] * p), names)
     kinds.check(x0)
+    lower, upper = kinds.forward_bounds(np.broadcast_to(np.asarray(lower, float), (units, p)),
+                                        np.broadcast_to(np.asarray(upper, float), (units, p)))
+    design, mask = _design(covariates, covariate_mask, units, int(pooled.sum()))
     run = _Run(fun, kinds, solver or LevenbergMarquardt(), n_obs, pooled)
-    lin = run.start(kinds.forward(x0), *kinds.forward_bounds(
-        np.broadcast_to(np.asarray(lower, float), (units, p)),
-        np.broadcast_to(np.asarray(upper, float), (units, p))),
-        *_design(covariates, covariate_mask, units, int(pooled.sum())), scale == "estimate")
+    lin = run.start(kinds.forward(x0), lower, upper, design, mask, scale == "estimate")
     model = run.model
     # the population step need only be as precise as the next round can use: a thousandth
     # of the last change (at most 1e-6), then fully at the end
     change = 1e-3
-    pop, _, _, _ = model.fit(lin, lin.start(lin.lin.point[:, pooled].mean(axis=0)), 1e-6)
+    pop, _, _, _ = model.fit(lin, lin.start(lin.point[:, pooled].mean(axis=0)), 1e-6)
     converged, rounds = False, 0
     while not converged and rounds < max_iterations:
-        lin = run.unit_step(pop, lin)
+        # the modes need be no more precise than the population they are conditioned on
+        lin = run.unit_step(pop, lin, 0.1 * change**2)
         new, _, _, _ = model.fit(lin, pop, min(max(1e-3 * change, 1e-10), 1e-6))
         change, pop, rounds = model.distance(pop, new), new, rounds + 1
         converged = change < tol
@@ -267,13 +271,14 @@ class _Run:
         a = self.active
         return Linearised(self.model, Linearisation.at(phi0[a], r0[a], jac0[a], self.n_obs[a]))
 
-    def unit_step(self, pop: Population, lin: Linearised) -> Linearised:
+    def unit_step(self, pop: Population, lin: Linearised, precision: float = 0.0) -> Linearised:
         """Each unit's conditional mode given ``pop``: one batched solve over the active
         units, whose residuals are followed by the prior rows ``σ L⁻¹(φ_Q - μ_u)`` (their
         squares add ``σ² (φ_Q - μ_u)ᵀ Ω⁻¹ (φ_Q - μ_u)`` to the unit's sum), started from
-        the modes the last linearisation ``lin`` predicts; linearised at the modes by the
-        solver's final Jacobians."""
-        start = np.clip(lin.lin.point + lin.step(pop), self.lower, self.upper)
+        the modes the last linearisation ``lin`` predicts and stopped at the solver's
+        tolerances or ``precision`` if looser; linearised at the modes by the solver's
+        final Jacobians."""
+        start = np.clip(lin.point + lin.step(pop), self.lower, self.upper)
         mean = self.model.means(pop.coef)
         root = np.sqrt(pop.sigma2) * np.linalg.inv(np.linalg.cholesky(pop.omega))
 
@@ -281,7 +286,11 @@ class _Run:
             prior = (phi[:, self.pooled] - mean[rows]) @ root.T
             return np.concatenate([self.residuals(phi, self.active[rows]), prior], axis=1)
 
-        sol = self.solver.solve(augmented, start, self.lower, self.upper)
+        solver = self.solver
+        if precision > 0 and {"ftol", "xtol", "gtol"} <= set(vars(solver)):
+            solver = dataclasses.replace(solver, **{k: max(getattr(solver, k), precision)
+                                                    for k in ("ftol", "xtol", "gtol")})
+        sol = solver.solve(augmented, start, self.lower, self.upper)
         self.nfev[self.active] += sol.nfev
         self.status[self.active] = sol.status
         m = self.slots
@@ -297,7 +306,7 @@ class _Run:
 
         model, a, q = self.model, self.active, np.flatnonzero(self.pooled)
         units, p = len(self.n_obs), len(self.pooled)
-        phi = np.clip(lin.lin.point + lin.step(pop), self.lower, self.upper)
+        phi = np.clip(lin.point + lin.step(pop), self.lower, self.upper)
         sd = np.sqrt(np.maximum(np.diagonal(lin.covariance(pop), axis1=1, axis2=2), 0.0))
         half = ndtri((1 + level) / 2) * sd
         values = {"x": phi, "stderr": sd,
