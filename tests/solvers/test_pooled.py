@@ -11,7 +11,7 @@ import pytest
 import sdfit
 from planted import DECAY_MEAN, DECAY_SD, MODELS, Observed, decay_units, linear_units
 from sdfit.exceptions import SpecError
-from sdfit.solvers import LevenbergMarquardt, Status
+from sdfit.solvers import LevenbergMarquardt, ScipyLeastSquares, Status
 from sdfit.solvers.pooled import fit_pooled
 
 FORMULAS = {None: "value ~ time", "both": "value ~ time * region",
@@ -88,6 +88,17 @@ def test_shrinkage_is_the_weight_of_the_population_mean():
     assert weight[0] == pytest.approx(1.0) and sol.x[0, 0] == pytest.approx(mean)
     assert weight[1] < 0.01
     assert ((weight > 0) & (weight <= 1)).all()
+
+
+def test_any_solver_serves_the_per_unit_step():
+    """SciPy's least_squares unit by unit (the PySD engine's solver) gives the population
+    the batched Levenberg–Marquardt gives."""
+    obs, _, _ = linear_units(seed=3, units=30)
+    common = dict(n_obs=obs.n_obs, pooled=[True, True])
+    ours = fit_pooled(obs, [5.0, 1.0], -np.inf, np.inf, **common)
+    theirs = fit_pooled(obs, [5.0, 1.0], -np.inf, np.inf, solver=ScipyLeastSquares(), **common)
+    np.testing.assert_allclose(theirs.omega, ours.omega, rtol=1e-6)
+    np.testing.assert_allclose(theirs.x, ours.x, rtol=1e-6)
 
 
 def test_units_that_fail_at_the_start_are_rows_with_a_status():

@@ -218,7 +218,7 @@ def fit_pooled(fun: ResidualFunction, x0, lower, upper, *, n_obs, pooled, transf
     converged, rounds = False, 0
     while not converged and rounds < max_iterations:
         # the modes need be no more precise than the population they are conditioned on
-        lin = run.unit_step(pop, lin, 0.1 * change**2)
+        lin = run.unit_step(pop, lin, min(0.1 * change**2, 1e-2))
         new, _, _, _ = model.fit(lin, pop, min(max(1e-3 * change, 1e-10), 1e-6))
         change, pop, rounds = model.distance(pop, new), new, rounds + 1
         converged = change < tol
