@@ -93,41 +93,44 @@ def profile_intervals(fun: ResidualFunction, x_hat, lower, upper, *, n_obs,
     x_hat = np.asarray(x_hat, float)
     u, p = x_hat.shape
     lower, upper = _bounds(lower, upper, u, p)
-    solver = solver or LevenbergMarquardt()
-    crit, s = _calibration(fun, x_hat, upper, n_obs, scale, level)
     r, jac = linearise(fun, x_hat, upper, np.arange(u))
+    crit, s = _calibration(r, n_obs, p, scale, level)
     base = np.einsum("um,um->u", r, r)
-    se = s[:, None] * np.sqrt(np.maximum(np.diagonal(_pinv(np.einsum("umk,uml->ukl", jac, jac)),
-                                            axis1=1, axis2=2), 0.0))
+    cov = _pinv(np.einsum("umk,uml->ukl", jac, jac))
+    se = s[:, None] * np.sqrt(np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0))
     se = np.where(np.isfinite(se) & (se > 0), se, 1e-2 * np.maximum(np.abs(x_hat), 1.0))
-    profile = _Profile(fun, x_hat, lower, upper, base, s, solver, chunk_rows)
+    profile = _Profile(fun, x_hat, lower, upper, base, s, solver or LevenbergMarquardt(),
+                       chunk_rows)
+    # both sides at once: arrays (2, U, P), side 0 below the estimate, side 1 above it
+    side = np.array([-1.0, 1.0])[:, None, None]
+    bound = np.stack([lower, upper])
+    c = crit[None, :, None]
+    below = (np.stack([x_hat, x_hat]), np.zeros((2, u, p)))  # last rung inside the interval
+    above = (np.full((2, u, p), np.nan), np.full((2, u, p), np.nan))  # first one outside
     ends, failed = np.full((2, u, p), np.nan), np.zeros((u, p), dtype=np.int64)
-    for side_index, side in enumerate((-1.0, 1.0)):
-        bound = lower if side < 0 else upper
-        below = (x_hat.copy(), np.zeros((u, p)))  # the last rung inside the interval
-        above = (np.full((u, p), np.nan), np.full((u, p), np.nan))  # the first outside
-        open_ = np.isfinite(crit)[:, None] & np.ones((u, p), bool)
-        for round_ in range(extend + 1):
-            reach = np.arange(1, rungs + 1) / rungs * 2.0  # multiples of the half-width
-            if round_:
-                reach = 2.0**round_ * (1 + np.arange(1, rungs + 1) / rungs)
-            v = np.clip(x_hat[..., None] + side * reach * (crit[:, None] * se)[..., None],
-                        lower[..., None], upper[..., None])  # (U, P, R)
-            tau = np.full(v.shape, np.nan)
-            todo = np.argwhere(open_)
-            tau[todo[:, 0], todo[:, 1]], bad = profile.tau(v[todo[:, 0], todo[:, 1]], todo)
-            np.add.at(failed, (todo[:, 0], todo[:, 1]), bad)
-            found = _bracket(v, tau, below, above, crit, open_)
-            at_bound = open_ & ~found & (below[0] == bound)
-            ends[side_index][at_bound] = bound[at_bound]
-            open_ &= ~found & ~at_bound
-            if not open_.any():
-                break
-        ends[side_index][open_] = side * np.inf
-        crossed = np.isfinite(above[0])
-        ends[side_index][crossed] = _interpolate(below, above, crit)[crossed]
-        for _ in range(refine):
-            ends[side_index] = profile.refine(ends[side_index], crossed, below, above, crit)
+    open_ = np.broadcast_to(np.isfinite(c), (2, u, p)).copy()
+    for round_ in range(extend + 1):
+        reach = np.arange(1, rungs + 1) / rungs * 2.0  # multiples of the half-width
+        if round_:
+            reach = 2.0**round_ * (1 + np.arange(1, rungs + 1) / rungs)
+        v = np.clip(x_hat[..., None] + (side * c * se)[..., None] * reach,
+                    lower[..., None], upper[..., None])  # (2, U, P, R)
+        tau = np.full(v.shape, np.nan)
+        todo = np.argwhere(open_)
+        rows = tuple(todo.T)
+        tau[rows], bad = profile.tau(v[rows], todo[:, 1:])
+        np.add.at(failed, rows[1:], bad)
+        found = _bracket(v, tau, below, above, c, open_)
+        at_bound = open_ & ~found & (below[0] == bound)
+        ends[at_bound] = bound[at_bound]
+        open_ &= ~found & ~at_bound
+        if not open_.any():
+            break
+    ends[open_] = np.broadcast_to(side * np.inf, ends.shape)[open_]
+    crossed = np.isfinite(above[0])
+    ends[crossed] = _interpolate(below, above, c)[crossed]
+    for _ in range(refine):
+        ends = profile.refine(ends, crossed, below, above, c)
     return Intervals(ends[0], ends[1], "profile", level, se, failed)
 
 
@@ -177,30 +180,29 @@ class _Profile:
             sse[block], ok[block] = sol.sse, sol.success & np.isfinite(sol.sse)
         return sse, ok
 
-    def refine(self, ends, crossed, below, above, crit):
+    def refine(self, ends, crossed, below, above, c):
         """One refit at each interpolated end (``crossed``), which then replaces the side of
-        the bracket it falls on, and a new interpolation."""
+        the bracket it falls on, and a new interpolation (arrays (2, U, P))."""
         where = np.argwhere(crossed)
         if not len(where):
             return ends
-        u, j = where[:, 0], where[:, 1]
-        tau, _ = self.tau(ends[u, j][:, None], where)
-        tau = tau[:, 0]
+        rows = tuple(where.T)
+        tau = self.tau(ends[rows][:, None], where[:, 1:])[0][:, 0]
         ok = np.isfinite(tau)
-        inside = ok & (tau < crit[u])
-        for side, use in ((below, inside), (above, ok & ~inside)):
-            side[0][u[use], j[use]] = ends[u[use], j[use]]
-            side[1][u[use], j[use]] = tau[use]
-        return np.where(crossed, _interpolate(below, above, crit), ends)
+        inside = ok & (tau < np.broadcast_to(c, ends.shape)[rows])
+        for bracket, use in ((below, inside), (above, ok & ~inside)):
+            picked = tuple(axis[use] for axis in rows)
+            bracket[0][picked] = ends[picked]
+            bracket[1][picked] = tau[use]
+        return np.where(crossed, _interpolate(below, above, c), ends)
 
 
-def _bracket(v, tau, below, above, crit, open_) -> np.ndarray:
+def _bracket(v, tau, below, above, c, open_) -> np.ndarray:
     """Walk the rungs (last axis of ``v``) outwards: ``below`` keeps the last rung with τ
-    under ``crit``, ``above`` gets the first one at or over it (failed rungs are skipped).
-    Returns where a crossing was found."""
+    under the critical value ``c``, ``above`` gets the first one at or over it (failed
+    rungs are skipped).  Returns where a crossing was found."""
     found = np.zeros(open_.shape, bool)
-    c = crit[:, None]
-    for k in range(v.shape[2]):
+    for k in range(v.shape[-1]):
         ok = open_ & ~found & np.isfinite(tau[..., k])
         cross = ok & (tau[..., k] >= c)
         above[0][cross], above[1][cross] = v[..., k][cross], tau[..., k][cross]
@@ -210,10 +212,10 @@ def _bracket(v, tau, below, above, crit, open_) -> np.ndarray:
     return found
 
 
-def _interpolate(below, above, crit) -> np.ndarray:
-    """The end where τ, linear between the two sides of the bracket, reaches ``crit``."""
+def _interpolate(below, above, c) -> np.ndarray:
+    """The end where τ, linear between the two sides of the bracket, reaches ``c``."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        weight = (crit[:, None] - below[1]) / (above[1] - below[1])
+        weight = (c - below[1]) / (above[1] - below[1])
     return below[0] + np.clip(weight, 0.0, 1.0) * (above[0] - below[0])
 
 
@@ -294,18 +296,17 @@ def bootstrap_intervals(fun: ResidualFunction, x_hat, lower, upper, *, n_obs,
                      np.repeat(failed[:, None], p, axis=1), samples)
 
 
-def _calibration(fun, x_hat, upper, n_obs, scale, level):
-    """The critical |τ| of each unit and its residual scale s."""
+def _calibration(r, n_obs, p, scale, level):
+    """The critical |τ| of each unit and its residual scale s, from its residuals ``r`` at
+    the estimate."""
     from scipy import stats
 
     if scale not in ("estimate", "fixed"):
         raise SpecError(f"The scale must be 'estimate' or 'fixed'; got {scale!r}.")
-    u, p = x_hat.shape
-    n_obs = np.asarray(n_obs, float)
-    r = fun(x_hat, np.arange(u))
+    u = len(r)
     if scale == "fixed":
         return np.full(u, stats.norm.ppf((1 + level) / 2)), np.ones(u)
-    dof = n_obs - p
+    dof = np.asarray(n_obs, float) - p
     with np.errstate(divide="ignore", invalid="ignore"):
         s = np.sqrt(np.einsum("um,um->u", r, r) / dof)
         crit = np.where(dof > 0, stats.t.ppf((1 + level) / 2, np.maximum(dof, 1)), np.nan)

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 import sdfit
-from planted import DECAY_MEAN, DECAY_SD, MODELS, Observed, decay_units, linear_units
+from planted import (
+    DECAY_MEAN,
+    DECAY_SD,
+    MODELS,
+    Observed,
+    decay_units,
+    linear_units,
+    observation_times,
+)
 from sdfit.exceptions import SpecError
 from sdfit.solvers import LevenbergMarquardt, ScipyLeastSquares, Status
 from sdfit.solvers.pooled import fit_pooled
@@ -88,6 +96,22 @@ def test_shrinkage_is_the_weight_of_the_population_mean():
     assert weight[0] == pytest.approx(1.0) and sol.x[0, 0] == pytest.approx(mean)
     assert weight[1] < 0.01
     assert ((weight > 0) & (weight <= 1)).all()
+
+
+def test_a_variance_at_its_boundary_is_reported():
+    """Every unit has the same inflow: its population variance is zero, on the boundary of
+    the parameter space, where ECM crawls; the fit says so instead of claiming success."""
+    rng = np.random.default_rng(0)
+    model = sdfit.load_model(MODELS / "linear_stock.mdl")
+    units = 100
+    truth = np.column_stack([10 + 2 * rng.standard_normal(units), np.full(units, 2.0)])
+    times, n_obs = observation_times(rng, units, 2, 4, np.arange(1, 41) * 0.25)
+    obs = Observed(model, ["initial level", "inflow"], "level", times, n_obs)
+    obs.values = np.where(obs.mask, obs.outputs(truth, np.arange(units))
+                          + 1.5 * rng.standard_normal(times.shape), 0.0)
+    sol = fit_pooled(obs, [5.0, 1.0], -np.inf, np.inf, n_obs=n_obs, pooled=[True, True])
+    assert not sol.converged and "boundary" in sol.message
+    assert sol.sd[1] < 0.05 * sol.sd[0]
 
 
 def test_any_solver_serves_the_per_unit_step():

@@ -158,7 +158,7 @@ class MixedModel:
         return coef
 
     def fit(self, lik, start: Population, tol: float = 1e-10,
-            max_steps: int = 5000) -> tuple[Population, Posterior, int, bool]:
+            max_steps: int = 1000) -> tuple[Population, Posterior, int, bool]:
         """Maximum likelihood from ``start`` by SQUAREM-accelerated ECM (scheme S3 with
         an ECM stabilisation step; an extrapolation is kept only when it beats two plain
         steps, so the objective never rises).  Returns the population, its posterior, the

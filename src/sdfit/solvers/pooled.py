@@ -222,10 +222,16 @@ def fit_pooled(fun: ResidualFunction, x0, lower, upper, *, n_obs, pooled, transf
         new, _, _, _ = model.fit(lin, pop, min(max(1e-3 * change, 1e-10), 1e-6))
         change, pop, rounds = model.distance(pop, new), new, rounds + 1
         converged = change < tol
-    pop, _, _, _ = model.fit(lin, pop)
+    pop, _, steps, settled = model.fit(lin, pop)
     message = "converged" if converged else (
         f"the population changed by more than tol = {tol:g} (relative) in the last of "
         f"{rounds} rounds")
+    if not settled:
+        converged = False
+        message = (f"the population step did not settle in {steps} ECM steps: a variance or "
+                   "correlation is probably at its boundary (the units do not differ in some "
+                   "parameter or combination), where standard errors mean little; consider "
+                   "not pooling it")
     likelihood = lin
     if method == "importance":
         for round_ in range(IMPORTANCE_ROUNDS):
