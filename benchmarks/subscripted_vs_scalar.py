@@ -19,6 +19,7 @@ import numpy as np
 import sdfit
 from sdfit.data import read_panel
 from sdfit.objective import Objective
+from sdfit.resolution import resolve
 from sdfit.spec import find_spec, load_spec
 
 SPECS = {"scalar": "us-counties", "subscripted": "us-counties-subscripted"}
@@ -58,7 +59,7 @@ def main() -> None:
         spec = load_spec(find_spec(name))
         panel = read_panel(spec.data)
         model = sdfit.load_model(spec.model)
-        task, data = spec.problem.resolve(model, panel.head(1024))
+        task, data = resolve(spec.problem, model, panel.head(1024))
         evaluations = [evaluation_ms(task, data, b) for b in BATCHES]
         fits = []
         for _ in range(args.repeats):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibrate import fit
 from .datasets import aging_chain, synthetic_panel
-from .fit import fit
 from .problem import Parameter, Problem
 
 #: The identifiable variant of the recipe: cohort 1's rate is known (fixed), so the eight

@@ -89,8 +89,8 @@ def execution_flags(parser: argparse.ArgumentParser) -> None:
 
 # -- running ------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
+    from ..calibrate import fit
     from ..exceptions import FallbackWarning, IdentifiabilityWarning
-    from ..fit import fit
     from ..model import open_model
     from ..progress import status
     from ..results import RESULT_FILES

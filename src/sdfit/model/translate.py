@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 
 from ..exceptions import ModelError
+from .sanitize import check_xml, guard_translators
 
 VENSIM_SUFFIXES = {".mdl"}
 XMILE_SUFFIXES = {".xmile", ".xml", ".stmx"}
@@ -33,6 +34,9 @@ def translate(path: str | Path):
     with open(path, "rb") as handle:
         if b"\0" in handle.read(1 << 16):  # binary: the parser's complaint would be noise
             raise ModelError(f"Model file '{path}' is not {kind} model file (it is binary).")
+    if suffix in XMILE_SUFFIXES:
+        check_xml(path)
+    guard_translators()  # model text is untrusted: PySD's translators may eval literals only
     try:
         with warnings.catch_warnings():
             # PySD warns about a missing encoding header and assumes UTF-8, which is right

@@ -66,7 +66,7 @@ class _Compiler:
         self.states: list[State] = []
         self.arrays: dict[str, np.ndarray] = {}
         self.tables: dict[str, tuple[str, str, str]] = {}
-        self.subscripts = Subscripts(self.section.subscripts, self.root)
+        self.subscripts = Subscripts(self.section.subscripts, self.root, self.path)
         self._idents: set[str] = {"time", "dt", "np", "F", "V", "A", "T"}
 
     # -- driver -------------------------------------------------------------------------

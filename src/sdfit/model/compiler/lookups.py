@@ -16,6 +16,7 @@ import numpy as np
 from pysd.translators.structures import abstract_expressions as ae
 
 from ...exceptions import ModelError, UnsupportedFeatureError
+from ..runtime import arrays, validate
 from ..runtime.program import Variable
 from .subscripts import Expr, align, placement, shape, union
 
@@ -87,7 +88,8 @@ def call(em: Emitter, var: Variable, subscripts, arguments) -> Expr:
     keys = []
     for key in (xs, ys):
         points = em.compiler.arrays[key]
-        chosen = np.stack([eval(text, {"T": points[..., i]})  # the compiler's own text
+        chosen = np.stack([validate.evaluate(text, {"T": points[..., i], "V": arrays},
+                                             em.compiler.path)
                            for i in range(points.shape[-1])], axis=-1)
         keys.append(em.compiler.add_array(em.compiler.new_ident(em.variable, "table"), chosen))
     x_text = align(x, final).text

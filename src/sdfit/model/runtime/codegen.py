@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import arrays, functions
+from . import arrays, functions, validate
 from .program import TIME_RPREC, Assignment, closure
 
 if TYPE_CHECKING:
@@ -28,6 +28,8 @@ class Program:
         self.source = _generate(model, record)
         namespace = {"np": np, "F": functions, "V": arrays, "A": model.arrays,
                      "RPREC": TIME_RPREC}
+        validate.check_program(self.source, model.path, namespace)  # before it runs
+        namespace["__builtins__"] = validate.BUILTINS  # nothing else of Python's
         exec(compile(self.source, f"<sdfit program of {model.name}>", "exec"), namespace)
         self.run = namespace["run"]
         self._statics = namespace["statics"]

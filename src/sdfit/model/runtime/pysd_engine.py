@@ -5,14 +5,14 @@ batched engine runs every unit at once, :meth:`PysdModel.execute` runs PySD's
 ``model.run`` once per unit (parameters and initial stocks set, the needed
 times and columns returned, ``reload()`` after each run because PySD keeps
 parameters from one run to the next).  A :class:`PysdModel` pickles as plain
-metadata; each process loads its own PySD model once, from a private copy of
-the model file (PySD writes its generated Python beside the model).
+metadata; each process builds its own PySD model once, in a private folder, from
+sdfit's own translation made safe for PySD's builder (:func:`load_pysd`: model
+files are untrusted input).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
@@ -28,7 +28,7 @@ from .program import CONTROLS, Variable, VariableTable
 #: PySD's component types -> sdfit's variable kinds.
 _KINDS = {"Constant": "constant", "Lookup": "lookup", "Data": "data"}
 
-#: Per process: model file -> loaded PySD model (and the folder holding its copy).
+#: Per process: model file -> loaded PySD model (and the private folder it was built in).
 _RUNTIMES: dict[str, tuple[object, tempfile.TemporaryDirectory]] = {}
 
 
@@ -65,7 +65,7 @@ class PysdModel(VariableTable):
                 continue
             variables[canonical(name)] = Variable(name, ident, kind)
             if kind in ("constant", "control"):
-                values[ident] = _float(getattr(runtime.components, py_name)())
+                values[ident] = _value(runtime, py_name, name, path)
         # list variables in the order of the model file, as the batched engine does
         order = {canonical(e.name): i for i, e in enumerate(elements)}
         variables = dict(sorted(variables.items(), key=lambda kv: order.get(kv[0], -1)))
@@ -161,34 +161,75 @@ def _elements(path: str) -> list:
     return sorted(section.elements, key=lambda e: not isinstance(e, am.AbstractControlElement))
 
 
-def _float(value) -> float:
+def _value(runtime, py_name: str, name: str, path: str) -> float:
+    """The value of a constant by its own equation (NaN when subscripted: this engine
+    does not fit those)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = getattr(runtime.components, py_name)()
+    except Exception as error:  # e.g. a function PySD does not implement
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise ModelError(f"PySD cannot compute '{name}' of model file '{path}': "
+                         f"{reason}") from error
     try:
         return float(value)
-    except (TypeError, ValueError):  # subscripted constants: not fitted by this engine
+    except (TypeError, ValueError):
         return float("nan")
 
 
 def _runtime(path: str):
-    """This process's PySD model of ``path``, loaded on first use from a private copy."""
+    """This process's PySD model of ``path``, built on first use in a private folder."""
     if path not in _RUNTIMES:
-        import pysd
-
-        source = Path(path)
         folder = tempfile.TemporaryDirectory(prefix="sdfit-pysd-")
-        copy = Path(folder.name) / source.name
-        shutil.copy(source, copy)
-        for sibling in source.parent.iterdir():  # data files the model may read
-            # never link the generated .py: PySD would write through the link
-            if sibling.name not in (source.name, source.stem + ".py"):
-                os.symlink(sibling, Path(folder.name) / sibling.name)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                reader = pysd.read_vensim if source.suffix.lower() == ".mdl" else pysd.read_xmile
-                runtime = reader(str(copy))
-        except Exception as error:
+            runtime = load_pysd(path, Path(folder.name))
+        except BaseException:
             folder.cleanup()
-            reason = " ".join(str(error).split()) or type(error).__name__
-            raise ModelError(f"PySD could not load model file '{path}': {reason}") from error
+            raise
         _RUNTIMES[path] = (runtime, folder)
     return _RUNTIMES[path][0]
+
+
+def load_pysd(path: str | Path, folder: Path, data_files=None):
+    """PySD's model of ``path``, built in the empty ``folder`` as ``pysd.read_vensim`` and
+    ``read_xmile`` build it, but from sdfit's own translation, made safe for PySD's
+    builder (:func:`..sanitize.for_pysd`), and with the generated Python checked before
+    it is imported.
+
+    Raises
+    ------
+    ModelError
+        The model cannot be translated, holds text PySD would write unescaped, or PySD
+        cannot build or load it.
+    """
+    import pysd
+    from pysd.builders.python.python_model_builder import ModelBuilder
+
+    from .. import sanitize
+    from ..translate import translate
+
+    source = Path(path)
+    abstract = translate(source)
+    sanitize.for_pysd(abstract, str(source))
+    for sibling in source.parent.iterdir():  # data files the model may read
+        # never a .py: PySD writes its modules here and would write through a link
+        if sibling.suffix.lower() != ".py":
+            os.symlink(sibling, folder / sibling.name)
+    for section in abstract.sections:
+        # a fixed name for the main module (the model's own could break PySD's header);
+        # a name no macro module can have (those are made of letters, digits and _)
+        name = "sdfit-model.py" if section.type == "main" else section.path.name
+        section.path = folder / name
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            main = ModelBuilder(abstract).build_model()
+            for section in abstract.sections:
+                sanitize.check_pysd_module(section.path, str(source))
+            return pysd.load(str(main), data_files)
+    except ModelError:
+        raise
+    except Exception as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise ModelError(f"PySD could not load model file '{path}': {reason}") from error
