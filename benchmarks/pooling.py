@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 from planted import DECAY_MEAN, DECAY_SD, decay_units  # noqa: E402
 from sdfit.solvers import LevenbergMarquardt  # noqa: E402
 from sdfit.solvers.pooled import fit_pooled  # noqa: E402
-from sdfit.uncertainty import bootstrap_intervals, profile_intervals  # noqa: E402
+from sdfit.solvers.uncertainty import bootstrap_intervals, profile_intervals  # noqa: E402
 
 X0 = [0.2, 80.0]
 

@@ -15,7 +15,7 @@ import numpy as np
 
 import sdfit
 
-MODELS = Path(__file__).parent / "models"
+MODELS = Path(__file__).parent / "fixtures"
 
 
 @dataclass

@@ -32,10 +32,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .exceptions import SpecError
-from .solvers.base import ResidualFunction, Solver
-from .solvers.lm import LevenbergMarquardt
-from .solvers.pooled import linearise
+from ..exceptions import SpecError
+from .base import ResidualFunction, Solver
+from .lm import LevenbergMarquardt
+from .pooled import linearise
 
 KINDS = ("parametric", "residual")
 

@@ -10,7 +10,7 @@ from scipy import stats
 from planted import decay_units, linear_units
 from sdfit.exceptions import SpecError
 from sdfit.solvers import LevenbergMarquardt
-from sdfit.uncertainty import bootstrap_intervals, profile_intervals
+from sdfit.solvers.uncertainty import bootstrap_intervals, profile_intervals
 
 
 def _fitted_line(seed=1, units=100, low=3, high=8):
