@@ -69,11 +69,11 @@ def study(seeds: int) -> None:
                         np.mean(nfev))
         if method == "foce":
             errors = np.array(rmse).mean(axis=0)
-    print(f"{'':22s}" + "".join(f"{n:>17s}" for n in names) + f"{'s/fit':>8s}{'evals/unit':>11s}")
+    print(f"{'':26s}" + "".join(f"{n:>17s}" for n in names) + f"{'s/fit':>8s}{'evals/unit':>11s}")
     for method, (inside, bias, seconds, nfev) in rows.items():
-        print(f"{method + ' within 1.96 SE':22s}" + "".join(f"{v:17.0%}" for v in inside)
+        print(f"{method + ' within 1.96 SE':26s}" + "".join(f"{v:17.0%}" for v in inside)
               + f"{seconds:8.2f}{nfev:11.0f}")
-        print(f"{method + ' mean z':22s}" + "".join(f"{v:17.2f}" for v in bias))
+        print(f"{method + ' mean z':26s}" + "".join(f"{v:17.2f}" for v in bias))
     print("\n(mean z: (estimate - planted) / reported SE, averaged over seeds)")
     print(f"\nPer-unit error, averaged over seeds    RMSE rate   RMSE amount   median |log error|"
           f" rate, amount\n"
@@ -118,12 +118,13 @@ def census() -> None:
 
     import sdfit
     from sdfit.objective import Objective
+    from sdfit.resolution import resolve
 
     spec = sdfit.load_spec("us-counties")
     model = sdfit.load_model(spec.model)
     panel = spec.data.read()
     problem = dataclasses.replace(spec.problem, likelihood="poisson")
-    resolved, data = problem.resolve(model, panel)
+    resolved, data = resolve(problem, model, panel)
     fun = Objective(resolved, data).residuals
     p = resolved.parameters
     units = len(data)
