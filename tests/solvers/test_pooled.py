@@ -125,17 +125,25 @@ def test_any_solver_serves_the_per_unit_step():
     np.testing.assert_allclose(theirs.x, ours.x, rtol=1e-6)
 
 
-def test_units_that_fail_at_the_start_are_rows_with_a_status():
+def test_units_that_fail_are_rows_with_a_status():
+    """Unit 3 gives NaN everywhere: it is left out, a row with its status.  Unit 5 gives
+    NaN beyond an initial level of 8, where the population pulls it: its per-unit solve
+    restarts from its last mode and stays inside, and nobody else's estimate suffers."""
     obs, _, _ = linear_units(seed=1, units=40)
+    clean = fit_pooled(obs, [5.0, 1.0], -np.inf, np.inf, n_obs=obs.n_obs,
+                       pooled=[True, True])
 
     def fun(x, units):
-        r = obs(x, units)
-        return np.where((units == 3)[:, None], np.nan, r)
+        broken = (units == 3) | ((units == 5) & (x[:, 0] > 8.0))
+        return np.where(broken[:, None], np.nan, obs(x, units))
 
     sol = fit_pooled(fun, [5.0, 1.0], -np.inf, np.inf, n_obs=obs.n_obs, pooled=[True, True])
+    assert clean.x[5, 0] > 8.5  # where unit 5 would go
     assert sol.status[3] == Status.NOT_FINITE and np.isnan(sol.x[3]).all()
-    others = np.delete(np.arange(40), 3)
-    assert (sol.status[others] > 0).all() and np.isfinite(sol.x[others]).all()
+    assert np.isfinite(sol.x[5]).all() and sol.x[5, 0] <= 8.0
+    others = np.delete(np.arange(40), [3, 5])
+    assert (sol.status[others] > 0).all()
+    np.testing.assert_allclose(sol.x[others], clean.x[others], rtol=0.05)
 
 
 def test_bad_input_is_one_clear_sentence():

@@ -51,10 +51,6 @@ class Linearisation:
                    np.einsum("umk,um->uk", jacobian, residuals),
                    np.einsum("um,um->u", residuals, residuals), np.asarray(n_obs, float))
 
-    def take(self, rows) -> Linearisation:
-        return Linearisation(self.point[rows], self.gram[rows], self.grad[rows],
-                             self.sse[rows], self.n_obs[rows])
-
 
 @dataclass(frozen=True)
 class Population:

@@ -297,11 +297,19 @@ class _Run:
             solver = dataclasses.replace(solver, **{k: max(getattr(solver, k), precision)
                                                     for k in ("ftol", "xtol", "gtol")})
         sol = solver.solve(augmented, start, self.lower, self.upper)
-        self.nfev[self.active] += sol.nfev
-        self.status[self.active] = sol.status
+        x, r, jac, status, nfev = sol.x, sol.residuals, sol.jacobian, sol.status, sol.nfev
+        retry = np.flatnonzero(status == Status.NOT_FINITE)
+        if retry.size:  # the predicted start left the model's domain: start from the last mode
+            again = solver.solve(lambda phi, rows: augmented(phi, retry[rows]),
+                                 lin.point[retry], self.lower[retry], self.upper[retry])
+            x, r, jac, status, nfev = (np.array(a) for a in (x, r, jac, status, nfev))
+            x[retry], r[retry], jac[retry] = again.x, again.residuals, again.jacobian
+            status[retry], nfev[retry] = again.status, nfev[retry] + again.nfev
+        self.nfev[self.active] += nfev
+        self.status[self.active] = status
         m = self.slots
-        return Linearised(self.model, Linearisation.at(
-            sol.x, sol.residuals[:, :m], sol.jacobian[:, :m], self.n_obs[self.active]))
+        new = Linearisation.at(x, r[:, :m], jac[:, :m], self.n_obs[self.active])
+        return Linearised(self.model, new)
 
     def solution(self, lin: Linearised, likelihood, pop: Population, level, method, rounds,
                  converged, message) -> PooledSolution:
@@ -313,6 +321,12 @@ class _Run:
         model, a, q = self.model, self.active, np.flatnonzero(self.pooled)
         units, p = len(self.n_obs), len(self.pooled)
         phi = np.clip(lin.point + lin.step(pop), self.lower, self.upper)
+        r = self.residuals(phi, a)
+        self.nfev[a] += 1
+        outside = ~np.isfinite(r).all(axis=1)  # the step left the model's domain: the mode
+        if outside.any():
+            phi[outside] = lin.point[outside]
+            r[outside] = self.residuals(phi[outside], a[outside])
         sd = np.sqrt(np.maximum(np.diagonal(lin.covariance(pop), axis1=1, axis2=2), 0.0))
         half = ndtri((1 + level) / 2) * sd
         values = {"x": phi, "stderr": sd,
@@ -326,8 +340,6 @@ class _Run:
         # in [0, 1] but for rounding: the posterior variance never exceeds the prior's
         per_unit["shrinkage"][a[:, None], q] = np.clip(sd[:, q] ** 2 / np.diag(pop.omega),
                                                        0.0, 1.0)
-        r = self.residuals(phi, a)
-        self.nfev[a] += 1
         per_unit["residuals"] = np.full((units, r.shape[1]), np.nan)
         per_unit["residuals"][a] = r
         per_unit["mean"] = np.full((units, len(q)), np.nan)
