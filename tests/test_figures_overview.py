@@ -77,7 +77,7 @@ import pickle, sys
 import matplotlib
 matplotlib.use("svg")
 before = dict(matplotlib.rcParams)
-import sdfit, sdfit.figures, sdfit.report, sdfit.plotting
+import sdfit, sdfit.figures, sdfit.report
 result = pickle.loads(open({str(path)!r}, "rb").read())
 sdfit.figures.write_figures(result, {str(tmp_path / "figures")!r})
 sdfit.report.render(result)

@@ -60,3 +60,21 @@ def test_los_angeles_excluded_cohort_is_drawn_and_marked(census):
     assert obs.loc[("dec 1", 2010.0), "observed"] == 653941
     assert 170_000 < obs.loc[("dec 1", 2010.0), "fitted"] < 180_000
     assert set(story.curves) == {f"dec {k}" for k in range(1, 10)}
+
+
+def test_plot_from_the_api_and_the_command_line(theoph, capsys):
+    from matplotlib.figure import Figure
+
+    figure = FitResult.read(theoph).plot(3)
+    assert isinstance(figure, Figure)
+    lines = [line for ax in figure.axes for line in ax.get_lines()]
+    assert any(len(line.get_xdata()) == 101 for line in lines)  # the trajectory
+    assert main(["plot", str(theoph), "--unit", "3", "Subject=5"]) == 0
+    out = capsys.readouterr().out
+    assert "unit-Subject-3.png" in out and "unit-Subject-5.png" in out
+    from matplotlib.image import imread
+
+    height, width, _ = imread(theoph / "figures" / "unit-Subject-3.png").shape
+    assert width > 400 and height > 200
+    assert main(["plot", str(theoph), "--unit", "Subj=5"]) == 2
+    assert "'Subj' is not a unit id column (Subject)" in capsys.readouterr().err

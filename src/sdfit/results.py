@@ -141,6 +141,22 @@ class FitResult:
                 f"{self.n_failed} failed; {len(self.parameters)} parameters: "
                 f"{', '.join(self.parameters[:4])}{', ...' if len(self.parameters) > 4 else ''})")
 
+    def stories(self, units=None) -> dict:
+        """Units' trajectories over the whole run beside their observations (see
+        :func:`sdfit.stories.unit_stories`): ids as in the table, or row numbers."""
+        from .stories import unit_stories
+
+        return unit_stories(self, units)
+
+    def plot(self, unit):
+        """A figure of one unit (its id, or its row number): every target variable over the
+        whole run with its observations, fitted and not, and the parameters with their
+        intervals.  Returns a matplotlib Figure (shown inline in a notebook)."""
+        from .figures import unit_figure
+
+        [story] = self.stories([unit]).values()
+        return unit_figure(story)
+
     def _repr_html_(self) -> str:
         """In a notebook: the summary, then the first rows of the table."""
         import html

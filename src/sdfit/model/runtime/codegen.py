@@ -37,6 +37,10 @@ class Program:
     def static_value(self, ident: str):
         return self._statics({})[ident]
 
+    def statics(self, overrides) -> dict:
+        """Every static value under ``overrides``."""
+        return self._statics(overrides)
+
 
 def _generate(model: BatchModel, record: tuple[str, ...]) -> str:
     """Source of ``run(ov, stop, due)`` and ``statics(ov)`` for ``model``."""

@@ -239,6 +239,11 @@ class BatchModel(VariableTable):
         """Low-level run by identifiers: returns times (T,) and one (B, T, ...) array per
         recorded identifier.  ``overrides`` maps identifiers of constants, stocks and
         controls to values."""
+        kernel = self._kernel(record)
+        if kernel is not None:  # the compiled kernel, when it can run this call
+            result = kernel.run(batch_size, overrides, stop_time, return_times)
+            if result is not None:
+                return result
         program = self._program(record)
         due = _every_saveper if return_times is None else _at_times(return_times)
         with np.errstate(all="ignore"):  # NaN and inf are reported per unit, not raised
@@ -247,6 +252,21 @@ class BatchModel(VariableTable):
             raise ModelError(f"Model '{self.name}' recorded no time step; check the times.")
         values = [_column([row[k] for row in rows], batch_size) for k in range(len(record))]
         return _rounded(times), values
+
+    def prepare(self, record: Iterable[str]) -> bool:
+        """Build (or load from the cache) the compiled kernel that records the identifiers
+        ``record``, now and in this process (before worker processes are forked, so that
+        they find it built); True when :meth:`execute` will run it rather than NumPy."""
+        return self._kernel(tuple(record)) is not None
+
+    def _kernel(self, record: tuple[str, ...]):
+        key = ("kernel", record)
+        if key not in self._programs:
+            from .kernel import kernel_for
+
+            self._program(record)  # the same checks as the NumPy program (validate) first
+            self._programs[key] = kernel_for(self, record)
+        return self._programs[key]
 
     def _program(self, record: tuple[str, ...]):
         if record not in self._programs:
