@@ -64,7 +64,7 @@ class Sampled:
         dev = self.draws - mean[:, None, :]
         cov = np.swapaxes(dev * w[:, :, None], 1, 2) @ dev
         sse = np.einsum("us,us->u", w, np.where(w > 0, self.sse, 0.0))
-        return Posterior(mean, cov, sse, float(-2 * log_marginal.sum()))
+        return Posterior(mean, cov, sse, lambda: -2 * log_marginal.sum())
 
     def mean_weights(self, pop: Population) -> np.ndarray:
         return self.posterior(pop).cov

@@ -212,17 +212,17 @@ def fit_pooled(fun: ResidualFunction, x0, lower, upper, *, n_obs, pooled, transf
     lin = run.start(kinds.forward(x0), lower, upper, design, mask, scale == "estimate")
     model = run.model
     # the population step need only be as precise as the next round can use: a thousandth
-    # of the last change (at most 1e-6), then fully at the end
-    change = 1e-3
-    pop, _, _, _ = model.fit(lin, lin.start(lin.point[:, pooled].mean(axis=0)), 1e-6)
+    # of the last change (at most 1e-4), then to 1e-8 at the end
+    change = 0.1
+    pop, _, _, _ = model.fit(lin, lin.start(lin.point[:, pooled].mean(axis=0)), 1e-4)
     converged, rounds = False, 0
     while not converged and rounds < max_iterations:
         # the modes need be no more precise than the population they are conditioned on
         lin = run.unit_step(pop, lin, min(0.1 * change**2, 1e-2))
-        new, _, _, _ = model.fit(lin, pop, min(max(1e-3 * change, 1e-10), 1e-6))
+        new, _, _, _ = model.fit(lin, pop, min(max(1e-3 * change, 1e-10), 1e-4))
         change, pop, rounds = model.distance(pop, new), new, rounds + 1
         converged = change < tol
-    pop, _, steps, settled = model.fit(lin, pop)
+    pop, _, steps, settled = model.fit(lin, pop, 1e-8)
     message = "converged" if converged else (
         f"the population changed by more than tol = {tol:g} (relative) in the last of "
         f"{rounds} rounds")
