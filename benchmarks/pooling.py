@@ -136,18 +136,16 @@ def census() -> None:
           f"us-counties),\nmean = intercept + state ({states.shape[1]} indicators), Poisson "
           "deviance residuals with the dispersion estimated.\n")
     x0 = np.broadcast_to(p.x0, (units, len(p.x0)))
-    start = time.perf_counter()
-    own = LevenbergMarquardt().solve(fun, x0, p.lower, p.upper)
-    t_own = time.perf_counter() - start
-    start = time.perf_counter()
-    sol = fit_pooled(fun, p.x0, p.lower, p.upper, n_obs=data.n_obs, pooled=np.ones(8, bool),
-                     covariates=states.to_numpy(float), names=p.names)
-    t_pool = time.perf_counter() - start
+    t_own, own = _best_of(3, lambda: LevenbergMarquardt().solve(fun, x0, p.lower, p.upper))
+    t_pool, sol = _best_of(3, lambda: fit_pooled(
+        fun, p.x0, p.lower, p.upper, n_obs=data.n_obs, pooled=np.ones(8, bool),
+        covariates=states.to_numpy(float), names=p.names))
     start = time.perf_counter()
     boot = bootstrap_intervals(fun, own.x, p.lower, p.upper, n_obs=data.n_obs,
                                replicates=200, sigma2=sol.sigma2, seed=0)
     t_boot = time.perf_counter() - start
-    print(f"{'run':44s}{'seconds':>9s}{'x independent':>15s}{'evals/unit':>12s}")
+    print(f"{'run (best of 3; the bootstrap once)':44s}{'seconds':>9s}{'x independent':>15s}"
+          f"{'evals/unit':>12s}")
     print(f"{'independent fit (batched LM)':44s}{t_own:9.2f}{1:15.1f}{own.nfev.mean():12.0f}")
     print(f"{'pooled fit (FOCE, ' + str(sol.iterations) + ' rounds)':44s}{t_pool:9.2f}"
           f"{t_pool / t_own:15.1f}{sol.nfev.mean():12.0f}")
@@ -170,6 +168,17 @@ def census() -> None:
         print(f"{f'{state[u]}, {county[u]}':22s}{people[u]:11.0f}  {own.x[u, 7]:24.4f}"
               f"  [{boot.lower[u, 7]:7.4f}, {boot.upper[u, 7]:7.4f}]  {sol.x[u, 7]:8.4f}"
               f"  [{sol.lower[u, 7]:6.4f}, {sol.upper[u, 7]:6.4f}]{sol.shrinkage[u, 7]:10.3f}")
+
+
+def _best_of(repeats: int, run):
+    """The least wall time of ``repeats`` runs (the machine's load only ever adds), and the
+    last result."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = run()
+        times.append(time.perf_counter() - start)
+    return min(times), result
 
 
 if __name__ == "__main__":

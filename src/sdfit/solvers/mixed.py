@@ -26,9 +26,11 @@ coordinates where Ω stays positive definite (log-Cholesky) and σ² positive (l
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
+from pathlib import Path
 
 import numpy as np
 
@@ -105,12 +107,15 @@ class MixedModel:
         self.design = np.asarray(design, float)
         self.mask = np.asarray(mask, bool)
         self.estimate_scale = estimate_scale
-        for q, use in enumerate(self.mask):
-            sub = self.design[:, use]
+        # distinct design rows (a categorical covariate has few) and which unit has which
+        self._rows, self._row_of = np.unique(self.design, axis=0, return_inverse=True)
+        for use in np.unique(self.mask, axis=0):
+            sub = self._rows[:, use]
             if np.linalg.matrix_rank(sub) < sub.shape[1]:
+                q = int(np.flatnonzero((self.mask == use).all(axis=1))[0])
                 raise DataError(f"The covariates of pooled parameter {q} are collinear (or "
-                                f"constant) over the {len(sub)} units: their population "
-                                "mean cannot be estimated; drop one of them.")
+                                f"constant) over the {len(self.design)} units: their "
+                                "population mean cannot be estimated; drop one of them.")
         self._gram = self.design.T @ self.design
         self._ols = np.linalg.solve(self._gram, self.design.T) if self.mask.all() else None
 
@@ -162,11 +167,12 @@ class MixedModel:
 
     def fit(self, lik, start: Population, tol: float = 1e-10,
             max_steps: int = 1000) -> tuple[Population, Posterior, int, bool]:
-        """Maximum likelihood from ``start`` by SQUAREM-accelerated ECM (scheme S3 with
-        an ECM stabilisation step; an extrapolation is kept only when it beats two plain
-        steps, so the objective never rises).  Returns the population, its posterior, the
-        ECM steps taken and whether the population changed by less than ``tol`` (relative
-        to its own scale, see :meth:`distance`) in the last step."""
+        """Maximum likelihood from ``start`` by SQUAREM-accelerated ECM (scheme S3: two ECM
+        steps, an extrapolation along them, one ECM step from there to stabilise it, kept
+        when the objective has not risen since the two steps began, else the second
+        step).  Returns the population, its posterior, the ECM steps taken and whether the
+        population changed by less than ``tol`` (relative to its own scale, see
+        :meth:`distance`) in the last step."""
         pop, post = start, lik.posterior(start)
         steps, step_max = 0, 1.0
         while steps < max_steps:
@@ -176,29 +182,29 @@ class MixedModel:
             if self.distance(pop, pop1) < tol:
                 return pop1, post1, steps, True
             pop2 = self.update(lik, pop1, post1)
-            post2 = lik.posterior(pop2)
             steps += 1
+            converged = self.distance(pop1, pop2) < tol
             psi0, psi1, psi2 = (self.encode(p) for p in (pop, pop1, pop2))
             r, v = psi1 - psi0, psi2 - 2 * psi1 + psi0
             alpha = min(step_max, np.sqrt(r @ r / (v @ v))) if v @ v > 0 else 1.0
-            best, best_post = pop2, post2
-            if alpha > 1:
+            kept = None
+            if alpha > 1 and not converged:
                 try:
                     jump = self.decode(psi0 + 2 * alpha * r + alpha**2 * v)
                     stable = self.update(lik, jump, lik.posterior(jump))
                     stable_post = lik.posterior(stable)
                     steps += 2
+                    if stable_post.objective <= post.objective:
+                        kept = stable, stable_post
                 except (np.linalg.LinAlgError, FloatingPointError):
-                    stable_post = None
-                if stable_post is not None and stable_post.objective <= post2.objective:
-                    best, best_post = stable, stable_post
-                    step_max *= 4 if alpha == step_max else 1
-                else:
+                    pass
+                if kept is not None and alpha == step_max:
+                    step_max *= 4
+                elif kept is None:
                     step_max = max(1.0, step_max / 4)
-            else:
+            elif alpha <= 1:
                 step_max *= 4
-            converged = self.distance(pop1, pop2) < tol
-            pop, post = best, best_post
+            pop, post = kept or (pop2, lik.posterior(pop2))
             if converged:
                 return pop, post, steps, True
         return pop, post, steps, False
@@ -260,15 +266,17 @@ class MixedModel:
     def _mean_hessian(self, v: np.ndarray, pop: Population) -> np.ndarray:
         """Exact Hessian of the objective in the mean coefficients,
         2 Σ_u X_uᵀ (Ω⁻¹ - Ω⁻¹ V_u Ω⁻¹) X_u with ``v`` the posterior covariances V_u of the
-        pooled parameters; accumulated over blocks of units to bound memory."""
+        pooled parameters; the weights summed over units of the same design row first,
+        then accumulated over blocks of distinct rows to bound memory."""
         oi = np.linalg.inv(pop.omega)
-        w = oi - oi @ v @ oi  # (U, Q, Q)
         nq, na = self.mask.shape
+        w = np.zeros((len(self._rows), nq * nq))
+        np.add.at(w, self._row_of.ravel(), (oi - oi @ v @ oi).reshape(len(v), -1))
         total = np.zeros((nq * nq, na * na))
         for start in range(0, len(w), 512):
-            z = self.design[start:start + 512]
+            z = self._rows[start:start + 512]
             zz = (z[:, :, None] * z[:, None, :]).reshape(len(z), -1)
-            total += w[start:start + 512].reshape(len(z), -1).T @ zz
+            total += w[start:start + 512].T @ zz
         full = 2 * total.reshape(nq, nq, na, na).transpose(0, 2, 1, 3).reshape(nq * na, -1)
         flat = self.mask.ravel()
         return full[flat][:, flat]
@@ -277,10 +285,14 @@ class MixedModel:
 class Linearised:
     """Each unit's posterior under its linearised residuals (exact for a linear model,
     first-order conditional estimation otherwise): :class:`Linearisation` ``lin`` of the
-    units of ``model``."""
+    units of ``model``.  When every parameter is pooled the per-unit arithmetic runs
+    compiled (``mixed.c``) if a C compiler is at hand, unless ``compiled`` is False; the
+    NumPy code is its reference."""
 
-    def __init__(self, model: MixedModel, lin: Linearisation):
+    def __init__(self, model: MixedModel, lin: Linearisation, compiled: bool = True):
         self.model, self.lin, self.n_obs = model, lin, lin.n_obs
+        everything = len(model.pooled) == lin.gram.shape[1]
+        self.compiled = _compiled() if compiled and everything else None
 
     @property
     def point(self) -> np.ndarray:
@@ -290,25 +302,44 @@ class Linearised:
     def posterior(self, pop: Population) -> Posterior:
         lin, q, s2 = self.lin, self.model.pooled, pop.sigma2
         oi = np.linalg.inv(pop.omega)
-        g_qq = lin.gram if len(q) == lin.gram.shape[1] else lin.gram[:, q[:, None], q]
-        a = oi + g_qq / s2  # the posterior precision of the pooled parameters
-        cov = np.linalg.inv(a)
-        delta = self.step(pop, oi, cov)
-        rss = np.maximum(lin.sse + np.einsum("uk,uk->u", 2 * lin.grad + (
-            lin.gram @ delta[:, :, None])[:, :, 0], delta), 0.0)
+        if self.compiled is not None:
+            delta, cov, rss, spread, logdet = self._compiled(pop, oi)
+        else:
+            g_qq = lin.gram[:, q[:, None], q]
+            a = oi + g_qq / s2  # the posterior precision of the pooled parameters
+            cov = np.linalg.inv(a)
+            delta = self.step(pop, oi, cov)
+            rss = np.maximum(lin.sse + np.einsum("uk,uk->u", 2 * lin.grad + (
+                lin.gram @ delta[:, :, None])[:, :, 0], delta), 0.0)
+            spread = np.einsum("uqr,urq->u", cov, g_qq)
+
+            def logdet():
+                return np.linalg.slogdet(a)[1]
+
         mean = lin.point[:, q] + delta[:, q]
 
         def total() -> float:
             d = mean - self.model.means(pop.coef)
-            logdet = np.linalg.slogdet(a)[1].sum() + len(rss) * np.linalg.slogdet(pop.omega)[1]
-            value = rss.sum() / s2 + np.einsum("uq,qr,ur->", d, oi, d) + logdet
+            value = (rss.sum() / s2 + np.einsum("uq,qr,ur->", d, oi, d) + logdet().sum()
+                     + len(rss) * np.linalg.slogdet(pop.omega)[1])
             if self.model.estimate_scale:
                 value += self.n_obs.sum() * (LOG_2PI + np.log(s2))
             return value
 
         # E|r|² over the pooled parameters' posterior: the residual at the mode plus spread
-        sse = rss + np.einsum("uqr,urq->u", cov, g_qq)
-        return Posterior(mean, cov, sse, total)
+        return Posterior(mean, cov, rss + spread, total)
+
+    def _compiled(self, pop: Population, oi: np.ndarray):
+        lin = self.lin
+        n, q = lin.grad.shape
+        e = np.ascontiguousarray(self.model.means(pop.coef) - lin.point)
+        delta, rss, spread, logdet = (np.empty((n, q)), np.empty(n), np.empty(n),
+                                      np.empty(n))
+        cov = np.empty((n, q, q))
+        inputs = [np.ascontiguousarray(a, dtype=float) for a in (lin.gram, lin.grad, lin.sse)]
+        self.compiled(n, q, np.ascontiguousarray(oi).ctypes.data, pop.sigma2,
+                      *(a.ctypes.data for a in (*inputs, e, delta, cov, rss, spread, logdet)))
+        return delta, cov, rss, spread, lambda: logdet
 
     def step(self, pop: Population, oi=None, cov=None) -> np.ndarray:
         """Each unit's mode minus its linearisation point (U, P); ``cov``, the inverse
@@ -351,6 +382,21 @@ class Linearised:
         omega = np.diag(np.where(info > 0, 100.0 / np.where(info > 0, info, 1.0), 1.0))
         pop = Population(coef, omega, sigma2)
         return self.model.update(self, pop, self.posterior(pop))
+
+
+@cache
+def _compiled():
+    """The compiled per-unit posterior (``mixed.c``), or None (NumPy then)."""
+    from .. import native
+
+    library = native.library((Path(__file__).parent / "mixed.c").read_text())
+    if library is None:
+        return None
+    function = library.mixed_posterior
+    function.restype = None
+    function.argtypes = ([ctypes.c_int64] * 2 + [ctypes.c_void_p, ctypes.c_double]
+                         + [ctypes.c_void_p] * 9)
+    return function
 
 
 def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
