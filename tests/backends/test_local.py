@@ -23,7 +23,8 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
 #: a run through ResultsFolder and ProcessBackend, as fit() does it: chunks 0 and 1 finish
 #: and are saved; the workers then hang in chunks 2 and 3 until they are stopped
 RUN = """
-import os, sys, time
+import faulthandler, os, signal, sys, time
+faulthandler.register(signal.SIGUSR1)  # the stacks, should the test find it hung
 import numpy as np
 from sdfit.backends.local import ProcessBackend
 from sdfit.backends.signals import Terminated, sigterm_as_interrupt
@@ -136,7 +137,12 @@ def test_sigterm_and_ctrl_c_stop_the_run_cleanly(tmp_path, stop, whole_group, st
     run, workers, out = start_run(tmp_path)
     try:
         (os.killpg if whole_group else os.kill)(run.pid, stop)
-        _, stderr = run.communicate(timeout=120)
+        try:
+            _, stderr = run.communicate(timeout=120)
+        except subprocess.TimeoutExpired:  # hung: say where (faulthandler, see RUN)
+            os.kill(run.pid, signal.SIGUSR1)
+            os.killpg(run.pid, signal.SIGKILL)
+            raise AssertionError(f"the run did not stop:\n{run.communicate()[1]}") from None
         alive = wait_until_gone(workers)
     finally:
         end_session(run)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+import queue
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -51,19 +52,24 @@ class ProcessBackend(Backend):
                                             initargs=(shared, parent))
         items = iter(items)
         running = self._running = {}
+        # finished futures arrive here, put by the pool's own thread; waiting on this queue
+        # can be interrupted (Ctrl-C, SIGTERM) without leaving a lock held, which
+        # concurrent.futures.wait cannot promise (it takes one lock per future in a loop)
+        finished: queue.SimpleQueue[cf.Future] = queue.SimpleQueue()
 
         def submit(count: int) -> None:
             for _, (key, item) in zip(range(count), items, strict=False):
-                running[self._pool.submit(_call, func, item)] = key
+                future = self._pool.submit(_call, func, item)
+                running[future] = key
+                future.add_done_callback(finished.put)
 
         # a bounded number of chunks in flight: memory does not grow with the unit count
         submit(self.workers * (1 + QUEUED_PER_WORKER))
         try:
             while running:
-                done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-                for future in done:
-                    yield running.pop(future), future.result()
-                    submit(1)
+                future = finished.get()
+                yield running.pop(future), future.result()
+                submit(1)
         finally:
             if running:  # stopped early: do not wait for the chunks under way
                 self.close()
