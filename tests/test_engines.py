@@ -19,9 +19,13 @@ from sdfit.files import read_csv
 from sdfit.model import PysdModel
 from sdfit.problem import Parameter, Problem
 
-#: A model PySD runs but the batched engine does not compile (a random function; its
-#: range is empty, so the model is deterministic and fits have a right answer).
+#: A model PySD runs but the batched engine does not compile (a macro called with a
+#: subscripted argument).
 SUBSCRIPTED = """{UTF-8}
+:MACRO: TWICE(input)
+TWICE = 2 * input
+~~|
+:END OF MACRO:
 dim: a, b
 ~~|
 stock[dim] = INTEG(-rate * stock[dim], init[dim])
@@ -30,9 +34,9 @@ init[dim] = 100, 200
 ~~|
 rate = 0.1
 ~~|
-noise = RANDOM UNIFORM(0, 0, 1)
+doubled[dim] = TWICE(stock[dim])
 ~~|
-total = SUM(stock[dim!]) * (1 + noise)
+total = SUM(doubled[dim!]) / 2
 ~~|
 mean life = 1 / rate
 ~~|
@@ -102,9 +106,9 @@ def test_pysd_model_runs_like_the_batched_engine(tmp_path):
 
 def test_auto_engine_falls_back_to_pysd_with_a_warning(subscripted):
     path, data = subscripted
-    with pytest.raises(UnsupportedFeatureError, match="RANDOM UNIFORM"):
+    with pytest.raises(UnsupportedFeatureError, match="subscripted argument of the macro"):
         sdfit.fit(path, data, DECAY, backend="serial", progress=False, engine="batched")
-    with pytest.warns(FallbackWarning, match="does not support the function RANDOM UNIFORM"):
+    with pytest.warns(FallbackWarning, match="does not support a subscripted argument"):
         result = sdfit.fit(path, data, DECAY, backend="processes", workers=2, progress=False)
     assert result.run.engine == "pysd" and result.run.chunks == 3
     assert list(result.table.columns[:7]) == ["unit", "rate", "sse", "success", "status",
@@ -135,9 +139,10 @@ def test_cli_warns_and_fits_with_pysd_or_refuses_with_batched(subscripted, tmp_p
              "--no-figures", "-q"]
     assert main(["fit", *flags, "--out", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err
-    assert "sdfit: warning: The batched engine does not support the function RANDOM" in err
+    assert "sdfit: warning: The batched engine does not support a subscripted argument" in err
     np.testing.assert_allclose(read_csv(tmp_path / "out" / "params.csv")["rate"], RATES,
                                rtol=1e-6)
     assert main(["fit", *flags, "--out", str(tmp_path / "no"), "--engine", "batched"]) == 2
-    assert "RANDOM UNIFORM is not supported by the batched engine" in capsys.readouterr().err
+    assert "argument of the macro TWICE is not supported by the batched engine" in \
+        capsys.readouterr().err
     assert not (tmp_path / "no").exists()

@@ -19,7 +19,7 @@ from pysd.translators.structures import abstract_expressions as ae
 from ...exceptions import ModelError, UnsupportedFeatureError
 from ...names import canonical
 from ..runtime.program import Variable
-from . import external, lookups, macros, statefuls, vectors
+from . import external, lookups, macros, randoms, statefuls, vectors
 from .subscripts import Dims, Expr, align, select, union
 
 #: PySD's arithmetic order of each operator (0: needs no parentheses, as a call).
@@ -186,6 +186,10 @@ class Emitter:
             if ops[0] == "negative":
                 return Expr("-" + args[0].text, 1, final, partial)
             return Expr(f"np.logical_not({args[0].text})", 0, final, partial)
+        if all(_is_number(a.text) for a in args):  # NumPy's arithmetic, never Python's
+            first = args[0].text  # a sign stays outside, where Python's precedence wants it
+            sign, digits = ("-", first[1:]) if first.startswith("-") else ("", first)
+            args[0] = Expr(f"{sign}np.float64({digits})")
         right = args.pop().text
         while ops:  # right to left, as PySD's builder
             right = TEMPLATES[ops.pop()].format(args.pop().lowered(order).text, right)
@@ -256,6 +260,10 @@ class Emitter:
             return self._get_time_value(node.arguments)
         if name in vectors.BUILDERS:
             return vectors.BUILDERS[name](self, node.arguments)
+        if name in randoms.FUNCTIONS:
+            return randoms.call(self, name, node.arguments)
+        if name == "delay_material":
+            return statefuls.delay_material(self, node.arguments)
         if name in FUNCTIONS:
             template, arity = FUNCTIONS[name]
         elif name in TIME_FUNCTIONS:

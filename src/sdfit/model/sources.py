@@ -1,0 +1,190 @@
+"""Reading model files beyond what PySD's translators accept, without forking them.
+
+* Vensim's inline comments, ``{like this}`` anywhere in an equation, are blanked out
+  before PySD's grammar sees the text (PySD accepts only the ``{UTF-8}`` header).
+* A parse error names the variable and gives the line and column in the file (PySD's
+  count within the equation, whitespace collapsed).
+* ``SINTEG(rate, initial, min, max, quantum, special, threshold)`` becomes a stock with
+  restrictions (:class:`SintegStructure`), which the compiler honours.
+* The integration method stored in the file: XMILE's ``<sim_specs method="...">``, and
+  Vensim's settings block (``15:a,b,c,METHOD,...`` after the sketch: 1 or 5 is RK4, 3 or
+  4 RK2; the code as read by xmutil and Simlin), the only place a .mdl file keeps it.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from pysd.translators.structures import abstract_expressions as ae
+
+from ..exceptions import ModelError
+
+#: Methods of the files -> sdfit's (RK2 and adaptive methods run with RK4, with a warning).
+FILE_METHODS = {"euler": "euler", "rk4": "rk4", "rk2": "rk4", "rk45": "rk4", "rk4auto": "rk4"}
+
+
+@dataclass
+class SintegStructure(ae.IntegStructure):
+    """Vensim's SINTEG: an INTEG whose values are restricted (min, max, quantum, special
+    value, threshold; NaN for :NA:)."""
+
+    limits: tuple = ()
+
+
+# -- Vensim text -------------------------------------------------------------------------------
+def strip_comments(text: str) -> str:
+    """``text`` with every ``{comment}`` inside an equation blanked out (same length, line
+    breaks kept, so that positions stay those of the file); the leading encoding marker,
+    units and documentation are left alone."""
+    out = list(text)
+    field, quoted, start = 0, False, None
+    leading = re.match(r"\s*\{[^}]*\}", text)
+    i = leading.end() if leading else 0
+    while i < len(text):
+        char = text[i]
+        if start is not None:  # inside a comment
+            if char == "}":
+                for k in range(start, i + 1):
+                    out[k] = out[k] if out[k] == "\n" else " "
+                start = None
+        elif quoted:
+            if char == "\\":
+                i += 1
+            elif char == '"':
+                quoted = False
+        elif char == '"':
+            quoted = True
+        elif char == "~":
+            field += 1
+        elif char == "|":
+            field = 0
+        elif char == "{" and field == 0:
+            start = i
+        elif text.startswith("\\\\\\---///", i):  # the sketch: no equations beyond
+            break
+        i += 1
+    return "".join(out)
+
+
+def read_vensim(path: Path):
+    """PySD's ``VensimFile`` of ``path`` with inline comments blanked out, and the text it
+    was read from."""
+    from pysd.translators.vensim.vensim_file import VensimFile
+
+    source = VensimFile(path)
+    text = strip_comments(source._read(None))
+    source.model_text = text
+    source._split_sketch()
+    return source, text
+
+
+def vensim_method(text: str) -> str | None:
+    """The integration method in a Vensim file's settings block, if it gives one."""
+    block = re.search(r":L.?<%\^E!@\s*\n(.*)", text, re.S)
+    if block is None:
+        return None
+    line = re.search(r"^15:([^\n]*)", block.group(1), re.M)
+    if line is None:
+        return None
+    codes = line.group(1).split(",")
+    code = int(codes[3]) if len(codes) > 3 and codes[3].strip().isdigit() else 0
+    return {1: "rk4", 5: "rk4", 3: "rk2", 4: "rk2"}.get(code, "euler")
+
+
+def xmile_method(text: str) -> str | None:
+    """The integration method of an XMILE file's ``sim_specs``, if it gives one."""
+    specs = re.search(r"<sim_specs\b[^>]*?\bmethod\s*=\s*[\"']([^\"']+)[\"']", text)
+    return specs.group(1).strip().lower() if specs else None
+
+
+def integration_method(path: str | Path) -> str:
+    """``"euler"`` or ``"rk4"``: the method the model file asks for (Euler when it says
+    nothing, as Vensim and Stella default to it)."""
+    path = Path(path)
+    try:
+        text = path.read_text(errors="ignore")
+    except OSError:
+        return "euler"
+    found = vensim_method(text) if path.suffix.lower() == ".mdl" else xmile_method(text)
+    if found is None:
+        return "euler"
+    method = FILE_METHODS.get(found.replace("-", "").replace(" ", ""))
+    if method is None or found not in ("euler", "rk4"):
+        warnings.warn(f"Model file '{path}' asks for the integration method '{found}', "
+                      f"which sdfit does not have; it runs with "
+                      f"{'RK4' if method else 'Euler'} instead.", UserWarning, stacklevel=2)
+    return method or "euler"
+
+
+# -- AST extensions ---------------------------------------------------------------------------
+def extend(section) -> None:
+    """Turn the calls PySD parses but cannot build into sdfit's structures (in place)."""
+    for element in section.elements:
+        for component in element.components:
+            node = component.ast
+            if (isinstance(node, ae.CallStructure)
+                    and getattr(node.function, "reference", None) == "sinteg"):
+                component.ast = _sinteg(node.arguments, element.name)
+
+
+def _sinteg(arguments, name: str) -> SintegStructure:
+    if len(arguments) != 7:
+        raise ModelError(f"SINTEG takes 7 arguments; the equation of '{name}' gives "
+                         f"{len(arguments)}.")
+    limits = arguments[2:]
+    if not all(isinstance(v, int | float) for v in limits):
+        raise ModelError(f"The last five arguments of SINTEG in the equation of '{name}' "
+                         "must be numbers or :NA:.")
+    return SintegStructure(arguments[0], arguments[1], False, tuple(map(float, limits)))
+
+
+# -- parse errors --------------------------------------------------------------------------------
+def locate(error, text: str, sections) -> str:
+    """Where a parsimonious ``error`` lies in the file ``text``: ``line L, column C (in the
+    equation of 'name')``, from the equation or expression it was parsing."""
+    parsed = getattr(error, "text", None)
+    pos = max(getattr(error, "pos", 0), 0)
+    if not isinstance(parsed, str):
+        return ""
+    name = _owner(parsed, sections)
+    start = _find(parsed, text, 0)
+    if start is None:
+        return f" (in the equation of '{name}')" if name else ""
+    end = _find(parsed[:pos], text, start, anchored=True)
+    offset = start if end is None else end
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    where = f" in the equation of '{name}'" if name else ""
+    return f" at line {line}, column {column}{where}"
+
+
+def _owner(parsed: str, sections) -> str:
+    """The variable whose equation (or right-hand side) is ``parsed``."""
+    for section in sections or ():
+        for item in getattr(section, "elements", ()) or ():
+            if getattr(item, "expression", None) == parsed:
+                return item.name
+            if getattr(item, "equation", None) == parsed:
+                return re.split(r"[=(\[:]", parsed, maxsplit=1)[0].strip()
+    match = re.match(r"\s*([^=(\[:]+?)\s*(?:\[[^\]]*\]\s*)?(?:=|\(|:)", parsed)
+    return match.group(1) if match and len(parsed) < 10_000 else ""
+
+
+def _find(cleaned: str, text: str, start: int, anchored: bool = False) -> int | None:
+    """Where ``cleaned`` (PySD's text: whitespace runs and line continuations collapsed
+    into one space) occurs in ``text`` from ``start``: its start, or with ``anchored``
+    its end when it occurs right at ``start``."""
+    tokens = cleaned.split(" ")
+    pattern = r"[\s\\]+".join(re.escape(t) for t in tokens)
+    try:
+        regex = re.compile(pattern)
+    except re.error:
+        return None
+    if anchored:
+        found = regex.match(text, start)
+        return found.end() if found else None
+    found = regex.search(text, start)
+    return found.start() if found else None
