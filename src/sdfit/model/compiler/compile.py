@@ -22,6 +22,8 @@ from pysd.translators.structures import abstract_model as am
 from ...exceptions import ModelError
 from ...names import canonical
 from ..runtime.program import CONTROLS, Assignment, BatchModel, State, Variable
+from ..runtime.variables import key as variable_key
+from ..runtime.variables import unquoted
 from ..translate import element_kind, integration_method, translate
 from . import lookups
 from .elements import compile_element
@@ -96,7 +98,7 @@ class _Compiler:
         return model
 
     def _declare(self, element: am.AbstractElement) -> None:
-        key = canonical(element.name)
+        key = variable_key(element.name)
         if key in self.variables:
             raise ModelError(f"Model file '{self.path}' defines '{element.name}' twice.")
         kind = element_kind(element)
@@ -104,8 +106,8 @@ class _Compiler:
         if any(c.subscripts[0] for c in element.components):
             dims = tuple(self.subscripts.merge([c.subscripts[0] for c in element.components],
                                                element.name))
-        self.variables[key] = Variable(element.name, self.new_ident(key, prefix="v_"), kind,
-                                       dims)
+        self.variables[key] = Variable(unquoted(element.name),
+                                       self.new_ident(key, prefix="v_"), kind, dims)
 
     def compile_elements(self, elements: Iterable[am.AbstractElement], scope: Scope,
                          where: str = "") -> None:

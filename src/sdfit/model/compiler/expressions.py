@@ -17,8 +17,8 @@ import numpy as np
 from pysd.translators.structures import abstract_expressions as ae
 
 from ...exceptions import ModelError, UnsupportedFeatureError
-from ...names import canonical
 from ..runtime.program import Variable
+from ..runtime.variables import key
 from . import external, lookups, macros, randoms, statefuls, vectors
 from .subscripts import Dims, Expr, align, select, union
 
@@ -84,7 +84,7 @@ class Scope:
     inherited: frozenset[str] = field(default_factory=frozenset)  # kinds seen in parent
 
     def resolve(self, name: str) -> Variable | None:
-        var = self.variables.get(canonical(name))
+        var = self.variables.get(key(name))
         if var is None and self.parent is not None:
             var = self.parent.resolve(name)
             if var is not None and var.kind not in self.inherited:
