@@ -31,8 +31,9 @@ def compile_element(compiler, var: Variable, element, scope: Scope, label: str) 
             initials.append(_piece(compiler, label, scope, component, node.initial))
         initial_text, initial_deps = assembled(compiler, var, dims, initials, full=True)
         flow_text, flow_deps = assembled(compiler, var, dims, flows)
+        first = element.components[0].ast
         add_stock(compiler, var.ident, initial_text, initial_deps, flow_text, flow_deps,
-                  element.components[0].ast.non_negative)
+                  first.non_negative, getattr(first, "limits", None))
         return
     pieces = [_piece(compiler, label, scope, c, c.ast) for c in element.components]
     text, deps = assembled(compiler, var, dims, pieces, full=True)

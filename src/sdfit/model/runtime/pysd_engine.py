@@ -73,7 +73,7 @@ class PysdModel(VariableTable):
                 continue
             variables[key(name)] = Variable(unquoted(name), ident, kind)
             if kind in ("constant", "control"):
-                values[ident] = _float(getattr(runtime.components, py_name)())
+                values[ident] = _value(runtime, py_name, name, path)
         # list variables in the order of the model file, as the batched engine does
         order = {key(e.name): i for i, e in enumerate(elements)}
         variables = dict(sorted(variables.items(), key=lambda kv: order.get(kv[0], -1)))
@@ -242,6 +242,16 @@ def _draws_random(abstract) -> bool:
     return any(f"reference='{name}'" in repr(element.components)
                for section in abstract.sections for element in section.elements
                for name in FUNCTIONS)
+
+
+def _value(runtime, py_name: str, name: str, path: str) -> float:
+    """A constant's value by PySD (which may not implement its equation)."""
+    try:
+        return _float(getattr(runtime.components, py_name)())
+    except Exception as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise ModelError(f"PySD cannot compute '{name}' of model file '{path}': "
+                         f"{reason}") from error
 
 
 def _float(value) -> float:

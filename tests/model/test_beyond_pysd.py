@@ -1,0 +1,137 @@
+"""What public models use and PySD's translator or runtime cannot run: inline comments,
+lookups with a repeated x, DELAY MATERIAL, SINTEG; checked against hand-derived values.
+And what a modeller meets along the way: parse errors located in the file, quoted names,
+guarded divisions, the engine's own failures."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import sdfit
+from sdfit import FallbackWarning, ModelError
+from sdfit.exceptions import EngineError
+from sdfit.model import PysdModel, open_model
+from sdfit.model.runtime import functions
+
+CONTROLS = """INITIAL TIME = 0
+~~|
+FINAL TIME = 8
+~~|
+TIME STEP = 1
+~~|
+SAVEPER = TIME STEP
+~~|
+"""
+
+
+def _run(tmp_path, body: str, columns, batch: int = 1, **params):
+    path = tmp_path / "m.mdl"
+    path.write_text("{UTF-8}\n" + body + CONTROLS)
+    sim = sdfit.load_model(path).run(batch, params=params, return_columns=columns)
+    return sim.times, sim.values
+
+
+def test_inline_comments_are_ignored_wherever_they_are(tmp_path):
+    body = ("rate = 0.5 {per year} * {half of} 2\n~ 1/year {not a comment: units} ~ doc {too}|\n"
+            "s = INTEG({inflow} rate {\n spanning lines}, 1)\n~~|\n"
+            '"quoted {not a comment}" = s * 2\n~~|\n')
+    _, values = _run(tmp_path, body, ["s", "quoted {not a comment}", "rate"])
+    assert values["rate"][0, 0] == 1.0
+    np.testing.assert_array_equal(values["s"][0], 1 + np.arange(9.0))
+    np.testing.assert_array_equal(values["quoted {not a comment}"][0], 2 + 2 * np.arange(9.0))
+
+
+def test_a_repeated_x_is_a_jump(tmp_path):
+    """Below the repeated x the table approaches the first point, at and above it follows
+    the last one (Vensim's semantics); subscripted tables and WITH LOOKUP alike."""
+    body = ("tbl((0,0),(2,0),(2,4),(4,8),(4,0))\n~~|\nx = Time - 1\n~~|\ny = tbl(x)\n~~|\n"
+            "w = WITH LOOKUP(x, ((0,0),(2,0),(2,4),(4,8),(4,0)))\n~~|\n"
+            "dim: a, b\n~~|\nt2[dim]((0,0),(2,0),(2,4),(4,8),(4,0))\n~~|\n"
+            "z[dim] = t2[dim](x)\n~~|\n")
+    _, values = _run(tmp_path, body, ["y", "w", "z[b]"])
+    # x = -1, 0, 1, 2, 3, 4, 5, 6, 7
+    expected = [0, 0, 0, 4, 6, 0, 0, 0, 0]
+    for name in ("y", "w", "z[b]"):
+        np.testing.assert_array_equal(values[name][0], expected, err_msg=name)
+    xs, ys = np.array([0.0, 2, 2, 4]), np.array([0.0, 0, 4, 8])
+    np.testing.assert_array_equal(functions.lookup(np.array([1.999, 2.0, 3.0]), xs, ys,
+                                                   jumps=True), [0, 4, 6])
+
+
+def test_delay_material_conserves_what_enters_when_its_delay_time_changes(tmp_path):
+    """Each input leaves round(delay time / TIME STEP) steps after it entered; what leaves
+    together adds up; a step nothing leaves gives the missing value (-1 here)."""
+    body = ("x = 10 + Time\n~~|\n"
+            "shorter = DELAY MATERIAL(x, IF THEN ELSE(Time < 3, 3, 1), 7, -1)\n~~|\n"
+            "longer = DELAY MATERIAL(x, IF THEN ELSE(Time < 2, 1, 3), 7, -1)\n~~|\n"
+            "fixed = DELAY MATERIAL(x, 2, 7, -1)\n~~|\nreference = DELAY FIXED(x, 2, 7)\n~~|\n")
+    _, values = _run(tmp_path, body, ["shorter", "longer", "fixed", "reference"], batch=2)
+    # inputs 10, 11, 12, ...: entering at 0, 1, 2 with 3 steps, at 3 on with 1 step
+    np.testing.assert_array_equal(values["shorter"][0], [7, 7, 7, 10, 24, 26, 15, 16, 17])
+    # entering at 0, 1 with 1 step, from 2 on with 3 steps: nothing leaves at 3 and 4
+    np.testing.assert_array_equal(values["longer"][1], [7, 10, 11, -1, -1, 12, 13, 14, 15])
+    np.testing.assert_array_equal(values["fixed"], values["reference"])
+
+
+def test_sinteg_restricts_the_values_of_its_stock(tmp_path):
+    body = ("q = SINTEG(0.3, 0.04, 0, 1, 0.1, :NA:, :NA:)\n~~|\n"
+            "snap = SINTEG(-0.26, 1, :NA:, :NA:, :NA:, 0, 0.1)\n~~|\n"
+            "plain = SINTEG(-0.26, 1, :NA:, :NA:, :NA:, :NA:, :NA:)\n~~|\n")
+    _, values = _run(tmp_path, body, ["q", "snap", "plain"])
+    np.testing.assert_allclose(values["q"][0], [0, 0.3, 0.6, 0.9, 1, 1, 1, 1, 1], atol=1e-12)
+    np.testing.assert_allclose(values["snap"][0], [1, 0.74, 0.48, 0.22, 0, -0.26, -0.52,
+                                                   -0.78, -1.04], atol=1e-12)
+    np.testing.assert_allclose(values["plain"][0], 1 - 0.26 * np.arange(9), atol=1e-12)
+    assert sdfit.load_model(tmp_path / "m.mdl").variable("q").kind == "stock"
+
+
+def test_a_parse_error_names_the_variable_and_its_place_in_the_file(tmp_path):
+    path = tmp_path / "bad.mdl"
+    path.write_text("{UTF-8}\nx = 5\n~~|\n\ny = x *\n   (2 + ) \n~ units ~ doc|\n" + CONTROLS)
+    with pytest.raises(ModelError, match=r"could not be parsed at line 5, column 7 in the "
+                                         r"equation of 'y': cannot read from '\* \(2 \+ \)'"):
+        sdfit.load_model(path)
+
+
+def test_quoted_names_lose_their_quotes(tmp_path):
+    body = '"Attack rate (Beta)" = 0.3\n~~|\n"s" = INTEG("Attack rate (Beta)", 1)\n~~|\n'
+    _, values = _run(tmp_path, body, ["Attack rate (Beta)", '"s"'])
+    model = sdfit.load_model(tmp_path / "m.mdl")
+    assert model.constants == ["Attack rate (Beta)"] and model.stocks == ["s"]
+    assert PysdModel.load(tmp_path / "m.mdl").constants == ["Attack rate (Beta)"]
+    np.testing.assert_allclose(values['"s"'][0], 1 + 0.3 * np.arange(9))
+
+
+def test_untaken_branches_neither_raise_nor_warn(tmp_path):
+    body = ("r = 0\n~~|\ny = IF THEN ELSE(r > 0, 1 / r, 0)\n~~|\n"
+            "z = IF THEN ELSE(r >= 0, 0, LN(r) + SQRT(r) + r ^ -0.5)\n~~|\n"
+            "s = INTEG(y + z, 1)\n~~|\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, values = _run(tmp_path, body, ["y", "z", "s"])
+        np.testing.assert_array_equal(values["s"][0], np.ones(9))
+        _, values = _run(tmp_path, body, ["y", "s"], batch=2, r=np.array([0.0, 2.0]))
+    np.testing.assert_array_equal(values["y"][:, 0], [0.0, 0.5])
+    _, values = _run(tmp_path, "r = 0\n~~|\ny = 1 / r\n~~|\n", ["y"])  # a taken branch
+    assert np.isinf(values["y"]).all()  # the unit's fit fails as a row, nothing raises
+
+
+def test_the_engines_own_failures_are_engine_errors_and_fall_back(tmp_path, monkeypatch):
+    path = tmp_path / "m.mdl"
+    path.write_text("{UTF-8}\nr = 2\n~~|\ny = IF THEN ELSE(r > 0, 1 / r, 0)\n~~|\n" + CONTROLS)
+    model = sdfit.load_model(path)
+
+    def broken(*args):
+        raise IndexError("a bug in the engine")
+
+    monkeypatch.setattr(functions, "if_then_else", broken)
+    with pytest.raises(EngineError, match="IndexError: a bug in the engine"):
+        model.run(2)
+    monkeypatch.setattr(sdfit.model.engine, "load_model", lambda p: broken())
+    with pytest.warns(FallbackWarning, match="could not compile .*IndexError: a bug"):
+        assert isinstance(open_model(path), PysdModel)
+    with pytest.raises(EngineError, match="could not compile"):
+        open_model(path, "batched")
