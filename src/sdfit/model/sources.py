@@ -1,7 +1,10 @@
 """Reading model files beyond what PySD's translators accept, without forking them.
 
-* Vensim's inline comments, ``{like this}`` anywhere in an equation, are blanked out
-  before PySD's grammar sees the text (PySD accepts only the ``{UTF-8}`` header).
+* Vensim's inline comments, ``{like this}`` anywhere in an equation (nested too), are
+  blanked out before PySD's grammar sees the text (PySD accepts only the ``{UTF-8}``
+  header); macro definitions are moved ahead of the model's equations (PySD's grammar
+  reads several macros after other text as one macro); lookups written as all their x
+  then all their y (``tbl(0, 1, 2, 0, 5, 9)``, Vensim's other notation) become pairs.
 * A parse error names the variable and gives the line and column in the file (PySD's
   count within the equation, whitespace collapsed).
 * ``SINTEG(rate, initial, min, max, quantum, special, threshold)`` becomes a stock with
@@ -40,13 +43,14 @@ def strip_comments(text: str) -> str:
     breaks kept, so that positions stay those of the file); the leading encoding marker,
     units and documentation are left alone."""
     out = list(text)
-    field, quoted, start = 0, False, None
+    field, quoted, start, depth = 0, False, None, 0
     leading = re.match(r"\s*\{[^}]*\}", text)
     i = leading.end() if leading else 0
     while i < len(text):
         char = text[i]
-        if start is not None:  # inside a comment
-            if char == "}":
+        if start is not None:  # inside a comment, which may hold comments of its own
+            depth += {"{": 1, "}": -1}.get(char, 0)
+            if depth == 0:
                 for k in range(start, i + 1):
                     out[k] = out[k] if out[k] == "\n" else " "
                 start = None
@@ -62,21 +66,54 @@ def strip_comments(text: str) -> str:
         elif char == "|":
             field = 0
         elif char == "{" and field == 0:
-            start = i
+            start, depth = i, 1
         elif text.startswith("\\\\\\---///", i):  # the sketch: no equations beyond
             break
         i += 1
     return "".join(out)
 
 
+def hoist_macros(text: str) -> str:
+    """``text`` with its macro definitions first (after the encoding marker)."""
+    pattern = re.compile(r":MACRO:.*?:END OF MACRO:", re.S)
+    macros = pattern.findall(text)
+    if not macros:
+        return text
+    leading = re.match(r"\s*\{[^}]*\}", text)
+    head = leading.group(0) if leading else ""
+    body = pattern.sub("", text[len(head):])
+    return head + "\n" + "\n".join(macros) + "\n" + body
+
+
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_LISTED_LOOKUP = re.compile(
+    # an entry's first words (after "|", the encoding marker or a macro), numbers, then "~"
+    r"(\A|\||\}|:END OF MACRO:)(\s*[^\s=(|~:{][^\n=(|~:{]*?)\(((?:\s|\\\n)*" + _NUMBER
+    + r"(?:(?:\s|\\\n)*,(?:\s|\\\n)*" + _NUMBER + r")+)(?:\s|\\\n)*\)(?=\s*~)")
+
+
+def pair_lookups(text: str) -> str:
+    """Lookups given as ``name(x1, ..., xn, y1, ..., yn)`` rewritten as (x, y) pairs."""
+    def paired(match: re.Match) -> str:
+        numbers = re.findall(_NUMBER, match.group(3))
+        half = len(numbers) // 2
+        if len(numbers) % 2 or half < 2:
+            return match.group(0)
+        points = ",".join(f"({x},{y})" for x, y in zip(numbers[:half], numbers[half:],
+                                                      strict=True))
+        return f"{match.group(1)}{match.group(2)}({points})"
+
+    return _LISTED_LOOKUP.sub(paired, text)
+
+
 def read_vensim(path: Path):
-    """PySD's ``VensimFile`` of ``path`` with inline comments blanked out, and the text it
-    was read from."""
+    """PySD's ``VensimFile`` of ``path`` with inline comments blanked out and macros moved
+    first, and the file's text (comments blanked: positions are the file's)."""
     from pysd.translators.vensim.vensim_file import VensimFile
 
     source = VensimFile(path)
     text = strip_comments(source._read(None))
-    source.model_text = text
+    source.model_text = pair_lookups(hoist_macros(text))
     source._split_sketch()
     return source, text
 

@@ -84,6 +84,9 @@ class Scope:
     inherited: frozenset[str] = field(default_factory=frozenset)  # kinds seen in parent
 
     def resolve(self, name: str) -> Variable | None:
+        if name.endswith("$") and self.parent is not None:
+            # Vensim's NAME$ inside a macro: the model's own variable (e.g. TIME STEP$)
+            return self.parent.resolve(name[:-1])
         var = self.variables.get(key(name))
         if var is None and self.parent is not None:
             var = self.parent.resolve(name)
@@ -201,7 +204,7 @@ class Emitter:
         return self.emit(node.expression)  # GAME inputs are ignored outside gaming mode
 
     def _ReferenceStructure(self, node) -> Expr:
-        if node.reference == "time":
+        if node.reference in ("time", "time$"):
             self.deps.add("time")
             return Expr("time")
         var = self.scope.resolve(node.reference)
@@ -253,7 +256,7 @@ class Emitter:
         if target is not None and target.kind == "lookup":
             return lookups.call(self, target, node.function.subscripts, node.arguments)
         if name in self.compiler.macros:
-            return Expr(macros.expand(self, self.compiler.macros[name], node.arguments))
+            return macros.expand(self, self.compiler.macros[name], node.arguments)
         if name == "active_initial":
             return statefuls.active_initial(self, *node.arguments)
         if name == "get_time_value":

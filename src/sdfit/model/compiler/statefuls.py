@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..runtime.program import Variable
+from ..runtime.variables import key
 from .subscripts import Expr, align, union
 
 if TYPE_CHECKING:  # the emitter imports this module
@@ -169,11 +171,21 @@ def forecast(em: Emitter, node) -> Expr:
 
 
 def sample_if_true(em: Emitter, node) -> Expr:
-    """SAMPLE IF TRUE: the input while the condition holds, else the last sample."""
-    ((condition, c_deps), (x, x_deps), (init, init_deps)), dims = em.operands([
+    """SAMPLE IF TRUE: the input while the condition holds, else the last sample.  Where
+    its arguments read the variable it defines (``PEAK = SAMPLE IF TRUE(x > PEAK, x, x)``),
+    they read the last sample, as Vensim reads a level (PySD recurses forever)."""
+    sample = em.compiler.new_ident(em.variable, "sample")
+    reader, own = em, getattr(em, "defining", None)
+    if own is not None:
+        from .expressions import Emitter, Scope
+
+        variable = Variable(own.name, sample, "auxiliary", own.dims)
+        kinds = frozenset({"constant", "auxiliary", "stock", "lookup", "control", "data"})
+        scope = Scope({key(own.name): variable}, parent=em.scope, inherited=kinds)
+        reader = Emitter(em.compiler, em.variable, scope, em.def_subs)
+    ((condition, c_deps), (x, x_deps), (init, init_deps)), dims = reader.operands([
         (node.condition, "sample condition", False), (node.input, "sample input", True),
         (node.initial, "sample initial", True)])
-    sample = em.compiler.new_ident(em.variable, "sample")
     em.compiler.add_state(sample, init, init_deps,
                           f"{sample} * 0 + F.if_then_else({condition}, {x}, {sample})",
                           c_deps | x_deps | {sample})

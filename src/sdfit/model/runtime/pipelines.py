@@ -68,8 +68,9 @@ class FixedDelay:
                                     np.shape(self.order), held)
         if self.buffer is None or shape != held:
             grown = np.empty((self.length,) + shape)
-            if self.buffer is not None:
-                grown[:] = self.buffer
+            if self.buffer is not None:  # a scalar pipeline meets per-unit values
+                grown[:] = self.buffer.reshape(self.buffer.shape + (1,) * (
+                    grown.ndim - self.buffer.ndim))
             self.buffer = grown
 
 
