@@ -89,12 +89,33 @@ def pick_model(folder: Path) -> Path | None:
 
 def read_canonical(folder: Path) -> pd.DataFrame:
     """The canonical output of a folder, indexed by time, read as PySD's suite reads it."""
-    from pysd.py_backend.utils import detect_encoding, load_outputs
-
     path = folder / "output.csv"
     if not path.is_file():
         path = folder / "output.tab"
-    return load_outputs(path, encoding=detect_encoding(path))
+    return read_output(path)
+
+
+def read_output(path: Path) -> pd.DataFrame:
+    """An output of Vensim or Stella indexed by time: ``.tab`` or ``.csv`` as PySD's suite
+    reads them, or Vensim's ``.dat`` (a variable's name on a line, then lines of time and
+    value)."""
+    path = Path(path)
+    if path.suffix.lower() != ".dat":
+        from pysd.py_backend.utils import detect_encoding, load_outputs
+
+        return load_outputs(path, encoding=detect_encoding(path))
+    series, name, rows = {}, None, {}
+    for line in path.read_text(errors="ignore").splitlines():
+        parts = line.split("\t")
+        if len(parts) == 2 and name is not None:
+            rows[float(parts[0])] = float(parts[1])
+            continue
+        if name is not None:
+            series[name] = pd.Series(rows, dtype=float)
+        name, rows = line.strip(), {}
+    if name is not None:
+        series[name] = pd.Series(rows, dtype=float)
+    return pd.DataFrame(series).sort_index().rename_axis("time")
 
 
 def run_suite(root: str | Path, engine: str = "batched", batch_size: int = 2,

@@ -135,3 +135,18 @@ def test_the_engines_own_failures_are_engine_errors_and_fall_back(tmp_path, monk
         assert isinstance(open_model(path), PysdModel)
     with pytest.raises(EngineError, match="could not compile"):
         open_model(path, "batched")
+
+
+def test_whole_number_initial_values_and_long_decimals_are_kept(tmp_path):
+    """Where PySD is wrong (README, Differences from PySD): it truncates the first step of
+    SMOOTHI with an initial value of 1 (its stages are an integer array) and writes lookup
+    numbers with 8 decimals."""
+    path = tmp_path / "m.mdl"
+    path.write_text("{UTF-8}\nx = 1.336\n~~|\ns = SMOOTHI(x, 2, 1)\n~~|\n"
+                    "d = DELAY1I(x, 2, 1)\n~~|\nt((0, 0.123456789123), (1, 1))\n~~|\n"
+                    "y = t(0)\n~~|\nINITIAL TIME = 0\n~~|\nFINAL TIME = 1\n~~|\n"
+                    "TIME STEP = 0.5\n~~|\nSAVEPER = TIME STEP\n~~|\n")
+    values = sdfit.load_model(path).run(1, return_columns=["s", "d", "y"]).values
+    np.testing.assert_allclose(values["s"][0], [1, 1.084, 1.147], rtol=1e-14)
+    np.testing.assert_allclose(values["d"][0], [1, 1.084, 1.147], rtol=1e-14)
+    assert values["y"][0, 0] == 0.123456789123

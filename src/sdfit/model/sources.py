@@ -9,6 +9,11 @@
   count within the equation, whitespace collapsed).
 * ``SINTEG(rate, initial, min, max, quantum, special, threshold)`` becomes a stock with
   restrictions (:class:`SintegStructure`), which the compiler honours.
+* XMILE: ``{comments}`` in equations, the ``a[*]`` wildcard (``SUM(a[*])``),
+  ``LOOKUP(graphical function, x)``, graphical functions per element sharing one
+  equation, spaces in element subscripts (``"Boston, ptype"``) and sums of numbers
+  that PySD's grammar takes for arrays (``41+1``) are rewritten in the XML tree before
+  PySD's translator reads it.
 * The integration method stored in the file: XMILE's ``<sim_specs method="...">``, and
   Vensim's settings block (``15:a,b,c,METHOD,...`` after the sketch: 1 or 5 is RK4, 3 or
   4 RK2; the code as read by xmutil and Simlin), the only place a .mdl file keeps it.
@@ -154,6 +159,56 @@ def integration_method(path: str | Path) -> str:
                       f"which sdfit does not have; it runs with "
                       f"{'RK4' if method else 'Euler'} instead.", UserWarning, stacklevel=2)
     return method or "euler"
+
+
+# -- XMILE tree ---------------------------------------------------------------------------------
+_SUMS_OF_NUMBERS = re.compile(r"\s*" + _NUMBER + r"(?:\s*[-+]\s*" + _NUMBER + r")+\s*")
+_SUBSCRIPTED = re.compile(r'("[^"]+"|[^\W\d][\w.$\']*)(\s*)\[([^\]]*\*[^\]]*)\]')
+
+
+def prepare_xmile(root, ns: str) -> None:
+    """Rewrite, in place, what PySD's XMILE translator cannot read (module docstring)."""
+    space = {"ns": ns}
+    variables = ".//{" + ns + "}variables/*[@name]"
+    dims = {}
+    for node in root.iterfind(variables):
+        found = [d.get("name") for d in node.iterfind("ns:dimensions/ns:dim", space)]
+        dims[_xmile_key(node.get("name"))] = found
+    for node in root.iterfind(variables):
+        shared = node.find("ns:eqn", space)
+        for element in node.iterfind("ns:element", space):
+            subscript = element.get("subscript")
+            if subscript:  # "Boston, ptype": PySD keeps the space in ' ptype'
+                element.set("subscript", ",".join(s.strip() for s in subscript.split(",")))
+            if element.find("ns:eqn", space) is None and shared is not None:
+                copy = element.makeelement(shared.tag, {})
+                copy.text = shared.text
+                element.insert(0, copy)
+    for eqn in root.iterfind(".//{" + ns + "}eqn"):
+        if eqn.text:
+            eqn.text = _xmile_equation(eqn.text, dims)
+
+
+def _xmile_equation(text: str, dims: dict[str, list[str]]) -> str:
+    text = strip_comments("|" + text)[1:]  # an equation field from its first character
+    text = re.sub(r"(?<![\w.$])LOOKUP\s*\(", "SDFIT_LOOKUP(", text, flags=re.I)
+
+    def wildcard(match: re.Match) -> str:
+        ranges = dims.get(_xmile_key(match.group(1)), [])
+        subs = [s.strip() for s in match.group(3).split(",")]
+        if len(subs) != len(ranges):
+            return match.group(0)
+        subs = [f"{r}!" if s == "*" else s for s, r in zip(subs, ranges, strict=True)]
+        return f"{match.group(1)}{match.group(2)}[{','.join(subs)}]"
+
+    text = _SUBSCRIPTED.sub(wildcard, text)
+    if _SUMS_OF_NUMBERS.fullmatch(text):
+        text = f"({text.strip()})"
+    return text
+
+
+def _xmile_key(name: str) -> str:
+    return re.sub(r"[\s_]+", " ", name.strip().strip('"')).lower()
 
 
 # -- AST extensions ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 from ..exceptions import ModelError
-from .sources import extend, integration_method, locate, read_vensim
+from .sources import extend, integration_method, locate, prepare_xmile, read_vensim
 
 __all__ = ["element_kind", "integration_method", "translate"]
 
@@ -50,6 +50,7 @@ def translate(path: str | Path):
 
                 text = path.read_text(errors="ignore")
                 source = XmileFile(path)
+                prepare_xmile(source.xmile_root, source.ns)
             source.parse()
             model = source.get_abstract_model()
     except Exception as error:  # the translators raise parser-specific errors

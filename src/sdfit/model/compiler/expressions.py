@@ -19,7 +19,7 @@ from pysd.translators.structures import abstract_expressions as ae
 from ...exceptions import ModelError, UnsupportedFeatureError
 from ..runtime.program import Variable
 from ..runtime.variables import key
-from . import external, lookups, macros, randoms, statefuls, vectors
+from . import calls, external, lookups, macros, randoms, statefuls, vectors
 from .subscripts import Dims, Expr, align, select, union
 
 #: PySD's arithmetic order of each operator (0: needs no parentheses, as a call).
@@ -115,7 +115,10 @@ class Emitter:
 
     def child(self) -> Emitter:
         """An emitter for a sub-expression with its own dependencies."""
-        return Emitter(self.compiler, self.variable, self.scope, self.def_subs)
+        child = Emitter(self.compiler, self.variable, self.scope, self.def_subs)
+        if hasattr(self, "defining"):
+            child.defining = self.defining
+        return child
 
     def unsupported(self, construct: str) -> UnsupportedFeatureError:
         return UnsupportedFeatureError(construct, self.variable, self.compiler.path)
@@ -208,6 +211,10 @@ class Emitter:
             self.deps.add("time")
             return Expr("time")
         var = self.scope.resolve(node.reference)
+        if var is None and node.reference == "self":  # XMILE: the variable being defined
+            var = getattr(self, "defining", None)
+        if var is None and node.reference == "pi":  # XMILE's PI without parentheses
+            return Expr("np.pi")
         if var is None and self.compiler.subscripts.number(node.reference) is not None:
             values, dims = self.compiler.subscripts.number(node.reference)
             if not dims:
@@ -265,8 +272,10 @@ class Emitter:
             return vectors.BUILDERS[name](self, node.arguments)
         if name in randoms.FUNCTIONS:
             return randoms.call(self, name, node.arguments)
-        if name == "delay_material":
-            return statefuls.delay_material(self, node.arguments)
+        if name in BEYOND_PYSD:
+            return BEYOND_PYSD[name](self, node.arguments)
+        if name in calls.LOOKUP_MODES:
+            return calls.lookup_mode(self, name, node.arguments)
         if name in FUNCTIONS:
             template, arity = FUNCTIONS[name]
         elif name in TIME_FUNCTIONS:
@@ -295,6 +304,11 @@ class Emitter:
     _AllocateAvailableStructure = vectors.allocate_available
     _AllocateByPriorityStructure = vectors.allocate_by_priority
 
+
+#: Calls PySD cannot build, by PySD's name of the function.
+BEYOND_PYSD = {"delay_material": statefuls.delay_material, "previous": statefuls.previous,
+               "sdfit_lookup": calls.xmile_lookup, "size": calls.size,
+               "gamma_ln": calls.gamma_ln}
 
 #: Structures written by the other modules, by abstract-syntax class.
 _HANDLERS = {

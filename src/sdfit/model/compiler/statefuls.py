@@ -143,6 +143,18 @@ def delay_material(em: Emitter, arguments) -> Expr:
     return _output(em, "delay", f"{pipe}.output", {pipe}, dims)
 
 
+def previous(em: Emitter, arguments) -> Expr:
+    """XMILE's PREVIOUS(x, initial): x one TIME STEP ago, the initial value at the start."""
+    if len(arguments) != 2:
+        raise em.unsupported(f"PREVIOUS with {len(arguments)} arguments (it takes 2)")
+    ((x, x_deps), (init, init_deps)), dims = em.operands([
+        (arguments[0], "previous input", True), (arguments[1], "previous initial", True)])
+    held = em.compiler.new_ident(em.variable, "previous")
+    em.compiler.add_state(held, init, init_deps, f"{held} * 0 + {x}", x_deps | {held})
+    em.deps.add(held)
+    return Expr(held, 0, dims)
+
+
 def trend(em: Emitter, node) -> Expr:
     """TREND: fractional change of the input over an exponential average."""
     ((x, x_deps), (avg, avg_deps), (init, init_deps)), dims = em.operands([

@@ -65,6 +65,13 @@ def modulo(x, m):
     return x - quantum(x, m)
 
 
+def gamma_ln(x):
+    """GAMMA LN: the logarithm of the gamma function."""
+    from scipy.special import gammaln
+
+    return gammaln(x)
+
+
 def log(x, base):
     """LOG(x, base)."""
     return np.log(x) / np.log(base)
@@ -126,13 +133,16 @@ def lookup(x, xs, ys, mode="interpolate", jumps=False):
 
     ``mode`` is ``"interpolate"`` (linear, holding the end values outside the
     table), ``"extrapolate"`` (linear beyond the ends too) or
-    ``"hold_backward"`` (the value of the last point at or below ``x``).  An x given
+    ``"hold_backward"`` (the value of the last point at or below ``x``) or
+    ``"look_forward"`` (of the first point at or above it).  An x given
     twice is a jump (Vensim's semantics): below it the table approaches the first
     point's y, at and above it the last one's (``jumps``: the table has such x).
     """
     if mode == "hold_backward":
         index = np.clip(np.searchsorted(xs, x, side="right") - 1, 0, len(xs) - 1)
         return ys[index]
+    if mode == "look_forward":  # Vensim's LOOKUP FORWARD: the next point at or above x
+        return ys[np.clip(np.searchsorted(xs, x, side="left"), 0, len(xs) - 1)]
     y = _interp_jumps(x, xs, ys) if jumps else np.interp(x, xs, ys)
     if mode == "extrapolate" and len(xs) > 1:
         below = ys[0] + (ys[1] - ys[0]) / (xs[1] - xs[0]) * (x - xs[0])
