@@ -9,7 +9,8 @@ interpreters (PySD's translator keeps state between files).  Columns of the tabl
 
 * ``PySD``, ``sdfit``: ``ok`` or the first words of the error;
 * ``=PySD``: ``equal`` when every column both give is equal (differences under 1e-12
-  aside), else the largest relative difference;
+  aside), else the largest relative difference; for a file that asks for RK4 (which sdfit
+  uses and PySD ignores), also how sdfit's Euler run compares;
 * ``ref``: the largest relative difference to the output of Vensim or Stella shipped
   with the model, for each engine that runs (``sdfit/PySD``), over the columns and
   times both have (Vensim writes constants once: they are spread over the times;
@@ -66,6 +67,7 @@ def _worker(engine: str, path: Path, out: Path, batch: int) -> None:
     import warnings
 
     warnings.simplefilter("ignore")
+    euler = None
     try:
         if engine == "pysd":
             import shutil
@@ -89,7 +91,10 @@ def _worker(engine: str, path: Path, out: Path, batch: int) -> None:
                     params[name] = np.full(batch, model.constant_value(name))
             seconds, _ = _best(lambda: model.run(batch, params=params))
             seconds /= batch
-        result = {"frame": frame, "seconds": seconds}
+            if model.method != "euler":  # PySD's method too, to compare the engines
+                euler = model.run(1, method="euler").to_frame(0)
+        result = {"frame": frame, "seconds": seconds, "method": getattr(model, "method", ""),
+                  "euler": euler}
     except Exception as error:  # the table reports it
         result = {"error": f"{type(error).__name__}: {' '.join(str(error).split())}"}
     out.write_bytes(pickle.dumps(result))
@@ -176,7 +181,7 @@ def main() -> None:
     manifest = tomllib.loads((PUBLIC / "MANIFEST.toml").read_text())["model"]
     if args.only:
         manifest = [m for m in manifest if m["file"] in args.only]
-    header = (f"{'file':<58} {'PySD':<18} {'sdfit':<18} {'=PySD':<9} {'ref sdfit/PySD':<17} "
+    header = (f"{'file':<58} {'PySD':<18} {'sdfit':<18} {'=PySD':<17} {'ref sdfit/PySD':<17} "
               f"{'PySD ms':>8} {'sdfit us':>9} {'ratio':>8}")
     print(header)
     counts = dict(tried=0, pysd=0, sdfit=0, equal=0, only_sdfit=0, pysd_wrong=0, random=0,
@@ -191,6 +196,9 @@ def main() -> None:
         if "frame" in pysd_result and "frame" in ours:
             worst, column, _ = difference(pysd_result["frame"], ours["frame"])
             equal = "equal" if worst == 0 else f"{worst:.1e}"
+            if ours.get("euler") is not None:  # the file asks for RK4; PySD runs Euler
+                euler = difference(pysd_result["frame"], ours["euler"])[0]
+                equal = f"{ours['method']}; Euler " + ("equal" if euler == 0 else f"{euler:.0e}")
             counts["equal"] += worst == 0
             if worst:
                 why = entry.get("differs", "")
@@ -212,7 +220,7 @@ def main() -> None:
             except Exception as error:
                 ref = f"unreadable ({type(error).__name__})"
         status = [("ok" if "frame" in r else r["error"])[:17] for r in (pysd_result, ours)]
-        print(f"{entry['file'][:58]:<58} {status[0]:<18} {status[1]:<18} {equal:<9} {ref:<17} "
+        print(f"{entry['file'][:58]:<58} {status[0]:<18} {status[1]:<18} {equal:<17} {ref:<17} "
               f"{speed}", flush=True)
     print()
     print(f"files tried {counts['tried']}, PySD runs {counts['pysd']}, sdfit runs "

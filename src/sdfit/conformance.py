@@ -97,13 +97,19 @@ def read_canonical(folder: Path) -> pd.DataFrame:
 
 def read_output(path: Path) -> pd.DataFrame:
     """An output of Vensim or Stella indexed by time: ``.tab`` or ``.csv`` as PySD's suite
-    reads them, or Vensim's ``.dat`` (a variable's name on a line, then lines of time and
-    value)."""
+    reads them (the first column the time, whatever its name), or Vensim's ``.dat`` (a
+    variable's name on a line, then lines of time and value)."""
     path = Path(path)
     if path.suffix.lower() != ".dat":
         from pysd.py_backend.utils import detect_encoding, load_outputs
 
-        return load_outputs(path, encoding=detect_encoding(path))
+        encoding = detect_encoding(path)
+        try:
+            return load_outputs(path, encoding=encoding)
+        except ValueError:  # the time column named otherwise ("Years"): the first column
+            sep = "\t" if path.suffix.lower() == ".tab" else ","
+            frame = pd.read_csv(path, sep=sep, index_col=0, encoding=encoding)
+            return frame.rename_axis("time")
     series, name, rows = {}, None, {}
     for line in path.read_text(errors="ignore").splitlines():
         parts = line.split("\t")

@@ -6,6 +6,7 @@ guarded divisions, the engine's own failures."""
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,3 +151,15 @@ def test_whole_number_initial_values_and_long_decimals_are_kept(tmp_path):
     np.testing.assert_allclose(values["s"][0], [1, 1.084, 1.147], rtol=1e-14)
     np.testing.assert_allclose(values["d"][0], [1, 1.084, 1.147], rtol=1e-14)
     assert values["y"][0, 0] == 0.123456789123
+
+
+def test_a_pulse_train_pulses_at_its_end_time_as_in_vensims_output():
+    """SDEverywhere's pulsetrain model and the output Vensim gave for it: a pulse starts at
+    the last pulse time (30) itself; PySD stops before it."""
+    from sdfit.conformance import read_output
+
+    folder = Path(__file__).parents[1] / "models" / "public" / "sdeverywhere" / "pulsetrain"
+    sim = sdfit.load_model(folder / "pulsetrain.mdl").run(1, return_columns=["p"])
+    vensim = read_output(folder / "pulsetrain.dat")["p"]
+    np.testing.assert_array_equal(sim.values["p"][0], vensim.loc[sim.times].to_numpy())
+    assert sim.values["p"][0][sim.times == 30] == 1

@@ -98,11 +98,13 @@ def pulse(time, time_step, start, width=None, magnitude=None):
 
 
 def pulse_train(time, time_step, start, interval, width=None, end=None, magnitude=None):
-    """Repeated pulses (Vensim PULSE TRAIN; XMILE PULSE with an interval)."""
+    """Repeated pulses (Vensim PULSE TRAIN, the last one starting at ``end`` at the latest;
+    XMILE PULSE with an interval)."""
     width = 0.5 * time_step if width is None else width
     height = 1.0 if magnitude is None else magnitude / time_step
     single = pulse(time, time_step, start, width, magnitude)
-    within = start <= time if end is None else (start <= time) & (time < end)
+    # a pulse starts at the end time itself, as Vensim's output shows (PySD: before it)
+    within = start <= time if end is None else (start <= time) & (time <= end)
     phase = np.mod(time - start + SMALL_VENSIM, _where(interval == 0, 1.0, interval))
     repeated = _where(within & (phase < width), height, 0.0)
     return _where(interval == 0, single, repeated)
