@@ -220,7 +220,8 @@ class Emitter:
             if not dims:
                 return Expr(_number(float(values)))
             key = self.compiler.new_ident(node.reference, "positions")
-            return Expr(f"A['{self.compiler.add_array(key, values[None])}']", 0, dims)
+            return Expr(f"A['{self.compiler.add_array(key, values[None])}']", 0,
+                        self.mapped(dims))
         if var is None:
             raise ModelError(
                 f"The equation of '{self.variable}' in model file '{self.compiler.path}' "
@@ -248,6 +249,11 @@ class Emitter:
                              f"gives {len(ref)} subscript(s) to '{var.name}', which has "
                              f"{len(var_dims)}.")
         text, dims = select(text, var_dims, ref)
+        return Expr(text, 0, self.mapped(dims))
+
+    def mapped(self, dims: Dims) -> Dims:
+        """``dims`` with each range the component's own dims map it to renamed to them."""
+        ranges = self.compiler.subscripts
         final: Dims = {}
         for dim, coords in dims.items():
             if dim not in self.def_subs and not dim.endswith("!"):
@@ -255,7 +261,7 @@ class Emitter:
                             if m in self.def_subs and m not in dims), dim)
                 coords = ranges.ranges.get(dim, coords)
             final[dim] = coords
-        return Expr(text, 0, final)
+        return final
 
     def _CallStructure(self, node) -> Expr:
         name = node.function.reference
