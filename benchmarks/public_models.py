@@ -16,8 +16,9 @@ interpreters (PySD's translator keeps state between files).  Columns of the tabl
   times both have (Vensim writes constants once: they are spread over the times;
   differences under 1e-6, Vensim's single precision, do not count);
 * ``PySD ms``, ``sdfit us``: one PySD run, and sdfit's run of a batch of ``--batch``
-  units, every constant given one value per unit as when fitting, divided by the batch
-  (both the best of three), and their ratio.
+  units (fewer, ``B``, where recording every variable would take over 2 GB), every
+  constant given one value per unit as when fitting, divided by the batch (both the
+  best of three), and their ratio.
 
 The summary counts the files tried, run by each engine, equal, run by sdfit only, and
 where the engines differ, why: the manifest's ``differs`` is ``"pysd-wrong"`` (its
@@ -48,6 +49,8 @@ PUBLIC = Path(__file__).resolve().parents[1] / "tests" / "models" / "public"
 #: Differences to PySD count from 1e-12 up; to Vensim's single-precision outputs from 1e-6.
 ATOL, REFERENCE_ATOL = 1e-12, 1e-6
 TIMEOUT = 600
+#: sdfit's batch records at most this many bytes (a long run of a big model gets fewer units).
+MEMORY = 2e9
 
 
 def _best(run, repeats: int = 3) -> tuple[float, object]:
@@ -85,6 +88,8 @@ def _worker(engine: str, path: Path, out: Path, batch: int) -> None:
 
             model = sdfit.load_model(path)
             frame = model.run(1).to_frame(0)
+            # what a run records (every variable at every saved time) within MEMORY bytes
+            batch = max(1, min(batch, int(MEMORY // (8 * frame.size))))
             params = {}  # every constant one value per unit, as when fitting
             for name in model.constants:
                 if not model.shape(name):
@@ -94,7 +99,7 @@ def _worker(engine: str, path: Path, out: Path, batch: int) -> None:
             if model.method != "euler":  # PySD's method too, to compare the engines
                 euler = model.run(1, method="euler").to_frame(0)
         result = {"frame": frame, "seconds": seconds, "method": getattr(model, "method", ""),
-                  "euler": euler}
+                  "euler": euler, "batch": batch}
     except Exception as error:  # the table reports it
         result = {"error": f"{type(error).__name__}: {' '.join(str(error).split())}"}
     out.write_bytes(pickle.dumps(result))
@@ -182,7 +187,7 @@ def main() -> None:
     if args.only:
         manifest = [m for m in manifest if m["file"] in args.only]
     header = (f"{'file':<58} {'PySD':<18} {'sdfit':<18} {'=PySD':<17} {'ref sdfit/PySD':<17} "
-              f"{'PySD ms':>8} {'sdfit us':>9} {'ratio':>8}")
+              f"{'PySD ms':>8} {'sdfit us':>9} {'ratio':>8} {'B':>5}")
     print(header)
     counts = dict(tried=0, pysd=0, sdfit=0, equal=0, only_sdfit=0, pysd_wrong=0, random=0,
                   differ=[])
@@ -208,10 +213,10 @@ def main() -> None:
                                          entry.get("note", "")))
             ratio = pysd_result["seconds"] / ours["seconds"]
             speed = (f"{1e3 * pysd_result['seconds']:>8.2f} {1e6 * ours['seconds']:>9.2f} "
-                     f"{ratio:>8,.0f}")
+                     f"{ratio:>8,.0f} {ours['batch']:>5}")
         elif "frame" in ours:
             counts["only_sdfit"] += 1
-            speed = f"{'':>8} {1e6 * ours['seconds']:>9.2f}"
+            speed = f"{'':>8} {1e6 * ours['seconds']:>9.2f} {'':>8} {ours['batch']:>5}"
         if entry.get("reference"):
             try:
                 expected = reference(PUBLIC / entry["reference"])

@@ -17,8 +17,8 @@ import warnings
 import numpy as np
 
 import sdfit
-from sdfit.data import read_panel
 from sdfit.objective import Objective
+from sdfit.resolution import resolve
 from sdfit.spec import find_spec, load_spec
 
 SPECS = {"scalar": "us-counties", "subscripted": "us-counties-subscripted"}
@@ -43,7 +43,7 @@ def evaluation_ms(task, data, batch: int) -> float:
 
 def statements_per_step(model) -> int:
     """Statements of the generated Euler loop (auxiliaries and state updates)."""
-    static, _, dynamic = model._orders
+    static, _, dynamic = model.schedule
     return len(dynamic) + sum(s.update.expr != s.ident for s in model.states)
 
 
@@ -56,9 +56,9 @@ def main() -> None:
     rows, tables = {}, {}
     for kind, name in SPECS.items():
         spec = load_spec(find_spec(name))
-        panel = read_panel(spec.data)
+        panel = spec.data.read()
         model = sdfit.load_model(spec.model)
-        task, data = spec.problem.resolve(model, panel.head(1024))
+        task, data = resolve(spec.problem, model, panel.head(1024))
         evaluations = [evaluation_ms(task, data, b) for b in BATCHES]
         fits = []
         for _ in range(args.repeats):

@@ -154,3 +154,35 @@ def dask_cluster(tmp_path_factory):
         yield cluster
     finally:
         cluster.stop()
+
+
+# -- a fit of some US counties, for the figures and the report ---------------------------
+# Los Angeles (the largest county), Kalawao (Hawaii: a parameter not identifiable) and
+# Denali (Alaska: a unit the county shapefile has no shape for), and the first 30 others
+COUNTIES = [(6, 37), (15, 5), (2, 68)]
+
+
+@pytest.fixture(scope="session")
+def county_fit(census, aging_chain):
+    """(FitResult, Panel) of the bundled `us-counties` problem on 33 counties."""
+    import numpy as np
+    import pandas as pd
+
+    rows = census.units.get_indexer(pd.MultiIndex.from_tuples(COUNTIES))
+    panel = census.take(np.unique(np.concatenate([np.arange(30), rows])))
+    spec = sdfit.load_spec("us-counties")
+    return sdfit.fit(aging_chain, panel, spec.problem, backend="serial", progress=False), panel
+
+
+@pytest.fixture(scope="session")
+def county_stories(county_fit):
+    """UnitStory of every unit of ``county_fit`` (sdfit.stories: the bundled aging chain
+    simulated again with each unit's fitted parameters), by unit key."""
+    from sdfit.stories import unit_stories
+
+    return unit_stories(county_fit[0])
+
+
+@pytest.fixture(scope="session")
+def county_shapefile(shared_data) -> Path:
+    return shared_data / "census" / "US_County_2000_2004.shp"

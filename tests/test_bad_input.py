@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -65,6 +66,9 @@ def files(tmp_path_factory):
     write("table.mdl", "state,county,time\n1,2,3\n")
     write("syntax.mdl", "a = 1 +\n~~|\n")
     write("model.txt", aging_chain_path().read_text())
+    write("zero-step.mdl", aging_chain_path().read_text().replace("0.125", "0"))
+    write("tiny-step.mdl", aging_chain_path().read_text().replace("0.125", "1e-07"))
+    write("file", "not a folder")
     write("short.mdl", aging_chain_path().read_text().replace("FINAL TIME=\n\t2010",
                                                               "FINAL TIME=\n\t2005"))
     spec = {"model": aging_chain_path(), "data": root / "panel.csv", "initial": ""}
@@ -80,9 +84,18 @@ def arguments(files, out, args, spec: str = "spec.toml") -> list[str]:
             "--no-figures", *(a.replace("{files}", str(files)) for a in args)]
 
 
-def sdfit_fit(files, tmp_path, capsys, *args: str, spec: str = "spec.toml"):
+def case_of(name: str):
+    """(flags, expected parts of the message, spec file, --out or None) of a case written
+    as (flags, expected[, spec[, more flags[, --out]]])."""
+    args, expected, spec, extra, out = (*CASES[name], "spec.toml", [], None)[:5] \
+        if len(CASES[name]) < 3 else (*CASES[name], *("spec.toml", [], None)[len(CASES[name])
+                                                                             - 2:])
+    return args + list(extra), expected, spec, out
+
+
+def sdfit_fit(files, tmp_path, capsys, *args: str, spec: str = "spec.toml", out=None):
     """Run ``sdfit fit`` in process; returns (exit status, stdout, stderr) and the out folder."""
-    out = tmp_path / "out"
+    out = tmp_path / "out" if out is None else out.replace("{files}", str(files))
     status = main(arguments(files, out, args, spec))
     captured = capsys.readouterr()
     return subprocess.CompletedProcess([], status, captured.out, captured.err), out
@@ -155,6 +168,31 @@ CASES = {
     "unknown spec key": ([], ["unknown-key.toml': unknown key 'tme' in [initial]. Did you mean "
                               "'time'?"], "unknown-key.toml"),
     "spec not TOML": ([], ["not-toml.toml' is not valid TOML"], "not-toml.toml"),
+    "TIME STEP 0": (["--model", "{files}/zero-step.mdl"],
+                    ["The TIME STEP of model 'zero-step' is 0; it must be a positive number."]),
+    "steps x units over the budget": (["--model", "{files}/tiny-step.mdl"],
+                                      ["The run has 100,000,001 time steps (TIME STEP 1e-07 "
+                                       "from 2000 to 2010) for 8 units: 8e+08 unit-steps per "
+                                       "simulation, above the limit of 1e+08; raise it with "
+                                       "--max-steps", ], "spec.toml", ["--max-steps", "1e8"]),
+    "chunk size below 1": (["--chunk-size", "-3"], ["The 'chunk_size' setting must be an "
+                                                   "integer >= 1; got -3 (from [fit] "
+                                                   "chunk_size)."]),
+    "workers not a number": (["--workers", "two"], ["'two' in '--workers' is not a number."]),
+    "infinite initial time": (["--initial-time", "inf"], ["The 'time' setting of [initial] "
+                                                          "must be a number; got inf"]),
+    "likelihood misspelt": (["--likelihood", "poison"], ["The 'likelihood' setting of "
+                                                        "[targets] must be one of 'gaussian', "
+                                                        "'lognormal', 'poisson', "
+                                                        "'negative-binomial'; got 'poison'",
+                                                        "Did you mean 'poisson'?"]),
+    "empty out path": ([], ["--out must name a results folder; got an empty path."],
+                       "spec.toml", [], ""),
+    "out under a file": ([], ["Output folder '", "file/out' cannot be made: '", "file' is a "
+                              "file."], "spec.toml", [], "{files}/file/out"),
+    "map parameter misspelt": (["--map-parameter", "dec 2 los rate"],
+                               ["--map-parameter 'dec 2 los rate' is not a constant of model "
+                                "'aging_chain'. Did you mean 'dec 2 loss rate'"]),
     "scheduler without dask": (["--backend", "processes", "--scheduler", "tcp://127.0.0.1:1"],
                                ["A scheduler address is for the dask backend, not 'processes'"]),
 }
@@ -162,14 +200,14 @@ CASES = {
 
 @pytest.mark.parametrize("case", CASES)
 def test_bad_input_is_one_sentence_exit_2_and_nothing_written(files, case, tmp_path, capsys):
-    args, expected, *spec = CASES[case]
-    done, out = sdfit_fit(files, tmp_path, capsys, *args, spec=spec[0] if spec else "spec.toml")
+    args, expected, spec, out = case_of(case)
+    done, out = sdfit_fit(files, tmp_path, capsys, *args, spec=spec, out=out)
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("sdfit: error: "), done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
     for part in expected:
         assert part in done.stderr, done.stderr
-    assert not out.exists() or not any(out.iterdir())
+    assert str(out) == "" or not Path(out).exists() or not any(Path(out).iterdir())
 
 
 def test_drop_invalid_skips_and_lists_the_units(files, tmp_path, capsys):
@@ -193,10 +231,9 @@ def test_text_in_a_column_the_problem_does_not_need_is_no_error(files, tmp_path,
 
 @pytest.mark.parametrize("case", ["model syntax error", "non-numeric value", "unknown spec key"])
 def test_the_installed_command_says_the_same_in_a_real_process(files, case, tmp_path):
-    args, expected, *spec = CASES[case]
+    args, expected, spec, _ = case_of(case)
     done = subprocess.run([sys.executable, "-m", "sdfit.cli",
-                           *arguments(files, tmp_path / "out", args,
-                                      spec[0] if spec else "spec.toml")],
+                           *arguments(files, tmp_path / "out", args, spec)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "Traceback" not in done.stderr and all(p in done.stderr for p in expected)

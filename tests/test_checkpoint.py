@@ -13,13 +13,14 @@ import pytest
 
 from helpers import wait_for_chunks
 from sdfit.backends.local import SerialBackend
+from sdfit.calibrate import fit
 from sdfit.checkpoint import ChunkStore, run_fingerprint
 from sdfit.data import from_wide
 from sdfit.datasets import aging_chain_path
 from sdfit.files import read_csv
-from sdfit.fit import fit
 from sdfit.model import load_model
 from sdfit.problem import Parameter, Problem
+from sdfit.resolution import resolve
 from sdfit.solvers import LevenbergMarquardt
 
 RECIPE = Problem([Parameter("dec * loss rate", x0=0.05)], target_times=[2010],
@@ -89,7 +90,7 @@ def test_resume_refuses_chunks_of_another_run(aging_chain, subset, tmp_path):
 
 
 def test_fingerprint_covers_model_data_problem_and_chunking(aging_chain, subset, tmp_path):
-    task, _ = RECIPE.resolve(aging_chain, subset)
+    task, _ = resolve(RECIPE, aging_chain, subset)
     solver = LevenbergMarquardt()
     base = run_fingerprint(task, subset, solver, False, 8, 60)
     assert run_fingerprint(task, subset, solver, False, 8, 60) == base
@@ -98,7 +99,7 @@ def test_fingerprint_covers_model_data_problem_and_chunking(aging_chain, subset,
     copy.write_text(aging_chain_path().read_text().replace("0.125", "0.0625"))
     frame = subset.frame.copy()
     frame.iloc[4, 4] += 1
-    other_model, _ = RECIPE.resolve(load_model(copy), subset)
+    other_model, _ = resolve(RECIPE, load_model(copy), subset)
     changed = {
         "model": run_fingerprint(other_model, subset, solver, False, 8, 60),
         "data": run_fingerprint(task, from_wide(frame, subset.source), solver, False, 8, 60),

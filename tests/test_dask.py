@@ -12,10 +12,10 @@ import pytest
 from helpers import wait_for_chunks
 from sdfit import SpecError
 from sdfit.backends import get_backend
+from sdfit.calibrate import fit
 from sdfit.cli import main
 from sdfit.datasets import aging_chain_path
 from sdfit.files import read_csv
-from sdfit.fit import fit
 from sdfit.problem import Parameter, Problem
 
 pytestmark = pytest.mark.cluster

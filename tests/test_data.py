@@ -103,3 +103,75 @@ def test_non_numeric_cells_are_nan_with_their_text_kept_for_messages(tmp_path, c
     assert panel.non_numeric == {(line, 2000.0, "a"): "x"}
     assert line == 5  # wide: the line of its row; long: the line of its first observation
     assert panel.take([1]).non_numeric == panel.non_numeric
+
+
+THEOPH_LIKE = """Subject,Wt,Dose,Time,conc
+1,79.6,4.02,0,0.74
+1,79.6,4.02,0.25,2.84
+1,79.6,4.02,1.12,
+2,72.4,4.4,0,0
+2,72.4,4.4,0.27,1.72
+2,72.4,4.4,0.52,oops
+"""
+
+
+def test_tidy_csv_one_row_per_unit_and_time(tmp_path):
+    path = tmp_path / "theoph.csv"
+    path.write_text(THEOPH_LIKE)
+    panel = read_panel(path, units=["Subject"], time="Time")
+    assert panel.unit_columns == ["Subject"] and list(panel.units) == [1, 2]
+    assert panel.variables == ("Wt", "Dose", "conc")
+    # the blank cell is not observed; text is kept for a message if a problem needs it
+    conc = panel.rows_of([panel.variable_index("conc")])
+    assert panel.time[conc].tolist() == [0, 0.25, 0, 0.27, 0.52]
+    assert panel.non_numeric == {(7, 0.52, "conc"): "oops"}
+    assert panel.lines.tolist() == [2, 5]
+    layout, counts = panel.padded(conc)
+    assert counts.tolist() == [2, 3] and layout[0, 2] == -1
+
+
+@pytest.mark.parametrize("kind", ["frame", "parquet"])
+def test_tidy_data_from_a_dataframe_or_parquet_equals_csv(tmp_path, kind):
+    (tmp_path / "t.csv").write_text(THEOPH_LIKE)
+    csv = read_panel(tmp_path / "t.csv", units="Subject", time="Time")
+    frame = pd.read_csv(tmp_path / "t.csv")
+    if kind == "parquet":
+        pytest.importorskip("pyarrow")
+        frame.to_parquet(tmp_path / "t.parquet")
+        other = read_panel(tmp_path / "t.parquet", units=["Subject"], time="Time")
+    else:
+        other = read_panel(frame, units=["Subject"], time="Time")
+    finite = ~np.isnan(csv.value)
+    assert np.array_equal(csv.value[finite], other.value[~np.isnan(other.value)])
+    assert list(other.units) == [1, 2]
+
+
+@pytest.mark.parametrize("content, kwargs, message", [
+    (THEOPH_LIKE, {"units": ["Subj"], "time": "Time"}, "no column 'Subj'. Did you mean "
+     "'Subject'"),
+    (THEOPH_LIKE, {"units": ["Subject"]}, "needs both 'units'"),
+    ("id,t,x\n1,0,1\n1,0,2\n", {"units": ["id"], "time": "t"}, "lines 2 and 3: unit id=1 has "
+     "two rows at time 0"),
+    ("id,t,x\n1,zero,1\n", {"units": ["id"], "time": "t"}, "line 2, column 't': 'zero' is "
+     "not a time"),
+    ("state,t,x\n1,0,2\n2,0,3\n3,0,4\nTotal,0,9\n", {"units": ["state"], "time": "t"},
+     "line 5: the unit id 'Total' in column 'state' is text while the others are numbers"),
+    (",2000,2000\n,a,b\nunit,,\n", {}, "has header rows but no unit"),
+])
+def test_malformed_tidy_files_name_the_place(tmp_path, content, kwargs, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(DataError, match=message):
+        read_panel(path, **kwargs)
+
+
+def test_a_latin_1_file_is_read(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("id,t,größe\n1,0,1.5\n".encode("latin-1"))
+    panel = read_panel(path, units=["id"], time="t")
+    assert panel.variables == ("größe",) and panel.value.tolist() == [1.5]
+
+
+def test_a_wide_dataframe_needs_read_panel():
+    with pytest.raises(DataError, match=r"pass read_panel\(frame, units=\[...\], time='...'\)"):
+        read_panel(pd.DataFrame({"a": [1.0]}))

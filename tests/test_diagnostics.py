@@ -8,12 +8,13 @@ import pytest
 
 import sdfit
 from sdfit import IdentifiabilityWarning
+from sdfit.calibrate import fit
 from sdfit.data import from_wide
 from sdfit.datasets import synthetic_panel
 from sdfit.diagnostics import NULL_TOL, diagnose
-from sdfit.fit import fit
 from sdfit.fitting import Payload, fit_chunk
 from sdfit.problem import Parameter, Problem
+from sdfit.resolution import resolve
 from sdfit.solvers import ScipyLeastSquares
 
 RATES = [f"dec {k} loss rate" for k in range(1, 10)]
@@ -82,7 +83,7 @@ def test_standard_errors_agree_with_scipys_jacobian(aging_chain, noisy_panel):
     panel, _, problem = noisy_panel
     small = panel.take(np.arange(5))
     result = fit(aging_chain, small, problem, backend="serial", progress=False)
-    task, data = problem.resolve(aging_chain, small)
+    task, data = resolve(problem, aging_chain, small)
     scipy = fit_chunk(Payload(task, ScipyLeastSquares()), data)
     for u in range(5):
         cov = scipy.objective[u] / (40 - 9) * np.linalg.inv(scipy.jacobian[u].T @ scipy.jacobian[u])

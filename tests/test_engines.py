@@ -19,13 +19,11 @@ from sdfit.files import read_csv
 from sdfit.model import PysdModel
 from sdfit.problem import Parameter, Problem
 
-#: A model PySD runs but the batched engine does not compile (a macro called with a
-#: subscripted argument).
+#: A model with a random function whose range is empty (deterministic: fits have a right
+#: answer).  The batched engine compiles random functions; the tests of the fallback
+#: switch them off in its compiler (``without_random_uniform``) to have a construct PySD
+#: runs and the batched engine does not.
 SUBSCRIPTED = """{UTF-8}
-:MACRO: TWICE(input)
-TWICE = 2 * input
-~~|
-:END OF MACRO:
 dim: a, b
 ~~|
 stock[dim] = INTEG(-rate * stock[dim], init[dim])
@@ -34,9 +32,9 @@ init[dim] = 100, 200
 ~~|
 rate = 0.1
 ~~|
-doubled[dim] = TWICE(stock[dim])
+noise = RANDOM UNIFORM(0, 0, 1)
 ~~|
-total = SUM(doubled[dim!]) / 2
+total = SUM(stock[dim!]) * (1 + noise)
 ~~|
 mean life = 1 / rate
 ~~|
@@ -52,6 +50,16 @@ SAVEPER = TIME STEP
 RATES = [0.05, 0.1, 0.2]
 DECAY = Problem([Parameter("rate", x0=0.12, bounds=(0, 1))], target_times=[5, 10],
                 targets=["total"])
+
+
+@pytest.fixture
+def without_random_uniform(monkeypatch):
+    """The batched compiler without RANDOM UNIFORM (and no compiled model from the cache)."""
+    from sdfit.model.compiler import cache, randoms
+
+    monkeypatch.setattr(randoms, "FUNCTIONS", {k: v for k, v in randoms.FUNCTIONS.items()
+                                               if k != "random_uniform"})
+    monkeypatch.setattr(cache, "ENABLED", False)
 
 
 @pytest.fixture(scope="module")
@@ -104,11 +112,11 @@ def test_pysd_model_runs_like_the_batched_engine(tmp_path):
     np.testing.assert_allclose(ours[1][0], theirs[1][0], rtol=1e-12)
 
 
-def test_auto_engine_falls_back_to_pysd_with_a_warning(subscripted):
+def test_auto_engine_falls_back_to_pysd_with_a_warning(subscripted, without_random_uniform):
     path, data = subscripted
-    with pytest.raises(UnsupportedFeatureError, match="subscripted argument of the macro"):
+    with pytest.raises(UnsupportedFeatureError, match="RANDOM UNIFORM"):
         sdfit.fit(path, data, DECAY, backend="serial", progress=False, engine="batched")
-    with pytest.warns(FallbackWarning, match="does not support a subscripted argument"):
+    with pytest.warns(FallbackWarning, match="does not support the function RANDOM UNIFORM"):
         result = sdfit.fit(path, data, DECAY, backend="processes", workers=2, progress=False)
     assert result.run.engine == "pysd" and result.run.chunks == 3
     assert list(result.table.columns[:7]) == ["unit", "rate", "sse", "success", "status",
@@ -132,17 +140,17 @@ def test_pysd_engine_gives_nan_not_a_crash_for_a_failing_unit(subscripted):
     np.testing.assert_array_equal(life, [[10, 10], [np.nan, np.nan]])
 
 
-def test_cli_warns_and_fits_with_pysd_or_refuses_with_batched(subscripted, tmp_path, capsys):
+def test_cli_warns_and_fits_with_pysd_or_refuses_with_batched(subscripted, tmp_path, capsys,
+                                                              without_random_uniform):
     path, data = subscripted
     flags = ["--model", str(path), "--data", str(data), "--param", "rate=0.12",
              "--target-times", "5", "10", "--targets", "total", "--backend", "serial",
              "--no-figures", "-q"]
     assert main(["fit", *flags, "--out", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err
-    assert "sdfit: warning: The batched engine does not support a subscripted argument" in err
+    assert "sdfit: warning: The batched engine does not support the function RANDOM" in err
     np.testing.assert_allclose(read_csv(tmp_path / "out" / "params.csv")["rate"], RATES,
                                rtol=1e-6)
     assert main(["fit", *flags, "--out", str(tmp_path / "no"), "--engine", "batched"]) == 2
-    assert "argument of the macro TWICE is not supported by the batched engine" in \
-        capsys.readouterr().err
+    assert "RANDOM UNIFORM is not supported by the batched engine" in capsys.readouterr().err
     assert not (tmp_path / "no").exists()

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from sdfit import DataError
+from sdfit.calibrate import MAX_CHUNK, fit, plan_chunks
 from sdfit.data import from_wide
 from sdfit.files import read_csv
-from sdfit.fit import MAX_CHUNK, fit, plan_chunks
 from sdfit.problem import Parameter, Problem
 
 # the recipe's problem is under-determined: its identifiability warning is tested elsewhere
@@ -95,3 +95,20 @@ def test_negative_observations_are_refused_only_by_likelihoods_that_cannot_take_
         fit(aging_chain, negative, counts, backend="serial", progress=False)
     result = fit(aging_chain, negative.head(8), RECIPE, backend="serial", progress=False)
     assert len(result.table) == 8  # a gaussian observation may be negative: no unit refused
+
+
+def test_a_huge_value_fails_its_unit_quietly(aging_chain, subset):
+    """A value of 1e308 overflows its residual: that unit is a failed row, with no NumPy
+    warning and no 'nan' in the summary."""
+    import warnings
+
+    frame = subset.frame.copy()
+    frame.iloc[2, 12] = 1e308
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fit(aging_chain, from_wide(frame, "huge.csv"), RECIPE, backend="serial",
+                     progress=False)
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert result.table["success"].tolist().count(False) == 1
+    assert not result.table.loc[2, "success"] and "nan" not in result.summary()
+    assert "(1 units without)" in result.summary()

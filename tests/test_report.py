@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from html.parser import HTMLParser
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from sdfit.cli import main
-from sdfit.report import SECTIONS
+from sdfit.figures import grid_units, unit_keys, unit_labels
+from sdfit.report import SECTIONS, render, sections
+from sdfit.report.lookup import lookup
+from sdfit.results import FitResult
 
 
 class _Page(HTMLParser):
-    """Sections by id, with their text and embedded images; links to other files."""
+    """Sections by id, with their text and embedded images; links to other files; the
+    text of each script element."""
 
     def __init__(self):
         super().__init__()
         self.sections: dict[str, dict] = {}
         self.current = None
         self.external = []
+        self.scripts: dict[str, str] = {}
+        self.script = None
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
@@ -33,20 +42,35 @@ class _Page(HTMLParser):
                 self.current["images"].append(base64.b64decode(src.split(",", 1)[1]))
         elif tag in ("link", "script") and (attrs.get("href") or attrs.get("src")):
             self.external.append(attrs.get("href") or attrs.get("src"))
+        if tag == "script":
+            self.script = attrs.get("id") or f"script {len(self.scripts)}"
+            self.scripts[self.script] = ""
 
     def handle_endtag(self, tag):
         if tag == "section":
             self.current = None
+        elif tag == "script":
+            self.script = None
 
     def handle_data(self, data):
-        if self.current is not None:
+        if self.script is not None:
+            self.scripts[self.script] += data
+        elif self.current is not None:
             self.current["text"] += data + " "
 
 
 def _parse(path) -> _Page:
+    return _parse_text(path.read_text(encoding="utf-8"))
+
+
+def _parse_text(text: str) -> _Page:
     page = _Page()
-    page.feed(path.read_text(encoding="utf-8"))
+    page.feed(text)
     return page
+
+
+def _text(page: _Page, key: str) -> str:
+    return " ".join(page.sections[key]["text"].split())
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +90,8 @@ def test_fit_report_has_every_section(counties, tmp_path, formulation, shared_da
     for key in ("sse", "parameters", "fit", "map", "identifiability"):
         images = page.sections[key]["images"]
         assert images and all(i.startswith(b"\x89PNG") and len(i) > 5000 for i in images), key
+    assert "units-data" in page.scripts
+    assert len(page.sections["units"]["images"]) == 1  # the grid, its units simulated again
     run = json.loads((out / "run.json").read_text())
     text = {k: " ".join(v["text"].split()) for k, v in page.sections.items()}
     for name, digest in run["fingerprints"].items():
@@ -84,3 +110,89 @@ def test_report_of_a_folder_without_results_is_one_sentence(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "has no params.csv" in err and err.count("\n") == 1
+
+
+# -- pages rendered from a fit of 33 counties (tests/conftest.py: county_fit) -------------
+@pytest.fixture(scope="module")
+def page(county_fit, county_shapefile, county_stories):
+    result, _ = county_fit
+    picks = grid_units(result)
+    stories = {k: county_stories[k] for k in [*picks.values(), "state=6, county=37"]}
+    return _parse_text(render(result, county_shapefile, stories))
+
+
+def test_units_are_named_after_their_county(page):
+    assert "Kalawao County, Hawaii (state=15, county=5)): it moves along" \
+        in _text(page, "identifiability")  # the diagnostics' summary, named
+    units = _text(page, "units")
+    assert "worst Kalawao County, Hawaii (state=15, county=5)" in units
+    assert "Los Angeles County, California (state=6, county=37)" in units  # largest SSE
+    assert "state=2, county=68" in units  # no shape, so no name: its ids alone
+
+
+def test_the_map_section_maps_every_parameter(page, county_fit):
+    images = page.sections["map"]["images"]
+    assert len(images) == 1 and images[0][:4] == b"\x89PNG"
+    assert "One map per fitted parameter (the same as figures/map.png)" in _text(page, "map")
+
+
+@pytest.mark.slow
+def test_the_grid_of_stories_by_default_or_why_not(page, county_fit, tmp_path):
+    assert len(page.sections["units"]["images"]) == 1
+    result, _ = county_fit
+    fresh = _parse_text(render(result))  # the three units simulated again by default
+    assert len(fresh.sections["units"]["images"]) == 1
+    assert "No map: the county shapefile was not found" in _text(fresh, "map")
+    none = _parse_text(render(result, stories={}))
+    assert not none.sections["units"]["images"]
+    assert "Their trajectories are not drawn: no stories were given." in _text(none, "units")
+    result.write(tmp_path)
+    again = FitResult.read(tmp_path)
+    gone = dataclasses.replace(again, run=dataclasses.replace(
+        again.run, data=str(tmp_path / "moved.csv")))
+    text = _text(_parse_text(render(gone)), "units")
+    assert "Their trajectories are not drawn: Drawing units needs the data the fit read" \
+        in text and "moved.csv" in text
+
+
+def test_the_lookup_embeds_every_unit(page, county_fit, county_stories):
+    result, _ = county_fit
+    data = json.loads(page.scripts["units-data"])
+    table = result.table
+    la = int(np.flatnonzero((table["state"] == 6) & (table["county"] == 37))[0])
+    assert data["labels"][la] == "Los Angeles County, California (state=6, county=37)"
+    assert len(data["labels"]) == len(table) == 33
+    for j, name in enumerate(result.parameters):
+        np.testing.assert_allclose(data["values"][j], table[name], rtol=1e-5)
+        assert data["identifiable"][j] == "".join(
+            "1" if f else "0" for f in table[f"{name}_identifiable"])
+    np.testing.assert_allclose(data["sse"], table["sse"], rtol=1e-5)
+    targets = data["targets"]
+    rows = slice(targets["start"][la], targets["start"][la + 1])
+    mine = result.targets[(result.targets["state"] == 6) & (result.targets["county"] == 37)]
+    assert [targets["variables"][v] for v in targets["variable"][rows]] == \
+        mine["variable"].tolist()
+    assert targets["observed"][rows] == mine["observed"].astype(int).tolist()  # exact
+    np.testing.assert_allclose(targets["residual"][rows], mine["fitted"] - mine["observed"],
+                               rtol=5e-3, atol=1e-300)  # 3 digits
+    story = county_stories["state=6, county=37"]
+    assert sorted(data["stories"]) == sorted(
+        str(i) for i, k in enumerate(unit_keys(table, result.unit_columns))
+        if k in [*grid_units(result).values(), "state=6, county=37"])
+    np.testing.assert_allclose(data["stories"][str(la)]["curves"]["dec 9"][-1],
+                               story.curves["dec 9"][-1], rtol=1e-5)
+    assert "getElementById('lookup-query')" in page.scripts["script 1"]
+
+
+def test_text_from_the_data_cannot_break_out_of_the_page(county_fit):
+    """A county name holding markup stays text: escaped in tables, inert in the JSON."""
+    result, _ = county_fit
+    evil = "</script><script>alert(1)</script><b>x</b>"
+    names = pd.Series([evil], pd.MultiIndex.from_tuples([(6, 37)], names=["state", "county"]))
+    units = sections.Units(result.unit_columns, unit_keys(result.table, result.unit_columns),
+                           unit_labels(result, names), {})
+    text = sections.unit_section(result, units) + lookup(result, units)
+    assert "<b>x</b>" not in text and text.count("</script>") == 2  # the page's own two
+    page = _parse_text(text)
+    assert f"{evil} (state=6, county=37)" in json.loads(page.scripts["units-data"])["labels"]
+    assert f"{evil} (state=6, county=37)" in _text(page, "units")

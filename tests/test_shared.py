@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from scipy.optimize import least_squares
 
+from sdfit.calibrate import fit
 from sdfit.data import from_wide
 from sdfit.datasets import synthetic_panel
-from sdfit.fit import fit
 from sdfit.objective import Objective
 from sdfit.problem import Parameter, Problem
+from sdfit.resolution import resolve
 from sdfit.solvers import LevenbergMarquardt, Status
 from sdfit.solvers.joint import solve_shared
 
@@ -54,7 +55,7 @@ def test_matches_scipys_dense_solve_of_the_joint_problem(aging_chain):
     n = 12
     panel, _ = _panel(aging_chain, n, seed=5, noise=15.0)
     result = fit(aging_chain, panel, SHARED, progress=False)
-    task, data = SHARED.resolve(aging_chain, panel)
+    task, data = resolve(SHARED, aging_chain, panel)
     p = len(task.parameters)
     objective = Objective(task, data)
 

@@ -8,6 +8,7 @@ import pytest
 from sdfit.datasets import synthetic_panel
 from sdfit.fitting import Payload, fit_chunk
 from sdfit.problem import Parameter, Problem
+from sdfit.resolution import resolve
 from sdfit.solvers import LevenbergMarquardt, ScipyLeastSquares, Status
 
 RECIPE = Problem([Parameter("dec * loss rate", x0=0.05)], target_times=[2010],
@@ -18,7 +19,7 @@ def test_no_worse_than_scipy_on_real_counties(aging_chain, census):
     """On a random sample of counties, every unit converges and sdfit's SSE is no worse
     than SciPy's least_squares (trf) run on the same residuals."""
     rows = np.random.default_rng(7).choice(len(census), 12, replace=False)
-    task, data = RECIPE.resolve(aging_chain, census.take(rows))
+    task, data = resolve(RECIPE, aging_chain, census.take(rows))
     ours = fit_chunk(Payload(task, LevenbergMarquardt()), data)
     theirs = fit_chunk(Payload(task, ScipyLeastSquares()), data)
     assert ours.success.all(), ours.messages
@@ -45,7 +46,7 @@ IDENTIFIABLE = Problem([Parameter("dec 1 loss rate", fixed=0.05),
 @pytest.mark.parametrize("broyden", [True, False])
 def test_recovers_planted_parameters(aging_chain, broyden):
     panel, truth = _planted(aging_chain)
-    task, data = IDENTIFIABLE.resolve(aging_chain, panel)
+    task, data = resolve(IDENTIFIABLE, aging_chain, panel)
     solution = fit_chunk(Payload(task, LevenbergMarquardt(broyden=broyden)), data)
     assert solution.success.all()
     np.testing.assert_allclose(solution.x, truth, rtol=0, atol=1e-8)
@@ -56,7 +57,7 @@ def test_bounds_are_respected_and_active_where_the_truth_lies_outside(aging_chai
     problem = Problem([Parameter("dec 1 loss rate", fixed=0.05),
                        Parameter("dec * loss rate", x0=0.03, bounds=(0.0, 0.06))],
                       target_times=[2010], initial_time=2000, exclude=["dec 1"])
-    task, data = problem.resolve(aging_chain, panel)
+    task, data = resolve(problem, aging_chain, panel)
     ours = fit_chunk(Payload(task, LevenbergMarquardt()), data)
     assert ((ours.x >= 0.0) & (ours.x <= 0.06)).all()
     assert (np.isclose(ours.x, 0.0) | np.isclose(ours.x, 0.06)).any()  # some bounds bind
@@ -114,7 +115,7 @@ def test_each_unit_is_independent_of_its_batch(n):
 
 
 def test_broyden_updates_save_evaluations_on_the_recipe(aging_chain, census):
-    task, data = RECIPE.resolve(aging_chain, census.head(200))
+    task, data = resolve(RECIPE, aging_chain, census.head(200))
     secant = fit_chunk(Payload(task, LevenbergMarquardt(broyden=True)), data)
     plain = fit_chunk(Payload(task, LevenbergMarquardt(broyden=False)), data)
     assert secant.success.all() and plain.success.all()

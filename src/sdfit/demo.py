@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibrate import fit
 from .datasets import aging_chain, synthetic_panel
-from .fit import fit
 from .problem import Parameter, Problem
 
 #: The identifiable variant of the recipe: cohort 1's rate is known (fixed), so the eight
@@ -42,11 +42,11 @@ def run_demo(n_units: int = 3000, seed: int = 0, out: Path | None = None,
         f"{(error < 1e-6).all(axis=1).mean():.1%} of units recovered every rate to 1e-6.",
     ]
     if out is not None:
+        from .figures import write_figures
         from .files import write_csv
-        from .plotting import write_figures
 
         written = result.write(out)
         written.append(write_csv(planted.reset_index(), Path(out) / "planted.csv"))
-        written += write_figures(result, Path(out) / "figures", excluded=["dec 1"])
+        written += write_figures(result, Path(out) / "figures")
         lines.append(f"Wrote {len(written)} files to {out}.")
     return "\n".join(lines)

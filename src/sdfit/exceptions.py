@@ -62,6 +62,10 @@ class FallbackWarning(UserWarning):
     """The batched engine cannot compile the model: PySD's runtime fits it instead."""
 
 
+class FigureWarning(UserWarning):
+    """A figure was not drawn (e.g. a county map without the county shapefile)."""
+
+
 def warn_user(message: str, category: type[Warning]) -> None:
     """Warn, pointing at the first caller outside sdfit (the user's own line), not at the
     sdfit module that noticed."""

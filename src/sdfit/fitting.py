@@ -173,10 +173,11 @@ def _best(objective: Objective, solution: Solution, alpha, starts: int) -> Chunk
     rank = np.where(np.isfinite(rank).any(axis=1, keepdims=True), rank, total)
     best = np.argmin(rank, axis=1)
     rows = np.arange(n) * starts + best
-    scale = np.einsum("ij,ij->i", objective.sqrt_w * data.obs_value,
-                      objective.sqrt_w * data.obs_value)
-    tol = AGREE_RTOL * np.maximum(np.min(total, axis=1), 1e-4 * scale) + 1e-300
-    agree = (total - np.min(total, axis=1, keepdims=True) <= tol[:, None]).sum(axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):  # failed units are rows, not warnings
+        scale = np.einsum("ij,ij->i", objective.sqrt_w * data.obs_value,
+                          objective.sqrt_w * data.obs_value)
+        tol = AGREE_RTOL * np.maximum(np.min(total, axis=1), 1e-4 * scale) + 1e-300
+        agree = (total - np.min(total, axis=1, keepdims=True) <= tol[:, None]).sum(axis=1)
     x = solution.x[rows]
     units = np.arange(n)
     fitted = objective.outputs(x, units)

@@ -49,6 +49,22 @@ class Objective:
     def outputs(self, x: np.ndarray, units: np.ndarray) -> np.ndarray:
         """Model values at each observation slot, shape (n, M), for parameter rows ``x``
         (n, P) of the units ``units`` (n,)."""
+        _, stacked = self.simulate(x, units, self.record, self.columns, self.times)
+        rows = np.arange(len(x))[:, None]
+        var = self.data.obs_var[units]
+        lo = stacked[rows, self.lo[units], var]
+        if not self.interpolate:
+            return lo
+        w = self.fraction[units]
+        hi = stacked[rows, self.hi[units], var]
+        return np.where(w > 0, lo * (1 - w) + hi * w, lo)
+
+    def simulate(self, x: np.ndarray, units: np.ndarray, record: tuple[str, ...],
+                 columns, times: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Run the rows ``x`` of ``units`` with everything the problem sets (fixed values,
+        initial stocks, inputs) and return the saved times (T,) and the values (n, T, V) of
+        ``columns``: (position in ``record``, element index) pairs.  ``times`` None saves
+        every SAVEPER of the whole run."""
         resolved, data = self.resolved, self.data
         n = len(x)
         overrides: dict[str, object] = {"v_initial_time": resolved.start_time}
@@ -68,21 +84,12 @@ class Objective:
                 else:
                     overrides[slot.ident] = column
         overrides.update(arrays)
-        _, values = resolved.model.execute(n, overrides, self.record,
-                                           stop_time=float(self.times[-1]),
-                                           return_times=self.times,
-                                           **self._options(units))
-        # one (n, T, *dims) array per recorded variable -> (n, T, V) of the target columns
-        stacked = np.stack([values[k][(slice(None), slice(None)) + index]
-                            for k, index in self.columns], axis=2)
-        rows = np.arange(n)[:, None]
-        var = data.obs_var[units]
-        lo = stacked[rows, self.lo[units], var]
-        if not self.interpolate:
-            return lo
-        w = self.fraction[units]
-        hi = stacked[rows, self.hi[units], var]
-        return np.where(w > 0, lo * (1 - w) + hi * w, lo)
+        saved, values = resolved.model.execute(
+            n, overrides, record, stop_time=None if times is None else float(times[-1]),
+            return_times=times, **self._options(units))
+        # one (n, T, *dims) array per recorded variable -> (n, T, V) of the wanted columns
+        return saved, np.stack([values[k][(slice(None), slice(None)) + index]
+                                for k, index in columns], axis=2)
 
     def _options(self, units: np.ndarray) -> dict:
         """Engine options beyond Euler with the model's own inputs: per-unit tables, the

@@ -201,14 +201,6 @@ class Problem:
         return (f"Problem(parameters=[{names}], likelihood={self.likelihood!r}, {start}"
                 + (f", {self.starts} starts" if self.starts > 1 else "") + ")")
 
-    def resolve(self, model, panel):
-        """Check the problem against ``model`` and ``panel`` (see :func:`sdfit.resolve.resolve`)
-        and return the resolved problem and the unit data."""
-        from .resolve import resolve
-
-        resolved, data, _, _ = resolve(self, model, panel)
-        return resolved, data
-
     @property
     def has_shared(self) -> bool:
         return any(p.shared for p in self.parameters)

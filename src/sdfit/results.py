@@ -29,6 +29,8 @@ class RunRecord:
     model: str
     data: str
     problem: dict  # Resolved.describe()
+    request: dict = field(default_factory=dict)  # the Problem as given (to pose it again)
+    data_layout: dict = field(default_factory=dict)  # read_panel(data, **data_layout)
     solver: dict = field(default_factory=dict)
     engine: str = "batched"
     backend: str = "serial"
@@ -68,7 +70,7 @@ def versions() -> dict[str, str]:
     """Versions of sdfit and of what its numbers depend on."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from . import __version__
+    from ._version import __version__
 
     out = {"sdfit": __version__, "python": platform.python_version()}
     for package in ("numpy", "scipy", "pandas", "pysd"):
@@ -111,6 +113,9 @@ class FitResult:
     parameters: list[str]
     dropped: pd.DataFrame = field(default_factory=pd.DataFrame)
     run: RunRecord | None = None
+    #: what the fit ran on (engine, resolved problem, unit data, panel), kept in memory only,
+    #: so that unit stories need not pose the problem again
+    context: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def unit_columns(self) -> list[str]:
@@ -135,6 +140,74 @@ class FitResult:
         return (f"FitResult({model}: {n} units, {n - self.n_failed} succeeded, "
                 f"{self.n_failed} failed; {len(self.parameters)} parameters: "
                 f"{', '.join(self.parameters[:4])}{', ...' if len(self.parameters) > 4 else ''})")
+
+    def stories(self, units=None) -> dict:
+        """Units' trajectories over the whole run beside their observations (see
+        :func:`sdfit.stories.unit_stories`): ids as in the table, or row numbers."""
+        from .stories import unit_stories
+
+        return unit_stories(self, units)
+
+    def plot(self, unit):
+        """A figure of one unit (its id, or its row number): every target variable over the
+        whole run with its observations, fitted and not, and the parameters with their
+        intervals.  Returns a matplotlib Figure (shown inline in a notebook)."""
+        from .figures import unit_figure
+
+        [story] = self.stories([unit]).values()
+        return unit_figure(story)
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the summary, then the first rows of the table."""
+        import html
+
+        head = self.table.head(10).to_html(max_cols=16, float_format=lambda v: f"{v:.6g}")
+        return (f"<p><b>{html.escape(repr(self))}</b></p><pre>{html.escape(self.summary())}"
+                f"</pre>{head}")
+
+    def report(self, unit=None) -> str:
+        """A text report in lmfit's spirit: the fit statistics and, for one unit (its id, or
+        its row number), every parameter with its standard error and interval; without a
+        unit, each parameter's distribution over the units."""
+        lines = ["[[Fit]]", *("    " + line for line in self.summary().splitlines())]
+        table = self.table
+        if unit is None:
+            lines.append("[[Parameters]] (over units: median [2.5 %, 97.5 %])")
+            for p in self.parameters:
+                q = table.loc[table["success"], p].quantile([0.5, 0.025, 0.975]).to_numpy()
+                lines.append(f"    {p + ':':<24} {q[0]:<12.6g} [{q[1]:.6g}, {q[2]:.6g}]")
+            return "\n".join(lines)
+        row = self._row(unit)
+        ids = ", ".join(f"{c}={row[c]}" for c in self.unit_columns)
+        lines += [f"[[Unit {ids}]]",
+                  f"    status: {row['message']} ({'success' if row['success'] else 'FAILED'})",
+                  f"    observations: {row['n_obs']}, model evaluations: {row['nfev']}",
+                  f"    sse: {row['sse']:.6g}, nll: {row['nll']:.6g}, aic: {row['aic']:.6g}, "
+                  f"bic: {row['bic']:.6g}", "[[Variables]]"]
+        for p in self.parameters:
+            stderr, low, high = (row.get(f"{p}_{k}", np.nan) for k in ("stderr", "ci_low",
+                                                                        "ci_high"))
+            flag = "" if row.get(f"{p}_identifiable", True) else "  (not identifiable)"
+            lines.append(f"    {p + ':':<24} {row[p]:<12.6g} +/- {stderr:<10.4g} "
+                         f"[{low:.6g}, {high:.6g}]{flag}")
+        return "\n".join(lines)
+
+    def _row(self, unit) -> pd.Series:
+        """A unit's row, by id (a value or tuple of the unit columns) or by row number."""
+        ids = self.table[self.unit_columns]
+        key = unit if isinstance(unit, tuple) else (unit,)
+        match = (ids == pd.Series(key, index=self.unit_columns[:len(key)])).all(axis=1) \
+            if len(key) == len(self.unit_columns) else pd.Series(False, index=ids.index)
+        if match.any():
+            return self.table[match.to_numpy()].iloc[0]
+        if isinstance(unit, int | np.integer) and 0 <= unit < len(self.table):
+            return self.table.iloc[int(unit)]
+        from .names import did_you_mean
+
+        examples = [", ".join(map(str, k)) if isinstance(k, tuple) else str(k)
+                    for k in ids.head(1000).itertuples(index=False, name=None)]
+        raise DataError(f"No unit {unit!r} in this result (unit columns: "
+                        f"{', '.join(self.unit_columns)}).{did_you_mean(str(unit), examples)}")
 
     def summary(self) -> str:
         """A few lines for the terminal: counts, failures, SSE quantiles, wall time."""

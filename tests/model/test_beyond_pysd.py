@@ -128,6 +128,7 @@ def test_the_engines_own_failures_are_engine_errors_and_fall_back(tmp_path, monk
     def broken(*args):
         raise IndexError("a bug in the engine")
 
+    broken.__module__ = functions.__name__  # as the program's own built-ins are
     monkeypatch.setattr(functions, "if_then_else", broken)
     with pytest.raises(EngineError, match="IndexError: a bug in the engine"):
         model.run(2)

@@ -52,7 +52,7 @@ def test_public_model_runs_and_agrees_with_its_reference(entry):
         sim = model.run(2, seed=1)
     frame = sim.to_frame(1)
     assert np.isfinite(frame.to_numpy(float)).any()
-    if not entry.get("reference"):
+    if not entry.get("reference") or not entry.get("compare", True):
         return
     expected = _spread_constants(read_output(PUBLIC / entry["reference"]))
     ours = {key(c): frame[c].to_numpy(float) for c in frame.columns}

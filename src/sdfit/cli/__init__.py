@@ -24,7 +24,7 @@ class Terminated(BaseException):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .. import __version__
+    from .._version import __version__
     from ..exceptions import SdfitError
     from . import fit, tools
 

@@ -4,6 +4,7 @@ the summary, figures and report."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -89,8 +90,8 @@ def execution_flags(parser: argparse.ArgumentParser) -> None:
 
 # -- running ------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
-    from ..exceptions import FallbackWarning, IdentifiabilityWarning
-    from ..fit import fit
+    from ..calibrate import fit
+    from ..exceptions import FallbackWarning, FigureWarning, IdentifiabilityWarning
     from ..model import open_model
     from ..progress import status
     from ..results import RESULT_FILES
@@ -113,12 +114,8 @@ def run(args: argparse.Namespace) -> int:
     status(f"reading {spec.data}", verbose)
     panel = spec.data.read()
     status(f"compiling {spec.model.name}", verbose)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", FallbackWarning)
+    with _said(FallbackWarning):
         model = open_model(spec.model, options.get("engine", "auto"))
-    for warning in caught:
-        if issubclass(warning.category, FallbackWarning):
-            print(f"sdfit: warning: {warning.message}", file=sys.stderr)
     scheduler = options.get("scheduler")
     engine = "pysd" if type(model).__name__ == "PysdModel" else "batched"
     solver = default_solver(engine, spec.solver, spec.problem.has_shared)
@@ -136,12 +133,13 @@ def run(args: argparse.Namespace) -> int:
                      record={"spec": source, "spec_dict": raw, "command": sys.argv[:],
                              "fingerprints": {"spec": sha256(source)}})
     written = [out / name for name in RESULT_FILES if (out / name).is_file()]
-    if not args.no_figures:
-        written += _figures(result, out, spec, args.map_parameter)
-    if args.report:
-        from ..report import write_report
+    with _said(FigureWarning):
+        if not args.no_figures:
+            written += _figures(result, out, args.map_parameter)
+        if args.report:
+            from ..report import write_report
 
-        written.append(write_report(out))
+            written.append(write_report(out))
     print(result.summary())
     if result.run.resumed_chunks:
         print(f"Resumed an interrupted run: {result.run.resumed_chunks} of "
@@ -258,14 +256,28 @@ def _check_map_parameter(name: str, spec) -> None:
                         f"'{model.name}'.{did_you_mean(name, constants)}")
 
 
-def _figures(result, out: Path, spec, map_parameter: str | None) -> list[Path]:
+@contextlib.contextmanager
+def _said(category):
+    """Warnings of ``category`` printed as ``sdfit: warning: ...`` lines on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", category)
+        yield
+    for warning in caught:
+        if issubclass(warning.category, category):
+            print(f"sdfit: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
+
+
+def _figures(result, out: Path, map_parameter: str | None) -> list[Path]:
     from ..datasets import county_shapes
+    from ..figures import write_figures
     from ..names import did_you_mean
-    from ..plotting import write_figures
 
     if map_parameter and map_parameter not in result.parameters:
         raise SpecError(f"--map-parameter '{map_parameter}' is not a fitted parameter."
                         f"{did_you_mean(map_parameter, result.parameters)}")
     shapes = county_shapes() if "county" in map(str.lower, result.unit_columns) else None
-    return write_figures(result, out / "figures", excluded=spec.problem.exclude,
+    return write_figures(result, out / "figures",
                          map_parameter=map_parameter, shapefile=shapes)

@@ -7,6 +7,18 @@ from pathlib import Path
 
 
 def add_parsers(commands) -> None:
+    plot = commands.add_parser(
+        "plot", help="draw units of a results folder: trajectories over their observations",
+        description="Simulate units of a results folder again with their fitted parameters "
+                    "and draw every target variable over the whole run with the unit's "
+                    "observations (filled: fitted; hollow: not fitted), with the parameters "
+                    "and their intervals.")
+    plot.add_argument("folder", type=Path, metavar="DIR", help="folder written by sdfit fit")
+    plot.add_argument("--unit", nargs="+", required=True, metavar="ID",
+                      help="unit ids as in params.csv: '6,37' or 'state=6,county=37' for "
+                           "several id columns, or a county name ('Los Angeles')")
+    plot.add_argument("--out", type=Path, help="folder for the PNGs (default DIR/figures)")
+    plot.set_defaults(run=_plot)
     report = commands.add_parser(
         "report", help="write one self-contained HTML page about a results folder",
         description="Write DIR/report.html: spec and fingerprints, successes and failures, "
@@ -51,6 +63,75 @@ def _demo_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--chunk-size", type=int, help="units per task")
     group.add_argument("--engine", choices=("auto", "batched", "pysd"),
                        help="auto (default), batched or pysd")
+
+
+# -- plot ---------------------------------------------------------------------------------
+def _plot(args: argparse.Namespace) -> int:
+    from ..datasets import county_shapes
+    from ..figures import plot_units
+    from ..results import FitResult
+
+    result = FitResult.read(args.folder)
+    shapes = county_shapes()
+    units = [parse_unit(text, result, shapes) for text in args.unit]
+    out = args.out or args.folder / "figures"
+    written = plot_units(result, units, out, shapefile=shapes)
+    print(f"Wrote {', '.join(str(p) for p in written)}.")
+    return 0
+
+
+def parse_unit(text: str, result, shapefile=None):
+    """A unit named on the command line: ids separated by commas (``6,37``), named
+    (``state=6,county=37``), or a county name found in the shapefile."""
+    import numpy as np
+
+    from ..exceptions import SpecError
+
+    columns = result.unit_columns
+    parts = [p.strip() for p in text.split(",")]
+    if all("=" in p for p in parts):
+        named = dict(p.split("=", 1) for p in parts)
+        unknown = [k for k in named if k.strip() not in columns]
+        if unknown:
+            raise SpecError(f"--unit '{text}': '{unknown[0]}' is not a unit id column "
+                            f"({', '.join(columns)}).")
+        parts = [named.get(c, "") for c in columns]
+    if len(parts) == len(columns) and all(parts):
+        values = []
+        for column, part in zip(columns, parts, strict=True):
+            kind = result.table[column].dtype.kind
+            try:
+                values.append(int(part) if kind in "iu" else float(part) if kind == "f"
+                              else part)
+            except ValueError:
+                break
+        else:
+            key = tuple(values) if len(values) > 1 else values[0]
+            ids = result.table[columns].to_numpy()
+            if (ids == np.array(values, dtype=object)).all(axis=1).any():
+                return key
+    return _by_name(text, result, shapefile)
+
+
+def _by_name(text: str, result, shapefile):
+    from ..exceptions import SpecError
+    from ..names import canonical, did_you_mean
+
+    if shapefile is None or not {"state", "county"} <= set(map(str.lower,
+                                                             result.unit_columns)):
+        raise SpecError(f"--unit '{text}' names no unit of '{result.run.data}' (unit id "
+                        f"columns: {', '.join(result.unit_columns)}).")
+    from ..figures.shapes import load_county_shapes
+
+    names = load_county_shapes(shapefile).names()
+    found = [key for key, name in names.items() if canonical(text) in canonical(name)]
+    if len(found) != 1:
+        listed = ", ".join(f"{names[k]} ({k[0]},{k[1]})" for k in found[:5])
+        why = (f"matches {len(found)} counties: {listed}" + (", ..." if len(found) > 5 else "")
+               if found else "is neither unit ids nor a county name"
+               + did_you_mean(text, list(names)))
+        raise SpecError(f"--unit '{text}' {why}; give the ids, e.g. --unit 6,37.")
+    return found[0]
 
 
 # -- report -------------------------------------------------------------------------------

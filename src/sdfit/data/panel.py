@@ -58,6 +58,7 @@ class Panel:
     obs_lines: np.ndarray
     source: str = "<data>"
     non_numeric: dict[tuple[int, float, str], str] = field(default_factory=dict)
+    layout: dict = field(default_factory=dict)  # how to read it again: {units, time} if tidy
 
     def __post_init__(self):
         duplicated = np.flatnonzero(self.units.duplicated(keep=False))
@@ -174,7 +175,7 @@ class Panel:
         kept = kept[np.argsort(renumber[self.unit[kept]], kind="stable")]
         return Panel(self.units[rows], self.variables, renumber[self.unit[kept]],
                      self.time[kept], self.variable[kept], self.value[kept], self.lines[rows],
-                     self.obs_lines[kept], self.source, self.non_numeric)
+                     self.obs_lines[kept], self.source, self.non_numeric, self.layout)
 
     def head(self, n: int) -> Panel:
         return self.take(np.arange(min(n, len(self))))

@@ -15,6 +15,7 @@ Three layouts:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections.abc import Sequence
 from pathlib import Path
@@ -100,8 +101,8 @@ def from_tidy(frame: pd.DataFrame, units: list[str], time: str, source: str) -> 
     if not variables:
         raise DataError(f"Data file '{source}' has no variable column besides the unit ids "
                         f"and '{time}'.")
-    times = _times(frame[time], source, time, first_line=2)
     ids = _unit_ids(frame[units], source, first_line=2)
+    times = _times(frame[time], source, time, first_line=2)
     index = pd.MultiIndex.from_frame(ids) if len(units) > 1 else pd.Index(ids[units[0]],
                                                                            name=units[0])
     codes, uniques = pd.factorize(index)
@@ -118,16 +119,19 @@ def from_tidy(frame: pd.DataFrame, units: list[str], time: str, source: str) -> 
     observed = ~np.isnan(values) | text
     row, var = np.nonzero(observed)
     lines = row + 2
-    dup = pd.DataFrame({"u": codes[row], "t": times[row], "v": var}).duplicated(keep=False)
-    if dup.any():
-        first = int(np.flatnonzero(dup.to_numpy())[0])
-        raise DataError(f"Data file '{source}', line {lines[first]}: unit "
-                        f"{_describe(uniques, codes[row[first]])} has two rows at time "
-                        f"{times[row[first]]:g}.")
+    keys = pd.DataFrame({"u": codes, "t": times})
+    dup = np.flatnonzero(keys.duplicated(keep=False).to_numpy())
+    if len(dup):
+        same = dup[(keys.iloc[dup] == keys.iloc[dup[0]]).all(axis=1).to_numpy()]
+        first, second = same[:2]
+        raise DataError(f"Data file '{source}', lines {first + 2} and {second + 2}: unit "
+                        f"{_describe(uniques, codes[first])} has two rows at time "
+                        f"{times[first]:g}.")
     unit_lines = np.full(len(uniques), np.iinfo(np.int64).max)
     np.minimum.at(unit_lines, codes, np.arange(n_rows) + 2)
-    return _panel(uniques, variables, codes[row], times[row], var, values[row, var], lines,
-                  unit_lines, source, notes)
+    panel = _panel(uniques, variables, codes[row], times[row], var, values[row, var], lines,
+                   unit_lines, source, notes)
+    return dataclasses.replace(panel, layout={"units": list(units), "time": time})
 
 
 # -- long -------------------------------------------------------------------------------------
@@ -210,7 +214,9 @@ def _read_wide(text: str, path: Path, head: list[list[str]]) -> Panel:
         raw = pd.read_csv(io.StringIO(text), header=None, skiprows=first_line - 1,
                           dtype={j: str for j in range(n_ids)}, keep_default_na=False,
                           na_values={j: [""] for j in range(n_ids, len(times_row))})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+    except pd.errors.EmptyDataError:
+        raise DataError(f"Data file '{path}' has header rows but no unit.") from None
+    except pd.errors.ParserError as error:
         raise DataError(f"Data file '{path}' could not be read: "
                         f"{' '.join(str(error).split())}") from None
     if raw.empty:

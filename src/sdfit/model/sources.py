@@ -4,7 +4,9 @@
   blanked out before PySD's grammar sees the text (PySD accepts only the ``{UTF-8}``
   header); macro definitions are moved ahead of the model's equations (PySD's grammar
   reads several macros after other text as one macro); lookups written as all their x
-  then all their y (``tbl(0, 1, 2, 0, 5, 9)``, Vensim's other notation) become pairs.
+  then all their y (``tbl(0, 1, 2, 0, 5, 9)``, Vensim's other notation) become pairs;
+  an equation that is a sum of numbers (``x = 41 + 1``, an array to PySD's grammar) is
+  put in parentheses.
 * A parse error names the variable and gives the line and column in the file (PySD's
   count within the equation, whitespace collapsed).
 * ``SINTEG(rate, initial, min, max, quantum, special, threshold)`` becomes a stock with
@@ -111,6 +113,18 @@ def pair_lookups(text: str) -> str:
     return _LISTED_LOOKUP.sub(paired, text)
 
 
+_SUM_OF_NUMBERS_EQUATION = re.compile(
+    r"(\A|\||\}|:END OF MACRO:)(\s*[^\s=(|~:{][^\n=(|~:{]*?=\s*)(" + _NUMBER
+    + r"(?:\s*[-+]\s*" + _NUMBER + r")+)(?=\s*~)")
+
+
+def wrap_sums(text: str) -> str:
+    """Equations that are a sum of numbers (``x = 41 + 1``) in parentheses: PySD's grammar
+    reads them as an array of two numbers otherwise."""
+    return _SUM_OF_NUMBERS_EQUATION.sub(lambda m: f"{m.group(1)}{m.group(2)}({m.group(3)})",
+                                        text)
+
+
 def read_vensim(path: Path):
     """PySD's ``VensimFile`` of ``path`` with inline comments blanked out and macros moved
     first, and the file's text (comments blanked: positions are the file's)."""
@@ -118,7 +132,7 @@ def read_vensim(path: Path):
 
     source = VensimFile(path)
     text = strip_comments(source._read(None))
-    source.model_text = pair_lookups(hoist_macros(text))
+    source.model_text = wrap_sums(pair_lookups(hoist_macros(text)))
     source._split_sketch()
     return source, text
 

@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 from ..exceptions import ModelError
+from .sanitize import check_xml, guard_translators
 from .sources import extend, integration_method, locate, prepare_xmile, read_vensim
 
 __all__ = ["element_kind", "integration_method", "translate"]
@@ -38,6 +39,9 @@ def translate(path: str | Path):
     with open(path, "rb") as handle:
         if b"\0" in handle.read(1 << 16):  # binary: the parser's complaint would be noise
             raise ModelError(f"Model file '{path}' is not {kind} model file (it is binary).")
+    if suffix in XMILE_SUFFIXES:
+        check_xml(path)
+    guard_translators()  # model text is untrusted: PySD's translators may eval literals only
     source, text = None, ""
     try:
         with warnings.catch_warnings():

@@ -40,7 +40,7 @@ class Status(enum.IntEnum):
 
 
 _MESSAGES = {
-    Status.NOT_FINITE: "the model gives NaN or infinite values at the starting point",
+    Status.NOT_FINITE: "the residuals are NaN or infinite at the starting point (model or data)",
     Status.MAX_NFEV: "the maximum number of model evaluations was reached",
     Status.GTOL: "the gradient is orthogonal to the residuals (gtol)",
     Status.FTOL: "the sum of squares stopped decreasing (ftol)",

@@ -8,11 +8,19 @@ out of the box is held there for the step, and every trial point is clipped
 into the box.  Jacobians are batched forward differences, so any model the
 engine runs can be fitted, kept up to date between them by Broyden's secant
 updates.
+
+The per-unit arithmetic of an iteration runs compiled (``lm.c``, built once per machine
+by :mod:`sdfit.native`) when a C compiler is at hand, as the same operations unit by
+unit; the NumPy code below is its reference and fallback (``SDFIT_NATIVE=0``).  Both
+evaluate the model on the same rows in the same calls.
 """
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -60,15 +68,17 @@ class _Run:
     def __init__(self, settings: LevenbergMarquardt, fun, x0, lower, upper):
         self.settings, self.fun = settings, fun
         n, p = x0.shape
-        self.lower = np.broadcast_to(np.asarray(lower, float), (n, p))
-        self.upper = np.broadcast_to(np.asarray(upper, float), (n, p))
+        self.lower = np.ascontiguousarray(np.broadcast_to(np.asarray(lower, float), (n, p)))
+        self.upper = np.ascontiguousarray(np.broadcast_to(np.asarray(upper, float), (n, p)))
         self.max_nfev = settings.max_nfev or 100 * (p + 1)
         self.x = np.clip(x0, self.lower, self.upper)
         self.nfev = np.zeros(n, dtype=np.int64)
         self.njev = np.zeros(n, dtype=np.int64)
         self.status = np.full(n, WORKING, dtype=np.int64)
         self.fresh = np.zeros(n, dtype=bool)  # Jacobian is a finite difference at x
-        self.units = np.arange(n)
+        self.units = np.arange(n, dtype=np.int64)
+        self.native = _native()
+        self.addresses: dict[str, int] | None = None
 
     def evaluate(self, x: np.ndarray, units: np.ndarray) -> np.ndarray:
         np.add.at(self.nfev, units, 1)
@@ -93,7 +103,7 @@ class _Run:
 
     def solve(self) -> Solution:
         n, p = self.x.shape
-        r = self.evaluate(self.x, self.units)
+        r = np.ascontiguousarray(self.evaluate(self.x, self.units), dtype=float)
         sse = np.einsum("ij,ij->i", r, r)
         finite = np.isfinite(sse)
         self.status[~finite] = Status.NOT_FINITE
@@ -112,6 +122,8 @@ class _Run:
 
     def iterate(self, work, r, sse, jac, diag, mu, nu) -> np.ndarray:
         """One damped Gauss–Newton step for the units in ``work``; returns those left."""
+        if self.native is not None:
+            return self.iterate_native(work, r, sse, jac, diag, mu, nu)
         s = self.settings
         x, J, rw, f = self.x[work], jac[work], r[work], sse[work]
         g = np.einsum("ijk,ij->ik", J, rw)
@@ -179,6 +191,66 @@ class _Run:
             self.differentiate(work[refresh], r, jac)
         diag[work] = np.maximum(diag[work], np.einsum("ijk,ijk->ik", jac[work], jac[work]))
         return work[status == WORKING]
+
+
+    def iterate_native(self, work, r, sse, jac, diag, mu, nu) -> np.ndarray:
+        """:meth:`iterate` with its per-unit arithmetic compiled (``lm.c``)."""
+        s, lib = self.settings, self.native
+        if self.addresses is None:  # the solver's arrays are updated in place, never moved
+            self.addresses = {name: _ptr(v) for name, v in dict(
+                x=self.x, jac=jac, r=r, sse=sse, diag=diag, mu=mu, nu=nu, fresh=self.fresh,
+                status=self.status, nfev=self.nfev, lower=self.lower, upper=self.upper,
+                codes=_CODES).items()}
+        a = self.addresses
+        p, m, nw = self.x.shape[1], r.shape[1], len(work)
+        trial, step, d = np.empty((nw, p)), np.empty((nw, p)), np.empty((nw, p))
+        done_g, refresh = np.empty(nw, dtype=bool), np.empty(nw, dtype=bool)
+        w, at_trial, at_step, at_d, at_done_g = (_ptr(work), _ptr(trial), _ptr(step), _ptr(d),
+                                                 _ptr(done_g))
+        lib.lm_propose(nw, w, m, p, a["x"], a["jac"], a["r"], a["sse"], a["diag"], a["mu"],
+                       a["lower"], a["upper"], s.gtol, at_trial, at_step, at_d, at_done_g)
+        r_new = np.ascontiguousarray(self.evaluate(trial, work), dtype=float)
+        lib.lm_update(nw, w, m, p, s.ftol, s.xtol, int(s.broyden), self.max_nfev, a["codes"],
+                      a["x"], a["jac"], a["r"], a["sse"], a["mu"], a["nu"], a["fresh"],
+                      a["status"], a["nfev"], _ptr(r_new), at_trial, at_step, at_d, at_done_g,
+                      _ptr(refresh))
+        if refresh.any():
+            self.differentiate(work[refresh], r, jac)
+        lib.lm_rescale(nw, w, m, p, a["jac"], a["diag"])
+        return work[self.status[work] == WORKING]
+
+
+#: Status codes as lm.c receives them: working, then the stopping tests in their order.
+_CODES = np.array([WORKING, Status.GTOL, Status.FTOL, Status.XTOL, Status.MAX_NFEV],
+                  dtype=np.int64)
+
+
+def _ptr(array: np.ndarray) -> int:
+    assert array.flags.c_contiguous  # the C code walks rows by their length
+    return array.ctypes.data
+
+
+def compiled() -> bool:
+    """Build (or load) the compiled iteration now; True when the solver will use it."""
+    return _native() is not None
+
+
+@cache
+def _native():
+    """The compiled iteration (``lm.c``), or None (NumPy then)."""
+    from .. import native
+
+    library = native.library((Path(__file__).parent / "lm.c").read_text())
+    if library is None:
+        return None
+    types = {"i": ctypes.c_int64, "p": ctypes.c_void_p, "d": ctypes.c_double}
+    for name, signature in (("lm_propose", "ipii" + "p" * 8 + "d" + "p" * 4),
+                            ("lm_update", "ipiiddii" + "p" * 16),
+                            ("lm_rescale", "ipiipp")):
+        function = getattr(library, name)
+        function.restype = None
+        function.argtypes = [types[t] for t in signature]
+    return library
 
 
 def _diag(values: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ from ..runtime.program import CONTROLS, Assignment, BatchModel, State, Variable
 from ..runtime.variables import key as variable_key
 from ..runtime.variables import unquoted
 from ..translate import element_kind, integration_method, translate
-from . import lookups
+from . import cache, lookups
 from .elements import compile_element
 from .expressions import Scope
 from .subscripts import Subscripts
@@ -40,8 +40,13 @@ def load_model(path: str | Path, data_files: Iterable[str | Path] = ()) -> Batch
         The file is missing or cannot be parsed.
     UnsupportedFeatureError
         The model uses a construct the batched engine does not compile.
+
+    A model compiled before (same file contents, data files and versions) is loaded from
+    the user cache instead (:mod:`sdfit.model.cache`).
     """
-    return compile_model(translate(path), path, data_files, integration_method(path))
+    data_files = list(data_files)
+    return cache.load(path, data_files, lambda: compile_model(
+        translate(path), path, data_files, integration_method(path)))
 
 
 def compile_model(abstract_model: am.AbstractModel, path: str | Path = "",
@@ -70,7 +75,7 @@ class _Compiler:
         self.arrays: dict[str, np.ndarray] = {}
         self.tables: dict[str, tuple[str, str, str]] = {}
         self.random_sites = 0
-        self.subscripts = Subscripts(self.section.subscripts, self.root)
+        self.subscripts = Subscripts(self.section.subscripts, self.root, self.path)
         self._idents: set[str] = {"time", "dt", "np", "F", "V", "A", "T"}
 
     # -- driver -------------------------------------------------------------------------
@@ -152,11 +157,13 @@ class _Compiler:
 
     def add_continuous(self, ident: str, initial: str, initial_deps: Iterable[str],
                        rate: str, rate_deps: Iterable[str], limit: str = "{}",
-                       staged: bool = False) -> None:
+                       staged: bool = False, step: str | None = None) -> None:
         """A state whose derivative over time is ``rate``: Euler moves it by ``rate * dt``
-        (PySD's arithmetic), RK4 integrates the rate; ``limit`` bounds the result."""
+        (PySD's arithmetic; ``step``, when given, writes that move as one call), RK4
+        integrates the rate; ``limit`` bounds the result."""
         deps = frozenset(rate_deps) | {ident}
-        step = f"F.advance({ident}, {rate}, dt)" if staged else f"{ident} + ({rate}) * dt"
+        if step is None:
+            step = f"F.advance({ident}, {rate}, dt)" if staged else f"{ident} + ({rate}) * dt"
         self.states.append(State(ident, Assignment(ident, initial, frozenset(initial_deps)),
                                  Assignment(ident, limit.format(step), deps),
                                  Assignment(ident, rate, deps), limit, staged))

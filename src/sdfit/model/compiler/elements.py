@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...exceptions import UnsupportedFeatureError
-from ..runtime import arrays, functions
+from ..runtime import arrays, functions, validate
 from ..runtime.program import Assignment, Variable
 from .expressions import Emitter, Scope
 from .statefuls import add_stock
@@ -123,5 +123,8 @@ def _fit(compiler, var: Variable, expr: Expr, def_subs: Dims, dims: Dims) -> Exp
 
 
 def _evaluate(compiler, text: str):
-    """The value of a constant expression of the program (text the compiler wrote)."""
-    return eval(text, {"np": np, "F": functions, "V": arrays, "A": compiler.arrays})
+    """The value of a constant expression of the program (text the compiler wrote),
+    computed by walking its checked syntax tree (never ``eval``)."""
+    return validate.evaluate(text, {"np": np, "F": functions, "V": arrays,
+                                    "A": compiler.arrays, **validate.BUILTINS},
+                             compiler.path)

@@ -195,7 +195,7 @@ class Emitter:
         if all(_is_number(a.text) for a in args):  # NumPy's arithmetic, never Python's
             first = args[0].text  # a sign stays outside, where Python's precedence wants it
             sign, digits = ("-", first[1:]) if first.startswith("-") else ("", first)
-            args[0] = Expr(f"{sign}np.float64({digits})")
+            args[0] = Expr(f"{sign}F.real({digits})")
         right = args.pop().text
         while ops:  # right to left, as PySD's builder
             right = TEMPLATES[ops.pop()].format(args.pop().lowered(order).text, right)

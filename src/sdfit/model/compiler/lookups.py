@@ -6,9 +6,7 @@ their interpolation type: ``interpolate`` holds the end values outside the
 table, XMILE's ``extrapolate`` continues the end segments, ``discrete`` holds
 the last point at or below x.  ``WITH LOOKUP`` and XMILE's inline graphical
 functions interpolate and hold the ends, as PySD's ``np.interp`` does.  An x
-value given twice is a jump, as in Vensim (PySD cannot run such tables).  A
-named table without subscripts is a value of the program (``F.Table``), so that
-a per-unit table can take its place.
+value given twice is a jump, as in Vensim (PySD cannot run such tables).
 """
 
 from __future__ import annotations
@@ -19,7 +17,8 @@ import numpy as np
 from pysd.translators.structures import abstract_expressions as ae
 
 from ...exceptions import ModelError, UnsupportedFeatureError
-from ..runtime.program import Assignment, Variable
+from ..runtime import arrays, validate
+from ..runtime.program import Variable
 from .subscripts import Expr, align, placement, shape, union
 
 if TYPE_CHECKING:  # the emitter imports this module
@@ -36,9 +35,6 @@ def define(compiler, var: Variable, element, path: str) -> None:
         (xs, ys, mode), _ = tables[0]
         compiler.tables[var.ident] = (compiler.add_array(f"{var.ident}_x", xs),
                                       compiler.add_array(f"{var.ident}_y", ys), mode)
-        x_key, y_key, _ = compiler.tables[var.ident]
-        compiler.assignments[var.ident] = Assignment(
-            var.ident, f"F.Table(A['{x_key}'], A['{y_key}'], '{mode}')", frozenset())
         return
     ranges = compiler.subscripts
     dims = ranges.coords(var.dims)
@@ -84,8 +80,9 @@ def call(em: Emitter, var: Variable, subscripts, arguments) -> Expr:
     x = em.emit(arguments[0])
     xs, ys, mode = em.compiler.tables[var.ident]
     if not var.dims:
-        em.deps.add(var.ident)
-        return Expr(f"F.look({var.ident}, {x.text})", 0, x.dims, x.partial)
+        jumps = ", True" if np.any(np.diff(em.compiler.arrays[xs]) <= 0) else ""
+        return Expr(f"F.lookup({x.text}, A['{xs}'], A['{ys}'], '{mode}'{jumps})", 0, x.dims,
+                    x.partial)
     # the tables as referenced, aligned with x: computed now, on the constant arrays
     table = em.subscripted("T", var, subscripts)
     final = union([x, table])
@@ -93,7 +90,8 @@ def call(em: Emitter, var: Variable, subscripts, arguments) -> Expr:
     keys = []
     for key in (xs, ys):
         points = em.compiler.arrays[key]
-        chosen = np.stack([eval(text, {"T": points[..., i]})  # the compiler's own text
+        chosen = np.stack([validate.evaluate(text, {"T": points[..., i], "V": arrays},
+                                             em.compiler.path)
                            for i in range(points.shape[-1])], axis=-1)
         keys.append(em.compiler.add_array(em.compiler.new_ident(em.variable, "table"), chosen))
     x_text = align(x, final).text

@@ -1,6 +1,6 @@
 """Random functions: each call becomes a draw of the run's :class:`~..runtime.noise.Noise`
-(``noise`` in generated code), with its own call-site number, so that its numbers depend
-only on (seed, stream, call site, time step).
+(``F.draw(noise, ...)`` in generated code), with its own call-site number, so that its
+numbers depend only on (seed, stream, call site, time step).
 
 Vensim's family takes (min, max, ..., shift, stretch, stream ID); XMILE's NORMAL,
 RANDOM, EXPRND, LOGNORMAL and POISSON take their parameters and an optional seed.  The
@@ -65,4 +65,5 @@ def call(em: Emitter, name: str, arguments) -> Expr:
         texts.append(align(expr, final).text)
     em.deps.add("time")  # a new draw at every step
     site = em.compiler.random_site()
-    return Expr(f"noise.{method}({site}, {shape(final)}, {', '.join(texts)})", 0, final)
+    return Expr(f"F.draw(noise, '{method}', {site}, {shape(final)}, {', '.join(texts)})", 0,
+                final)

@@ -74,7 +74,8 @@ def smooth(em: Emitter, node) -> Expr:
     s = compiler.new_ident(em.variable, "smooth stages")
     compiler.add_continuous(s, f"F.stages({init}, {order})", init_deps | order_deps,
                             f"F.smooth_rate({s}, {x}, {t}, {order})",
-                            x_deps | t_deps | order_deps, staged=True)
+                            x_deps | t_deps | order_deps, staged=True,
+                            step=f"F.smooth_step({s}, {x}, {t}, {order}, dt)")
     return _output(em, "smooth", f"F.last_stage({s}, {order})", order_deps | {s}, dims)
 
 
@@ -92,7 +93,8 @@ def delay(em: Emitter, node) -> Expr:
     em.compiler.add_continuous(s, f"F.stages({init} * {d}, {order})",
                                init_deps | d_deps | order_deps,
                                f"F.delay_rate({s}, {x}, {d}, {order})",
-                               x_deps | d_deps | order_deps, staged=True)
+                               x_deps | d_deps | order_deps, staged=True,
+                               step=f"F.delay_step({s}, {x}, {d}, {order}, dt)")
     return _output(em, "delay", f"F.last_stage({s}, {order}) / {d}", order_deps | d_deps | {s},
                    dims)
 
@@ -137,7 +139,7 @@ def delay_material(em: Emitter, arguments) -> Expr:
         (arguments[2], "delay initial", True), (arguments[3], "delay missing value", False)])
     dt = em.time_step
     pipe = em.compiler.new_ident(em.variable, "material delay")
-    em.compiler.add_state(pipe, f"F.MaterialDelay({init}, {d}, {dt})", init_deps | d_deps | {dt},
+    em.compiler.add_state(pipe, f"F.material_delay({init}, {d}, {dt})", init_deps | d_deps | {dt},
                           f"{pipe}.push({x}, {d}, {dt}, {missing})",
                           x_deps | d_deps | m_deps | {pipe, dt})
     return _output(em, "delay", f"{pipe}.output", {pipe}, dims)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ...exceptions import ModelError
+
 #: Dims of an expression: range name (``"dim!"`` for a reduced one) -> element names.
 Dims = dict
 
@@ -28,10 +30,12 @@ Dims = dict
 class Subscripts:
     """The subscript ranges of a model section (PySD's ``SubscriptManager``)."""
 
-    def __init__(self, abstract_subscripts, root: str | Path):
+    def __init__(self, abstract_subscripts, root: str | Path, path: str = ""):
         from pysd.builders.python.subscripts import SubscriptManager
 
+        self.path = path  # the model file, named in errors
         self.manager = SubscriptManager(abstract_subscripts, Path(root))
+        self.numbers = _numbers(self.manager)
 
     @property
     def ranges(self) -> dict[str, list[str]]:
@@ -43,21 +47,45 @@ class Subscripts:
 
     def coords(self, subs) -> Dims:
         """Dims of a list of subscripts (ranges, ``range!`` or single elements)."""
-        return self.manager.make_coord_dict(list(subs))
+        try:
+            return self.manager.make_coord_dict(list(subs))
+        except KeyError as error:
+            raise ModelError(f"Model file '{self.path}' uses the subscript "
+                             f"'{error.args[0]}', which it does not define.") from None
 
     def merge(self, subs_list, element: str = "") -> list[str]:
         """The ranges of a variable defined by several components."""
         return self.manager.make_merge_list([list(s) for s in subs_list], element)
 
-    def number(self, name: str):
-        """A range or element used as a value: its position(s) in its main range, from 1
-        (``None`` when ``name`` is neither)."""
-        entry = self.manager.subscript2num.get(name)
-        if entry is None:
+    def number(self, name: str) -> tuple[np.ndarray, Dims] | None:
+        """A range or element used as a value: its position(s) in its main range, from 1,
+        and its dims (``None`` when ``name`` is neither)."""
+        if name not in self.numbers:
             return None
-        text, dims = entry
-        value = eval(text, {"np": np, "_subscript_dict": self.ranges})  # PySD's own text
-        return np.asarray(value, dtype=float), dict(dims)
+        values, dims = self.numbers[name]
+        return values, dict(dims)
+
+
+def _numbers(manager) -> dict[str, tuple[np.ndarray, Dims]]:
+    """The value of each range and element used as a value, by reference name: what
+    PySD's ``SubscriptManager.subscript2num`` writes as Python text, computed from the
+    same data (never by evaluating that text: it embeds range names from the model)."""
+    numbers = {}
+    ranges = manager.subscripts
+    for main, subranges in manager.subranges.items():
+        elements = ranges[main]
+        numbers[_key(main)] = (np.arange(1.0, len(elements) + 1), {main: elements})
+        for position, element in enumerate(elements, start=1):
+            numbers[_key(element)] = (np.asarray(float(position)), {})
+        for sub in subranges:
+            positions = [elements.index(e) + 1 for e in ranges[sub]]
+            numbers[_key(sub)] = (np.array(positions, dtype=float), {sub: ranges[sub]})
+    return numbers
+
+
+def _key(name: str) -> str:
+    """A name as PySD's abstract syntax trees refer to it."""
+    return name.replace(" ", "_").lower()
 
 
 def shape(dims: Dims) -> tuple[int, ...]:

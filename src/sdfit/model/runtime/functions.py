@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# the pipelines are used by generated programs as F.FixedDelay and F.MaterialDelay
-from .pipelines import SMALL_VENSIM, FixedDelay, MaterialDelay, compact_order  # noqa: F401
+from .pipelines import SMALL_VENSIM, MaterialDelay, compact_order, steps
 
 
 def real(x):
@@ -111,22 +110,8 @@ def pulse_train(time, time_step, start, interval, width=None, end=None, magnitud
 
 
 # -- lookups ------------------------------------------------------------------------------
-class Table:
-    """A lookup table of the program: ``table(x)`` looks ``x`` up (:func:`lookup`).  A
-    per-unit :class:`~.inputs.UnitTable` can take its place."""
-
-    __slots__ = ("xs", "ys", "mode", "jumps")
-
-    def __init__(self, xs, ys, mode="interpolate"):
-        self.xs, self.ys, self.mode = xs, ys, mode
-        self.jumps = bool(np.any(np.diff(xs) <= 0))
-
-    def __call__(self, x):
-        return lookup(x, self.xs, self.ys, self.mode, self.jumps)
-
-
 def look(table, x):
-    """``table(x)``: a lookup call of the program."""
+    """``table(x)``: a per-unit table (:class:`~.inputs.UnitTable`) read at ``x``."""
     return table(x)
 
 
@@ -290,3 +275,74 @@ def restrict(value, low, high, quantum, special, threshold):
     if not np.isnan(high):
         value = np.minimum(value, high)
     return value[()]
+
+
+class FixedDelay:
+    """DELAY FIXED's pipeline: the input of ``order`` steps ago, the initial value before.
+
+    ``order = round(max(delay time / TIME STEP, 1))``, fixed at the initial time
+    (per unit).  The pipeline is a ring buffer of past inputs with the batch
+    behind its leading axis.
+    """
+
+    def __init__(self, initial, delay_time, time_step):
+        self.order = compact_order(steps(delay_time, time_step))
+        self.length = int(np.max(self.order))
+        self.initial = initial
+        self.output = initial
+        self.buffer = None
+        self.input_shape = None
+        self.step = 0
+
+    def push(self, value) -> FixedDelay:
+        """Record this step's input and move the output on one step."""
+        if np.shape(value) != self.input_shape:
+            self._reshape(value)
+        self.buffer[self.step % self.length] = value
+        self.step += 1
+        lag = self.step - self.order  # the step whose input comes out now
+        if np.ndim(self.order) == 0:  # a copy: the slot is written again next step
+            self.output = self.buffer[lag % self.length].copy() if lag >= 0 else self.initial
+        else:
+            index = np.broadcast_to(lag % self.length, self.buffer.shape[1:])
+            past = np.take_along_axis(self.buffer, index[None], axis=0)[0]
+            self.output = np.where(lag >= 0, past, self.initial)
+        return self
+
+    def _reshape(self, value) -> None:
+        """Hold values of the input's shape (broadcast with the initial value's, the
+        order's and what the pipeline already holds)."""
+        self.input_shape = np.shape(value)
+        held = () if self.buffer is None else self.buffer.shape[1:]
+        shape = np.broadcast_shapes(self.input_shape, np.shape(self.initial),
+                                    np.shape(self.order), held)
+        if self.buffer is None or shape != held:
+            grown = np.empty((self.length,) + shape)
+            if self.buffer is not None:  # a scalar pipeline meets per-unit values
+                grown[:] = self.buffer.reshape(self.buffer.shape + (1,) * (
+                    grown.ndim - self.buffer.ndim))
+            self.buffer = grown
+
+
+def material_delay(initial, delay_time, time_step) -> MaterialDelay:
+    """DELAY MATERIAL's pipeline (:class:`~.pipelines.MaterialDelay`)."""
+    return MaterialDelay(initial, delay_time, time_step)
+
+
+# -- random numbers -----------------------------------------------------------------------------
+#: The draws a program may ask of its :class:`~.noise.Noise`.
+DISTRIBUTIONS = frozenset({"uniform", "normal", "exponential", "gamma", "beta", "weibull",
+                           "lognormal", "poisson", "binomial", "negative_binomial",
+                           "triangular"})
+
+
+def draw(noise, distribution: str, site: int, shape: tuple, *parameters):
+    """Random numbers of one call of a random function at the current step."""
+    if distribution not in DISTRIBUTIONS:
+        raise ValueError(f"no distribution {distribution!r}")
+    return getattr(noise, distribution)(site, shape, *parameters)
+
+
+def tick(noise) -> None:
+    """The random numbers of the next step from now on."""
+    noise.step += 1

@@ -1,8 +1,8 @@
-"""Pipeline delays of the batched program: DELAY FIXED and DELAY MATERIAL.
+"""DELAY MATERIAL's pipeline (made by generated programs as ``F.material_delay``).
 
-Both keep a ring buffer of what is in the pipeline, with the batch (and any
-subscripts) behind its leading axis, and are fixed-step devices: they move once
-per TIME STEP whatever the integration method, as Vensim's discrete delays do.
+Like DELAY FIXED's (:class:`~.functions.FixedDelay`), a ring buffer of what is in the
+pipeline with the batch (and any subscripts) behind its leading axis, moved once per
+TIME STEP whatever the integration method, as Vensim's discrete delays are.
 """
 
 from __future__ import annotations
@@ -25,53 +25,6 @@ def steps(delay_time, time_step):
     """Whole steps of a delay: round(max(delay time / TIME STEP, 1)), as PySD's
     ``DelayFixed``."""
     return np.round(np.maximum(np.asarray(delay_time) / time_step, 1) + SMALL_VENSIM)
-
-
-class FixedDelay:
-    """DELAY FIXED's pipeline: the input of ``order`` steps ago, the initial value before.
-
-    ``order = round(max(delay time / TIME STEP, 1))``, fixed at the initial time
-    (per unit).  The pipeline is a ring buffer of past inputs with the batch
-    behind its leading axis.
-    """
-
-    def __init__(self, initial, delay_time, time_step):
-        self.order = compact_order(steps(delay_time, time_step))
-        self.length = int(np.max(self.order))
-        self.initial = initial
-        self.output = initial
-        self.buffer = None
-        self.input_shape = None
-        self.step = 0
-
-    def push(self, value) -> FixedDelay:
-        """Record this step's input and move the output on one step."""
-        if np.shape(value) != self.input_shape:
-            self._reshape(value)
-        self.buffer[self.step % self.length] = value
-        self.step += 1
-        lag = self.step - self.order  # the step whose input comes out now
-        if np.ndim(self.order) == 0:  # a copy: the slot is written again next step
-            self.output = self.buffer[lag % self.length].copy() if lag >= 0 else self.initial
-        else:
-            index = np.broadcast_to(lag % self.length, self.buffer.shape[1:])
-            past = np.take_along_axis(self.buffer, index[None], axis=0)[0]
-            self.output = np.where(lag >= 0, past, self.initial)
-        return self
-
-    def _reshape(self, value) -> None:
-        """Hold values of the input's shape (broadcast with the initial value's, the
-        order's and what the pipeline already holds)."""
-        self.input_shape = np.shape(value)
-        held = () if self.buffer is None else self.buffer.shape[1:]
-        shape = np.broadcast_shapes(self.input_shape, np.shape(self.initial),
-                                    np.shape(self.order), held)
-        if self.buffer is None or shape != held:
-            grown = np.empty((self.length,) + shape)
-            if self.buffer is not None:  # a scalar pipeline meets per-unit values
-                grown[:] = self.buffer.reshape(self.buffer.shape + (1,) * (
-                    grown.ndim - self.buffer.ndim))
-            self.buffer = grown
 
 
 class MaterialDelay:

@@ -311,26 +311,45 @@ class BatchModel(VariableTable):
         """
         method = self._method(method)
         overrides = dict(overrides)
-        timed = self._inputs(inputs or {}, overrides)
+        tables = self._inputs(inputs or {}, overrides)
         from .noise import Noise
 
         noise = Noise(seed, np.arange(batch_size) if streams is None else streams,
                       batch_size) if self.random else None
         due = _every_saveper if return_times is None else _at_times(return_times)
         try:
-            program = self._program(record, frozenset(timed), method)
+            if not tables and noise is None and method == "euler":
+                kernel = self._kernel(record)
+                result = None if kernel is None else kernel.run(batch_size, overrides,
+                                                                stop_time, return_times)
+                if result is not None:  # the compiled kernel could run this call
+                    return result
+            program = self._program(record, frozenset(tables), method)
             with np.errstate(all="ignore"):  # NaN and inf are reported per unit, not raised
-                times, rows = program.run(overrides, stop_time, due, timed, noise)
+                times, rows = program.run(overrides, stop_time, due, tables, noise)
         except SdfitError:
             raise
         except Exception as error:
-            reason = " ".join(str(error).split())[:200]
-            raise EngineError(f"{type(error).__name__}: {reason}" if reason
-                              else type(error).__name__) from error
+            raise engine_error(error) from error
         if not rows:
             raise ModelError(f"Model '{self.name}' recorded no time step; check the times.")
         values = [_column([row[k] for row in rows], batch_size) for k in range(len(record))]
         return _rounded(times), values
+
+    def prepare(self, record: Iterable[str]) -> bool:
+        """Build (or load from the cache) the compiled kernel that records the identifiers
+        ``record``, now and in this process (before worker processes are forked, so that
+        they find it built); True when :meth:`execute` will run it rather than NumPy."""
+        return self._kernel(tuple(record)) is not None
+
+    def _kernel(self, record: tuple[str, ...]):
+        key = ("kernel", record)
+        if key not in self._programs:
+            from .kernel import kernel_for
+
+            self._program(record)  # the same checks as the NumPy program (validate) first
+            self._programs[key] = kernel_for(self, record)
+        return self._programs[key]
 
     def _method(self, method: str | None) -> str:
         method = self.method if method is None else str(method).lower()
@@ -340,23 +359,18 @@ class BatchModel(VariableTable):
         return method
 
     def _inputs(self, inputs: Mapping[str, object], overrides: dict) -> dict[str, object]:
-        """Per-unit tables: a lookup's goes into ``overrides`` (the table object replaces
-        the lookup's own); the others are returned, to be read at the current time."""
+        """Per-unit tables by identifier, checked: each replaces a constant, a data variable
+        or a lookup without subscripts (and any override of it)."""
         by_ident = {v.ident: v for v in self.variables.values()}
-        timed = {}
-        for ident, table in inputs.items():
+        for ident in inputs:
             var = by_ident.get(ident)
             if var is None or var.kind in ("stock", "control") or var.dims:
                 what = "unknown" if var is None else f"'{var.name}'"
                 raise ModelError(f"Per-unit tables replace constants, data variables and "
                                  f"lookups without subscripts; {what} in model "
                                  f"'{self.name}' is not one.")
-            if var.kind == "lookup":
-                overrides[ident] = table
-            else:
-                overrides.pop(ident, None)
-                timed[ident] = table
-        return timed
+            overrides.pop(ident, None)
+        return dict(inputs)
 
     def _program(self, record: tuple[str, ...], timed: frozenset[str] = frozenset(),
                  method: str = "euler"):
@@ -366,6 +380,12 @@ class BatchModel(VariableTable):
 
             self._programs[key] = Program(self, record, timed, method)
         return self._programs[key]
+
+
+def engine_error(error: Exception) -> EngineError:
+    """The batched engine's own failure, in one sentence."""
+    reason = " ".join(str(error).split())[:200]
+    return EngineError(f"{type(error).__name__}: {reason}" if reason else type(error).__name__)
 
 
 def _rounded(times: list[tuple[float, float]]) -> np.ndarray:

@@ -8,15 +8,14 @@ parameters from one run to the next).  Per-unit tables become pandas Series
 parameters (PySD interpolates them in time, or uses them as the lookup); random
 functions draw from NumPy's global generator, seeded per unit from (seed, stream)
 so that rows of the same unit get the same draws.  PySD integrates with Euler only.
-A :class:`PysdModel` pickles as plain metadata; each process loads its own PySD
-model once, from a private copy of the model file (PySD writes its generated Python
-beside the model).
+A :class:`PysdModel` pickles as plain metadata; each process builds its own PySD
+model once, in a private folder, from sdfit's own translation made safe for PySD's
+builder (:func:`load_pysd`: model files are untrusted input).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
@@ -33,7 +32,7 @@ from .variables import key, unquoted
 #: PySD's component types -> sdfit's variable kinds.
 _KINDS = {"Constant": "constant", "Lookup": "lookup", "Data": "data"}
 
-#: Per process: model file -> loaded PySD model (and the folder holding its copy).
+#: Per process: model file -> loaded PySD model (and the private folder it was built in).
 _RUNTIMES: dict[str, tuple[object, tempfile.TemporaryDirectory]] = {}
 
 
@@ -245,43 +244,88 @@ def _draws_random(abstract) -> bool:
 
 
 def _value(runtime, py_name: str, name: str, path: str) -> float:
-    """A constant's value by PySD (which may not implement its equation)."""
+    """The value of a constant by its own equation (NaN when subscripted: this engine
+    does not fit those)."""
     try:
-        return _float(getattr(runtime.components, py_name)())
-    except Exception as error:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = getattr(runtime.components, py_name)()
+    except Exception as error:  # e.g. a function PySD does not implement
         reason = " ".join(str(error).split()) or type(error).__name__
         raise ModelError(f"PySD cannot compute '{name}' of model file '{path}': "
                          f"{reason}") from error
-
-
-def _float(value) -> float:
     try:
         return float(value)
-    except (TypeError, ValueError):  # subscripted constants: not fitted by this engine
+    except (TypeError, ValueError):
         return float("nan")
 
 
 def _runtime(path: str):
-    """This process's PySD model of ``path``, loaded on first use from a private copy."""
+    """This process's PySD model of ``path``, built on first use in a private folder."""
     if path not in _RUNTIMES:
-        import pysd
-
-        source = Path(path)
         folder = tempfile.TemporaryDirectory(prefix="sdfit-pysd-")
-        copy = Path(folder.name) / source.name
-        shutil.copy(source, copy)
-        for sibling in source.parent.iterdir():  # data files the model may read
-            # never link the generated .py: PySD would write through the link
-            if sibling.name not in (source.name, source.stem + ".py"):
-                os.symlink(sibling, Path(folder.name) / sibling.name)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                reader = pysd.read_vensim if source.suffix.lower() == ".mdl" else pysd.read_xmile
-                runtime = reader(str(copy))
-        except Exception as error:
+            runtime = load_pysd(path, Path(folder.name))
+        except BaseException:
             folder.cleanup()
-            reason = " ".join(str(error).split()) or type(error).__name__
-            raise ModelError(f"PySD could not load model file '{path}': {reason}") from error
+            raise
         _RUNTIMES[path] = (runtime, folder)
     return _RUNTIMES[path][0]
+
+
+def load_pysd(path: str | Path, folder: Path, data_files=None):
+    """PySD's model of ``path``, built in the empty ``folder`` as ``pysd.read_vensim`` and
+    ``read_xmile`` build it, but from sdfit's own translation, made safe for PySD's
+    builder (:func:`..sanitize.for_pysd`), and with the generated Python checked before
+    it is imported.
+
+    Raises
+    ------
+    ModelError
+        The model cannot be translated, holds text PySD would write unescaped, or PySD
+        cannot build or load it.
+    """
+    import pysd
+    from pysd.builders.python.python_model_builder import ModelBuilder
+
+    from .. import sanitize
+    from ..translate import translate
+
+    source = Path(path)
+    abstract = translate(source)
+    _refuse_extensions(abstract, str(source))
+    sanitize.for_pysd(abstract, str(source))
+    for sibling in source.parent.iterdir():  # data files the model may read
+        # never a .py: PySD writes its modules here and would write through a link
+        if sibling.suffix.lower() != ".py":
+            os.symlink(sibling, folder / sibling.name)
+    for section in abstract.sections:
+        # a fixed name for the main module (the model's own could break PySD's header);
+        # a name no macro module can have (those are made of letters, digits and _)
+        name = "sdfit-model.py" if section.type == "main" else section.path.name
+        section.path = folder / name
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            main = ModelBuilder(abstract).build_model()
+            for section in abstract.sections:
+                sanitize.check_pysd_module(section.path, str(source))
+            return pysd.load(str(main), data_files)
+    except ModelError:
+        raise
+    except Exception as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise ModelError(f"PySD could not load model file '{path}': {reason}") from error
+
+
+def _refuse_extensions(abstract, path: str) -> None:
+    """sdfit's translation holds what PySD's builder would build wrongly without a word:
+    SINTEG (it would drop the restrictions)."""
+    from ..sources import SintegStructure
+
+    for section in abstract.sections:
+        for element in section.elements:
+            if any(isinstance(c.ast, SintegStructure) for c in element.components):
+                raise ModelError(f"PySD cannot run SINTEG (in the equation of "
+                                 f"'{element.name}' of model file '{path}'); the batched "
+                                 "engine can.")

@@ -4,6 +4,7 @@ there is an out folder), assemble the result."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Mapping
@@ -24,7 +25,7 @@ from .fitting import ChunkResult, Payload, fit_chunk, fit_joint
 from .model import BatchModel, PysdModel, open_model
 from .problem import Problem
 from .progress import Progress
-from .resolve import resolve
+from .resolution import resolve_panel
 from .resolved import Resolved, UnitData
 from .results import FitResult, RunRecord, utc_now, versions
 from .solvers import Solver, default_solver
@@ -131,8 +132,9 @@ def fit(
     model = open_model(model, engine)
     compile_time = time.perf_counter() - compile_start
     panel = data if isinstance(data, Panel) else read_panel(data)
-    resolved, unit_data, panel, dropped = resolve(problem, model, panel, method=method,
-                                                  drop_invalid=drop_invalid)
+    resolved, unit_data, panel, dropped = resolve_panel(problem, model, panel,
+                                                        method=method,
+                                                        drop_invalid=drop_invalid)
     _check_budget(resolved, unit_data, max_steps)
     options = dict(solver=solver, backend=backend, workers=workers, scheduler=scheduler,
                    chunk_size=chunk_size, drop_invalid=drop_invalid, progress=progress,
@@ -152,7 +154,12 @@ def fit(
                     or panel.content_hash(), **extra.pop("fingerprints", {})}
     result.run = result.run.__class__(**{
         **result.run.__dict__, **extra, "fingerprints": fingerprints, "started": started,
-        "compile_time": compile_time, "versions": versions(), "dropped": len(dropped)})
+        "compile_time": compile_time, "versions": versions(), "dropped": len(dropped),
+        "model": str(Path(model.path).resolve()) if model.path else "",
+        "data": str(Path(panel.source).resolve()) if Path(panel.source).is_file()
+        else panel.source, "request": dataclasses.asdict(problem),
+        "data_layout": dict(panel.layout)})
+    result.context = (resolved, unit_data, panel)
     if out is not None:
         result.write(out)
         ChunkStore(out).remove()

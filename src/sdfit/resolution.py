@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .data import Panel
-from .exceptions import DataError, ModelError, SpecError
+from .exceptions import ModelError, SpecError
 from .model.interface import Engine
 from .model.runtime.program import TIME_RPREC
 from .names import aliased, canonical, did_you_mean, element_key, is_glob, match_pattern
@@ -31,8 +31,18 @@ from .resolved import (
 from .validate_units import valid_units
 
 
-def resolve(problem: Problem, model: Engine, panel: Panel, *, method: str | None = None,
-            drop_invalid: bool = False) -> tuple[Resolved, UnitData, Panel, pd.DataFrame]:
+def resolve(problem: Problem, model: Engine, panel: Panel, *,
+            method: str | None = None) -> tuple[Resolved, UnitData]:
+    """Check ``problem`` against ``model`` and ``panel`` (refusing units with invalid needed
+    data) and return the resolved problem and the per-unit arrays — what :func:`sdfit.fit`
+    fits, for a look at them or to evaluate :class:`~sdfit.objective.Objective` directly."""
+    resolved, data, _, _ = resolve_panel(problem, model, panel, method=method)
+    return resolved, data
+
+
+def resolve_panel(problem: Problem, model: Engine, panel: Panel, *, method: str | None = None,
+                  drop_invalid: bool = False
+                  ) -> tuple[Resolved, UnitData, Panel, pd.DataFrame]:
     """Check ``problem`` against ``model`` and ``panel`` and lay out the arrays.
 
     Returns the resolved problem, the unit data, the panel of the units kept and the table
@@ -57,9 +67,17 @@ def resolve(problem: Problem, model: Engine, panel: Panel, *, method: str | None
                         f"({model.initial_time:g} + k * {dt:g}).")
     keys = aliased(panel.variables, dict(problem.aliases))  # model key -> data name
     stocks = _stocks(problem, model, panel, keys, start)
-    targets = _targets(problem, model, panel, keys)
+    targets = _targets(problem, model, panel)
     inputs, input_data = _inputs(problem, model, panel)
     parameters = _parameter_block(model, free, fixed)
+    if problem.starts > 1:
+        spread = (np.isfinite(parameters.lower) & np.isfinite(parameters.upper)) | (
+            parameters.scale > 0)
+        if not spread.all():
+            name = parameters.names[int(np.flatnonzero(~spread)[0])]
+            raise SpecError(f"Several starts are spread over each parameter's bounds, but "
+                            f"'{name}' has an infinite bound and no scale: give it bounds "
+                            "or a scale (e.g. { x0 = 0.05, scale = 0.02 }).")
     observations = ObservationBlock(
         slots=tuple(_slot(model, name) for name, _ in targets),
         data_names=tuple(data for _, data in targets),
@@ -190,14 +208,21 @@ def _observed_at(panel: Panel, data_name: str, time: float) -> bool:
 
 
 # -- targets ----------------------------------------------------------------------------------
-def _targets(problem: Problem, model: Engine, panel: Panel,
-             keys: dict[str, str]) -> list[tuple[str, str]]:
-    """(model element name, data variable) of every target."""
-    data_of = {}  # model element name -> data variable
-    for key, data_name in keys.items():
+def modelled(problem: Problem, model: Engine, panel: Panel) -> dict[str, str]:
+    """Model element name -> data variable, for every data variable that names a model
+    variable or element (through the problem's aliases) and is not an input."""
+    data_of = {}
+    inputs = set(map(element_key, problem.inputs.values()))  # data columns driving the model
+    for key, data_name in aliased(panel.variables, dict(problem.aliases)).items():
         element = _element_name(model, key)
-        if element is not None:
+        if element is not None and element_key(data_name) not in inputs:
             data_of[element] = data_name
+    return data_of
+
+
+def _targets(problem: Problem, model: Engine, panel: Panel) -> list[tuple[str, str]]:
+    """(model element name, data variable) of every target."""
+    data_of = modelled(problem, model, panel)
     known = (set(map(element_key, model.names())) | set(map(element_key, panel.variables))
              | set(map(element_key, data_of)))
     for name in problem.exclude:
@@ -286,12 +311,16 @@ def _varies_within_units(panel: Panel, rows: np.ndarray) -> bool:
 
 
 def _noted(panel: Panel, rows: np.ndarray) -> np.ndarray:
+    """Which ``rows`` held text instead of a number (only NaN rows are looked up)."""
+    noted = np.zeros(len(rows), dtype=bool)
     if not panel.non_numeric:
-        return np.zeros(len(rows), dtype=bool)
-    noted = {(line, t, v) for line, t, v in panel.non_numeric}
+        return noted
     names = panel.variables
-    return np.array([(int(panel.obs_lines[r]), float(panel.time[r]),
-                      names[panel.variable[r]]) in noted for r in rows], dtype=bool)
+    for k in np.flatnonzero(np.isnan(panel.value[rows])):
+        r = rows[k]
+        noted[k] = (int(panel.obs_lines[r]), float(panel.time[r]),
+                    names[panel.variable[r]]) in panel.non_numeric
+    return noted
 
 
 # -- unit data --------------------------------------------------------------------------------
@@ -372,4 +401,3 @@ def _element_name(model: Engine, key: str) -> str | None:
     return model.elements(var.name)[int(np.ravel_multi_index(index, model.shape(var.name)))]
 
 
-__all__ = ["DataError", "resolve"]

@@ -1,0 +1,82 @@
+"""Figures of a fit, drawn without pyplot (importing sdfit never touches matplotlib's
+global state): parameter histograms and county maps as small multiples, observed vs
+fitted, and each unit's story.
+
+Every function returns a :class:`matplotlib.figure.Figure` (shown as is in Jupyter);
+:func:`write_figures` and :func:`write_unit_figures` write PNG files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..exceptions import FigureWarning, warn_user
+from ..results import FitResult
+from .canvas import png_bytes, save_png
+from .maps import MapLayer, county_map, map_layers, unmapped_units
+from .overview import identifiability_bars, observed_vs_fitted, parameter_histograms, sse_histogram
+from .shapes import CountyShapes, load_county_shapes
+from .stories import (
+    drawn_variables,
+    grid_units,
+    pick_best_median_worst,
+    story_grid,
+    unit_figure,
+    write_unit_figures,
+)
+from .units import is_counties, unit_keys, unit_labels
+
+__all__ = [
+    "CountyShapes", "MapLayer", "county_map", "drawn_variables", "grid_units",
+    "identifiability_bars", "is_counties", "load_county_shapes", "map_layers",
+    "observed_vs_fitted", "parameter_histograms", "pick_best_median_worst", "plot_units",
+    "png_bytes",
+    "save_png", "sse_histogram", "story_grid", "unit_figure", "unit_keys", "unit_labels",
+    "unmapped_units", "write_figures", "write_unit_figures",
+]
+
+
+def write_figures(result: FitResult, out: str | Path, *, excluded: Sequence[str] = (),
+                  map_parameter: str | None = None,
+                  shapefile: str | Path | None = None) -> list[Path]:
+    """Write into ``out``: ``histogram.png`` (one panel per fitted parameter),
+    ``observed_vs_fitted.png`` and, when the units are US counties, ``map.png`` (one
+    map per parameter, as in the report; only ``map_parameter``, larger, when given).
+
+    ``shapefile`` is the county shapefile; for counties without it, the map is not drawn
+    and a :class:`FigureWarning` says so.  ``excluded`` is ignored (every parameter now
+    has its own panel, the non-identifiable ones labelled).  Returns the paths written.
+    """
+    del excluded  # accepted until the command line stops passing it
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [save_png(parameter_histograms(result), out / "histogram.png"),
+               save_png(observed_vs_fitted(result), out / "observed_vs_fitted.png")]
+    if is_counties(result):
+        if shapefile is None:
+            warn_user("No map.png: the county shapefile was not found (set SDFIT_DATA to the "
+                      "folder holding census/US_County_2000_2004.shp).", FigureWarning)
+        else:
+            shapes = load_county_shapes(shapefile)
+            figure = county_map(result, shapes, [map_parameter] if map_parameter else None)
+            written.append(save_png(figure, out / "map.png"))
+    return written
+
+
+def plot_units(result: FitResult, units: Sequence, out: str | Path,
+               shapefile: str | Path | None = None) -> list[Path]:
+    """What ``sdfit plot DIR --unit ID...`` does: simulate ``units`` of ``result`` again
+    (ids as in its table, e.g. ``(6, 37)``, or row numbers; see
+    :func:`sdfit.stories.unit_stories`) and write ``unit-<key>.png`` for each into ``out``,
+    titled with the county name when ``shapefile`` has it.  Returns the paths written."""
+    from ..stories import unit_stories
+
+    stories = unit_stories(result, units)
+    names = load_county_shapes(shapefile).names() if shapefile and is_counties(result) \
+        else None
+    labels = dict(zip(unit_keys(result.table, result.unit_columns),
+                      unit_labels(result, names), strict=True))
+    return write_unit_figures({k: dataclasses.replace(s, label=labels.get(k, s.label))
+                               for k, s in stories.items()}, out)

@@ -1,0 +1,106 @@
+"""``sdfit report``: one self-contained HTML page about a fit.
+
+The page is made from a FitResult alone (with ``sdfit report DIR``, the one
+``sdfit fit --out DIR`` wrote) and embeds its figures as base64 PNG and its unit data
+as JSON, so it can be mailed or archived alone.  Sections: run (spec and sha256
+fingerprints), outcome, SSE distribution, parameters, observed vs fitted, county maps
+(US counties only), identifiability, units (best, median, worst, slowest), and a unit
+lookup searched in the browser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from .._version import __version__
+from ..exceptions import SdfitError
+from ..figures import grid_units, is_counties, load_county_shapes, unit_keys, unit_labels
+from ..files import atomic_write
+from ..results import FitResult
+from ..stories import UnitStory, unit_stories
+from . import sections
+from .html import CSS, escape
+from .lookup import lookup
+
+SECTIONS = ("run", "outcome", "sse", "parameters", "fit", "map", "identifiability", "units",
+            "lookup")
+_MISSING_SHAPES = ("the county shapefile was not found (set SDFIT_DATA to the folder "
+                   "holding census/US_County_2000_2004.shp).")
+
+
+def load_results(folder: str | Path) -> FitResult:
+    """The FitResult written into ``folder`` (see :meth:`FitResult.read`): the one place the
+    report reads a results folder."""
+    return FitResult.read(folder)
+
+
+def write_report(folder: str | Path, out: str | Path | None = None,
+                 shapefile: str | Path | None = None,
+                 stories: Mapping[str, UnitStory] | None = None) -> Path:
+    """Render the report of the results in ``folder`` into ``out`` (default
+    ``folder/report.html``).  ``shapefile`` draws the county maps and names the
+    counties; by default the census shapes when available."""
+    result = load_results(folder)
+    if shapefile is None and is_counties(result):
+        from ..datasets import county_shapes
+
+        shapefile = county_shapes()
+    page = render(result, shapefile, stories)
+    out = Path(out) if out is not None else Path(folder) / "report.html"
+    return atomic_write(out, lambda p: Path(p).write_text(page, encoding="utf-8"))
+
+
+def render(result: FitResult, shapefile: str | Path | None = None,
+           stories: Mapping[str, UnitStory] | None = None) -> str:
+    """The report page as a string.
+
+    Parameters
+    ----------
+    result
+        The fit.
+    shapefile
+        County shapefile: county maps and names (units that are US counties only).
+    stories
+        Unit stories by unit key (``"state=6, county=37"``, as
+        :func:`sdfit.stories.unit_stories` labels them): the best, median and worst units'
+        trajectories (keys from :func:`sdfit.figures.grid_units`), and trajectories in the
+        lookup.  Default: those three, simulated again by :func:`sdfit.stories.unit_stories`
+        (the page says why when they cannot be).
+    """
+    shapes = load_county_shapes(shapefile) if shapefile and is_counties(result) else None
+    keys = unit_keys(result.table, result.unit_columns)
+    missing = None
+    if stories is None:
+        stories, missing = _grid_stories(result, keys)
+    units = sections.Units(result.unit_columns, keys,
+                           unit_labels(result, shapes.names() if shapes else None),
+                           dict(stories), missing)
+    run = result.run
+    title = (f"sdfit report: {Path(str(run.model if run else 'model')).stem} on "
+             f"{len(result.table):,} units")
+    body = [f"<h1>{escape(title)}</h1>",
+            f"<p class='meta'>sdfit {__version__} &middot; spec "
+            f"{escape((run.spec if run else None) or '-')}</p>",
+            "<nav>" + "".join(f"<a href='#{key}'>{key}</a>" for key in SECTIONS) + "</nav>",
+            sections.run(result), sections.outcome(result, units), sections.sse(result),
+            sections.parameters(result), sections.fit(result),
+            sections.county_map(result, shapes, _MISSING_SHAPES),
+            sections.identifiability(result, units), sections.unit_section(result, units),
+            lookup(result, units)]
+    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{escape(title)}</title><style>{CSS}</style></head>\n<body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+
+
+def _grid_stories(result: FitResult, keys: list[str]) -> tuple[dict, str | None]:
+    """The stories of the best, median and worst units, or why there are none."""
+    if result.run is None and result.context is None:
+        return {}, "this result has no record of the fit to simulate its units again."
+    rows = {k: i for i, k in enumerate(keys)}
+    ids = result.table[result.unit_columns]
+    units = [tuple(ids.iloc[rows[k]]) for k in grid_units(result).values()]
+    try:
+        return unit_stories(result, units), None
+    except SdfitError as error:
+        return {}, str(error)

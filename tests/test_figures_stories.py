@@ -1,0 +1,126 @@
+"""Unit stories: the fixture's simulation agrees with the fit, and each figure shows
+the trajectories, observations and parameters of the units it says it shows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sdfit.figures import (
+    drawn_variables,
+    grid_units,
+    pick_best_median_worst,
+    plot_units,
+    story_grid,
+    unit_figure,
+    write_unit_figures,
+)
+from sdfit.stories import UnitStory
+
+
+def test_the_curves_drawn_run_through_the_fit(county_fit, county_stories):
+    """What the figures draw: each story's trajectory starts from the unit's 2000 counts
+    and ends on the fit's own fitted 2010 targets."""
+    result, _ = county_fit
+    assert len(county_stories) == len(result.table)
+    targets = result.targets
+    for key, story in county_stories.items():
+        state, county = (int(part.split("=")[1]) for part in key.split(", "))
+        mine = targets[(targets["state"] == state) & (targets["county"] == county)]
+        assert story.times[0] == 2000 and story.times[-1] == 2010
+        for variable, fitted in zip(mine["variable"], mine["fitted"], strict=True):
+            assert story.curves[variable][-1] == pytest.approx(fitted, rel=1e-9, abs=1e-9)
+        start = story.observations[story.observations["time"] == 2000]
+        for variable, observed in zip(start["variable"], start["observed"], strict=True):
+            assert story.curves[variable][0] == observed
+
+
+def test_unit_figure_shows_every_variable_and_the_parameter_table(county_stories):
+    story = county_stories["state=15, county=5"]  # Kalawao: parameters not identifiable
+    figure = unit_figure(story)
+    panels = [ax for ax in figure.axes if ax.lines]
+    assert [ax.texts[0].get_text() for ax in panels] == drawn_variables(story)
+    assert drawn_variables(story) == [f"dec {k}" for k in range(1, 10)]
+    for ax, variable in zip(panels, drawn_variables(story), strict=True):
+        curve, used, unused = ax.lines
+        np.testing.assert_array_equal(curve.get_ydata(), story.curves[variable])
+        seen = story.observations[story.observations["variable"] == variable]
+        np.testing.assert_array_equal(used.get_ydata(), seen["observed"][seen["used"]])
+        np.testing.assert_array_equal(unused.get_ydata(), seen["observed"][~seen["used"]])
+        assert used.get_markerfacecolor() == "black" and unused.get_markerfacecolor() == "none"
+    table = next(ax for ax in figure.axes if ax.tables).tables[0]
+    cells = table.get_celld()
+    rows = {cells[r, 0].get_text().get_text(): cells[r, 3].get_text().get_text()
+            for r in range(1, len(story.parameters) + 1)}
+    assert rows["dec 2 loss rate"] == "NO" and rows["dec 3 loss rate"] == "yes"
+    assert cells[1, 2].get_text().get_text() == "unavailable"  # no degrees of freedom
+    assert figure.texts[0].get_text() == f"{story.label}: SSE {story.sse:.3g}"
+
+
+def test_intervals_and_observations_without_a_curve():
+    story = UnitStory(
+        "unit=1", np.array([0.0, 1.0, 2.0]), {"a": np.array([1.0, 2.0, 3.0])},
+        pd.DataFrame({"time": [1.0, 2.0], "variable": ["a", "b"], "observed": [2.1, 5.0],
+                      "fitted": [2.0, 4.0], "used": [True, True]}),
+        pd.DataFrame({"value": [0.5], "ci_low": [0.4], "ci_high": [0.6],
+                      "identifiable": [True]}, index=["k"]), 0.1)
+    figure = unit_figure(story)
+    panel_b = next(ax for ax in figure.axes if ax.texts and ax.texts[0].get_text() == "b")
+    model = [line for line in panel_b.lines if line.get_marker() == "x"]
+    assert model[0].get_ydata().tolist() == [4.0]  # the model at the observation
+    cells = next(ax for ax in figure.axes if ax.tables).tables[0].get_celld()
+    assert cells[1, 2].get_text().get_text() == "[0.4, 0.6]"
+
+
+def test_the_grid_shows_the_best_median_and_worst_units(county_fit, county_stories):
+    result, _ = county_fit
+    picks = grid_units(result)
+    sse = result.table["sse"].to_numpy()
+    keys = list(county_stories)
+    assert picks["best"] == keys[np.argmin(sse)] and picks["worst"] == keys[np.argmax(sse)]
+    assert picks["median"] == keys[np.argsort(sse)[(len(sse) - 1) // 2]]
+    figure = story_grid({k: county_stories[k] for k in picks.values()})
+    rows = [t.get_text() for t in figure.texts]
+    assert [r.split(":")[0] for r in rows] == ["best", "median", "worst"]
+    assert rows[2].startswith(f"worst: {picks['worst']}, SSE ")
+    assert "not identifiable: dec 2 loss rate" in rows[2]  # Kalawao
+    panels = [ax for ax in figure.axes if ax.lines]
+    assert len(panels) == 3 * 9
+    np.testing.assert_array_equal(panels[-1].lines[0].get_ydata(),
+                                  county_stories[picks["worst"]].curves["dec 9"])
+    low, high = panels[-1].get_ylim()  # sparklines: each axis's range written at its ends
+    assert [t.get_text() for t in panels[-1].texts] == ["dec 9", f"{high:.3g}", f"{low:.3g}",
+                                                        "2000 to 2010"]
+    # given every story, the grid picks the same three
+    every = story_grid(county_stories)
+    assert [t.get_text() for t in every.texts] == rows
+
+
+def test_pick_best_median_worst_with_few_or_missing_values():
+    assert pick_best_median_worst({}) == {}
+    assert pick_best_median_worst({"a": 1.0}) == {"best": "a"}
+    assert pick_best_median_worst({"a": 2.0, "b": 1.0}) == {"best": "b", "worst": "a"}
+    assert pick_best_median_worst({"a": np.nan, "b": 1.0, "c": 3.0, "d": 2.0}) == {
+        "best": "b", "median": "d", "worst": "a"}
+
+
+def test_write_unit_figures_names_files_by_unit(county_stories, tmp_path):
+    chosen = {k: county_stories[k] for k in ["state=6, county=37", "state=15, county=5"]}
+    written = write_unit_figures(chosen, tmp_path)
+    assert [p.name for p in written] == ["unit-state-6-county-37.png",
+                                         "unit-state-15-county-5.png"]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in written)
+
+
+def test_plot_units_names_the_county(county_fit, county_shapefile, tmp_path, monkeypatch):
+    """What `sdfit plot DIR --unit 6,37` calls: the unit simulated again, titled by name."""
+    import sdfit.figures.stories as drawing
+
+    titles = []
+    draw = drawing.unit_figure
+    monkeypatch.setattr(drawing, "unit_figure",
+                        lambda story: titles.append(story.label) or draw(story))
+    written = plot_units(county_fit[0], [(6, 37)], tmp_path, shapefile=county_shapefile)
+    assert [p.name for p in written] == ["unit-state-6-county-37.png"]
+    assert titles == ["Los Angeles County, California (state=6, county=37)"]
