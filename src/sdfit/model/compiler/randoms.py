@@ -15,38 +15,40 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ...exceptions import ModelError
+from ..runtime import noise
 from .subscripts import Expr, align, shape
 
 if TYPE_CHECKING:  # the emitter imports this module
     from .expressions import Emitter
 
-#: PySD's name -> (Noise method, arity (min, max), how the method's arguments are made
-#: from the call's: positions, or literal text).
+#: PySD's name -> (arity (min, max), how the draw's parameters are made from the call's
+#: arguments: positions, or literal text); the distribution is :data:`noise.FUNCTIONS`'.
 FUNCTIONS = {
     # Vensim
-    "random_0_1": ("uniform", (0, 0), ("0.0", "1.0")),
-    "random_uniform": ("uniform", (3, 3), (0, 1)),
-    "random_normal": ("normal", (5, 5), (0, 1, 2, 3)),
-    "random_exponential": ("exponential", (5, 5), (0, 1, 2, 3)),
-    "random_gamma": ("gamma", (6, 6), (0, 1, 2, 3, 4)),
-    "random_beta": ("beta", (7, 7), (0, 1, 2, 3, 4, 5)),
-    "random_weibull": ("weibull", (6, 6), (0, 1, 2, 3, 4)),
-    "random_poisson": ("poisson", (6, 6), (0, 1, 2, 3, 4)),
-    "random_binomial": ("binomial", (7, 7), (0, 1, 2, 3, 4, 5)),
-    "random_negative_binomial": ("negative_binomial", (7, 7), (0, 1, 2, 3, 4, 5)),
-    "random_triangular": ("triangular", (6, 6), (0, 1, 2, 3, 4)),
+    "random_0_1": ((0, 0), ("0.0", "1.0")),
+    "random_uniform": ((3, 3), (0, 1)),
+    "random_normal": ((5, 5), (0, 1, 2, 3)),
+    "random_exponential": ((5, 5), (0, 1, 2, 3)),
+    "random_gamma": ((6, 6), (0, 1, 2, 3, 4)),
+    "random_beta": ((7, 7), (0, 1, 2, 3, 4, 5)),
+    "random_weibull": ((6, 6), (0, 1, 2, 3, 4)),
+    "random_poisson": ((6, 6), (0, 1, 2, 3, 4)),
+    "random_binomial": ((7, 7), (0, 1, 2, 3, 4, 5)),
+    "random_negative_binomial": ((7, 7), (0, 1, 2, 3, 4, 5)),
+    "random_triangular": ((6, 6), (0, 1, 2, 3, 4)),
     # XMILE
-    "normal": ("normal", (2, 3), ("-np.inf", "np.inf", 0, 1)),
-    "random": ("uniform", (2, 3), (0, 1)),
-    "exprnd": ("exponential", (1, 2), ("-np.inf", "np.inf", "0.0", 0)),
-    "lognormal": ("lognormal", (2, 3), (0, 1)),
-    "poisson": ("poisson", (1, 2), ("-np.inf", "np.inf", 0, "0.0", "1.0")),
+    "normal": ((2, 3), ("-np.inf", "np.inf", 0, 1)),
+    "random": ((2, 3), (0, 1)),
+    "exprnd": ((1, 2), ("-np.inf", "np.inf", "0.0", 0)),
+    "lognormal": ((2, 3), (0, 1)),
+    "poisson": ((1, 2), ("-np.inf", "np.inf", 0, "0.0", "1.0")),
 }
 
 
 def call(em: Emitter, name: str, arguments) -> Expr:
     """A draw of the random function ``name`` with the shape of the component."""
-    method, (least, most), spec = FUNCTIONS[name]
+    (least, most), spec = FUNCTIONS[name]
+    method = noise.FUNCTIONS[name]
     if not least <= len(arguments) <= most:
         count = str(least) if least == most else f"{least} to {most}"
         raise ModelError(f"{name.upper().replace('_', ' ')} takes {count} argument(s); the "

@@ -21,6 +21,17 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
+#: PySD's names of the random functions (Vensim's RANDOM ..., XMILE's NORMAL, RANDOM,
+#: EXPRND, LOGNORMAL, POISSON) -> the distribution of :class:`Noise` drawn.
+FUNCTIONS = {
+    "random_0_1": "uniform", "random_uniform": "uniform", "random_normal": "normal",
+    "random_exponential": "exponential", "random_gamma": "gamma", "random_beta": "beta",
+    "random_weibull": "weibull", "random_poisson": "poisson", "random_binomial": "binomial",
+    "random_negative_binomial": "negative_binomial", "random_triangular": "triangular",
+    "normal": "normal", "random": "uniform", "exprnd": "exponential",
+    "lognormal": "lognormal", "poisson": "poisson",
+}
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)

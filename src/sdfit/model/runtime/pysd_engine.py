@@ -236,7 +236,7 @@ def _elements(abstract) -> list:
 def _draws_random(abstract) -> bool:
     """Whether the model calls a random function (PySD's: RANDOM 0 1, UNIFORM, NORMAL,
     EXPONENTIAL)."""
-    from ..compiler.randoms import FUNCTIONS
+    from .noise import FUNCTIONS
 
     return any(f"reference='{name}'" in repr(element.components)
                for section in abstract.sections for element in section.elements
