@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...exceptions import EngineError, ModelError, SdfitError
-from .saving import _at_times, _column, _every_saveper, _rounded
+
+# TIME_RPREC and the saving rules are imported from here by the kernel too
+from .saving import TIME_RPREC, _at_times, _column, _every_saveper, _rounded  # noqa: F401
 from .variables import Simulation, Variable, VariableTable, batched
 
 #: Identifiers of the four control variables in every program.
