@@ -97,6 +97,24 @@ def test_a_parse_error_names_the_variable_and_its_place_in_the_file(tmp_path):
         sdfit.load_model(path)
 
 
+def test_an_xmile_parse_error_names_its_variable_and_place(tmp_path):
+    path = tmp_path / "bad.xmile"
+    path.write_text('''<?xml version="1.0" encoding="utf-8"?>
+<xmile version="1.0" xmlns="http://docs.oasis-open.org/xmile/ns/XMILE/v1.0">
+  <header><vendor>x</vendor><product version="1">x</product></header>
+  <sim_specs><start>0</start><stop>1</stop><dt>0.5</dt></sim_specs>
+  <model><variables>
+    <aux name="ok"><eqn>1</eqn></aux>
+    <aux name="broken">
+      <eqn>ok * (2 + </eqn>
+    </aux>
+  </variables></model>
+</xmile>
+''')
+    with pytest.raises(ModelError, match=r"at line 8, column 14 in the equation of 'broken'"):
+        sdfit.load_model(path)
+
+
 def test_quoted_names_lose_their_quotes(tmp_path):
     body = '"Attack rate (Beta)" = 0.3\n~~|\n"s" = INTEG("Attack rate (Beta)", 1)\n~~|\n'
     _, values = _run(tmp_path, body, ["Attack rate (Beta)", '"s"'])

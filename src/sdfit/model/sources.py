@@ -248,15 +248,20 @@ def _sinteg(arguments, name: str) -> SintegStructure:
 
 
 # -- parse errors --------------------------------------------------------------------------------
-def locate(error, text: str, sections) -> str:
+def locate(error, text: str, sections, xml: bool = False) -> str:
     """Where a parsimonious ``error`` lies in the file ``text``: ``line L, column C (in the
-    equation of 'name')``, from the equation or expression it was parsing."""
+    equation of 'name')``, from the equation or expression it was parsing (in an XMILE
+    file, ``xml``, the variable is the element around it)."""
     parsed = getattr(error, "text", None)
     pos = max(getattr(error, "pos", 0), 0)
     if not isinstance(parsed, str):
         return ""
-    name = _owner(parsed, sections)
     start = _find(parsed, text, 0)
+    if xml:
+        names = re.findall(r'<\w+\s+name\s*=\s*"([^"]*)"', text[:start or 0])
+        name = names[-1] if names and start is not None else ""
+    else:
+        name = _owner(parsed, sections)
     if start is None:
         return f" (in the equation of '{name}')" if name else ""
     end = _find(parsed[:pos], text, start, anchored=True)

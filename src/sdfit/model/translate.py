@@ -62,7 +62,8 @@ def translate(path: str | Path):
         if reason in ("", "None") or isinstance(error, TypeError | UnicodeError):
             # foreign content: the translators' own words would not help
             raise ModelError(f"Model file '{path}' is not {kind} model file.") from error
-        where = locate(error, text, getattr(source, "sections", ()))
+        where = locate(error, text, getattr(source, "sections", ()),
+                       xml=suffix in XMILE_SUFFIXES)
         if where:  # PySD's position counts within one equation: give the file's instead
             reason = re.sub(r"\s*\(line \d+, column \d+\)\.?$", "", reason)
             reason = re.sub(r"^Rule '.*' matched in its entirety, but it didn't consume all "
