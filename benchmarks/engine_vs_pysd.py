@@ -30,6 +30,7 @@ import pysd
 import sdfit
 from sdfit import conformance
 from sdfit.datasets import aging_chain_path, data_dir
+from sdfit.model.translate import translate
 
 
 def median_seconds(run, repeat: int) -> float:
@@ -47,7 +48,7 @@ def cases(tests: Path, count: int) -> list[tuple[str, Path, list[str] | None]]:
     sized = []
     for folder in conformance.suite_folders(tests):
         path = conformance.pick_model(folder)
-        abstract = sdfit.model.translate(path)
+        abstract = translate(path)
         if conformance.uses_subscripts(abstract):
             continue
         try:

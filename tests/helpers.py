@@ -12,6 +12,7 @@ import numpy as np
 
 import sdfit
 from sdfit import conformance
+from sdfit.model.translate import translate
 
 
 def wait_for_chunks(out: Path, count: int, run: subprocess.Popen, timeout: float = 120) -> int:
@@ -32,7 +33,7 @@ def compare_suite_with_pysd(suite: Path, subscripted: bool, skip: tuple[str, ...
     checked = 0
     for folder in conformance.suite_folders(suite):
         path = conformance.pick_model(folder)
-        abstract = sdfit.model.translate(path)
+        abstract = translate(path)
         if conformance.uses_subscripts(abstract) != subscripted or folder.name in skip:
             continue
         columns = list(conformance.read_canonical(folder).columns)

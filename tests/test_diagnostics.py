@@ -133,3 +133,12 @@ def test_written_diagnostics_round_trip(aging_chain, census, tmp_path):
     again = sdfit.results.read_csv(tmp_path / "params.csv")
     pd.testing.assert_frame_equal(again, result.table)
     assert NULL_TOL == result.identifiability.null_tol
+
+
+def test_the_normal_quantile_is_scipys():
+    from scipy.special import ndtri
+
+    from sdfit import diagnostics
+
+    assert diagnostics.CONFIDENCE == 0.95
+    assert diagnostics._NORMAL_QUANTILE == pytest.approx(ndtri(0.975), rel=1e-15)

@@ -41,7 +41,7 @@ def fit(
     data: Panel | str | Path | pd.DataFrame,
     problem: Problem,
     *,
-    backend: str | Backend | Any = "processes",
+    backend: str | Backend | Any = "auto",
     workers: int | None = None,
     scheduler: str | None = None,
     chunk_size: int | None = None,
@@ -67,9 +67,10 @@ def fit(
     problem
         Parameters, targets, initial stocks, inputs, likelihood and starts.
     backend
-        ``"serial"``, ``"processes"`` (default, all cores), ``"dask"`` (a local Dask cluster,
-        or the one at ``scheduler``), a ``distributed.Client`` or a
-        :class:`~sdfit.backends.Backend`.
+        ``"auto"`` (default: in this process when the model runs as a compiled kernel,
+        which uses every core itself, else ``"processes"``), ``"serial"``, ``"processes"``
+        (a pool, all cores), ``"dask"`` (a local Dask cluster, or the one at
+        ``scheduler``), a ``distributed.Client`` or a :class:`~sdfit.backends.Backend`.
     workers
         Worker processes of a local pool or cluster; default one per core.
     scheduler
@@ -128,9 +129,8 @@ def fit(
     if resume and out is None:
         raise SpecError("resume=True needs the out folder of the interrupted run.")
     started = utc_now()
-    compile_start = time.perf_counter()
     model = open_model(model, engine)
-    compile_time = time.perf_counter() - compile_start
+    model_load = _model_load(model)
     panel = data if isinstance(data, Panel) else read_panel(data)
     resolved, unit_data, panel, dropped = resolve_panel(problem, model, panel,
                                                         method=method,
@@ -152,9 +152,9 @@ def fit(
     extra = dict(record or {})
     fingerprints = {"model": sha256(model.path), "data": sha256(panel.source)
                     or panel.content_hash(), **extra.pop("fingerprints", {})}
-    result.run = result.run.__class__(**{
-        **result.run.__dict__, **extra, "fingerprints": fingerprints, "started": started,
-        "compile_time": compile_time, "versions": versions(), "dropped": len(dropped),
+    result.run = dataclasses.replace(result.run, **{
+        **extra, "fingerprints": fingerprints, "started": started, "versions": versions(),
+        "dropped": len(dropped), "model_load": model_load,
         "model": str(Path(model.path).resolve()) if model.path else "",
         "data": str(Path(panel.source).resolve()) if Path(panel.source).is_file()
         else panel.source, "request": dataclasses.asdict(problem),
@@ -173,8 +173,11 @@ def _run(resolved: Resolved, panel: Panel, data: UnitData, dropped: pd.DataFrame
     shared = bool(resolved.parameters.shared.any())
     solver = solver or default_solver(engine, shared=shared)
     payload = Payload(resolved, solver)
+    compile_time, kernel = _prepare(resolved)
     run = dict(model=resolved.model.path, data=panel.source, problem=resolved.describe(),
-               solver=solver.describe(), engine=engine)
+               solver=solver.describe(), engine=engine, compile_time=compile_time)
+    if isinstance(backend, str) and backend == "auto":
+        backend = "dask" if scheduler else "serial" if kernel else "processes"
     if shared:
         if resolved.starts > 1:
             raise SpecError("Several starts with shared parameters are not supported: the "
@@ -217,6 +220,31 @@ def _run(resolved: Resolved, panel: Panel, data: UnitData, dropped: pd.DataFrame
     saved = (ChunkResult.from_arrays(store.load(i, len(rows))) if store is not None
              else results[i] for i, rows in enumerate(chunks))
     return assemble(resolved, panel, data, saved, dropped, record)
+
+
+def _model_load(model) -> dict:
+    """How the model was just loaded (seconds, from the compiled-model cache or not)."""
+    from .model.compiler import cache
+
+    last = cache.last_load
+    if last is None or last.path != str(model.path):
+        return {}
+    return {"seconds": last.seconds, "cached": last.cached}
+
+
+def _prepare(resolved: Resolved) -> tuple[float, bool]:
+    """Build the compiled kernel of the model and of the solver's arithmetic here, once,
+    before workers start (forked workers find them built; others load them from the
+    cache).  Returns the seconds spent compiling (0 when the caches had everything) and
+    whether the model runs as a compiled kernel."""
+    from . import native
+    from .solvers import lm
+
+    before = native.compile_seconds
+    kernel = isinstance(resolved.model, BatchModel) and resolved.model.prepare(
+        tuple(dict.fromkeys(s.ident for s in resolved.observations.slots)))
+    lm.compiled()
+    return native.compile_seconds - before, bool(kernel)
 
 
 def plan_chunks(n_units: int, chunk_size: int | None, workers: int) -> list[np.ndarray]:

@@ -149,7 +149,8 @@ def run_suite(root: str | Path, engine: str = "batched", batch_size: int = 2,
 
 def run_folder(folder: Path, engine: str = "batched", batch_size: int = 2) -> Outcome:
     """Run one test folder and compare with its canonical output."""
-    from .model import compile_model, translate
+    from .model import compile_model
+    from .model.translate import translate
 
     path = pick_model(folder)
     scalar = True

@@ -21,7 +21,7 @@ DEMO_PROBLEM = Problem(
 
 
 def run_demo(n_units: int = 3000, seed: int = 0, out: Path | None = None,
-             backend: str = "processes", workers: int | None = None,
+             backend: str = "auto", workers: int | None = None,
              chunk_size: int | None = None, progress: bool = True,
              engine: str = "auto") -> str:
     """Synthesise, fit and compare; returns the report printed by ``sdfit demo``."""

@@ -169,14 +169,9 @@ def summarise(result, penalty_only: dict[str, int], rank_rtol: float = RANK_RTOL
 
 def _columns(diag: Diagnostics, s2: np.ndarray, dof: np.ndarray, x: np.ndarray,
              params: list[str]) -> dict[str, np.ndarray]:
-    from scipy.special import ndtri, stdtrit  # Student's t without importing scipy.stats
-
     stderr = np.sqrt(s2[:, None] * diag.variance)
-    q = 0.5 + CONFIDENCE / 2
-    dof = np.broadcast_to(np.asarray(dof, dtype=float), (len(s2),))
-    with np.errstate(invalid="ignore"):
-        factor = np.where(np.isinf(dof), ndtri(q), stdtrit(np.where(dof > 0, dof, 1.0), q))
-    half = factor[:, None] * stderr
+    half = _quantile(np.broadcast_to(np.asarray(dof, dtype=float), (len(s2),)))[:, None] \
+        * stderr
     columns = {"rank": diag.rank, "condition": diag.condition}
     for j, name in enumerate(params):
         columns |= {f"{name}_identifiable": diag.identifiable[:, j],
@@ -185,6 +180,25 @@ def _columns(diag: Diagnostics, s2: np.ndarray, dof: np.ndarray, x: np.ndarray,
                     f"{name}_ci_low": x[:, j] - half[:, j],
                     f"{name}_ci_high": x[:, j] + half[:, j]}
     return columns
+
+
+def _quantile(dof: np.ndarray) -> np.ndarray:
+    """The two-sided CONFIDENCE quantile of Student's t with ``dof`` degrees of freedom
+    (normal where infinite; NaN where none).  SciPy is imported only when some unit has a
+    finite number of degrees of freedom: many problems (the census) have none."""
+    q = 0.5 + CONFIDENCE / 2
+    out = np.full(len(dof), np.nan)
+    out[np.isinf(dof)] = _NORMAL_QUANTILE
+    finite = np.isfinite(dof) & (dof > 0)
+    if finite.any():
+        from scipy.special import stdtrit  # Student's t without importing scipy.stats
+
+        out[finite] = stdtrit(dof[finite], q)
+    return out
+
+
+#: The normal distribution's 97.5 % quantile (CONFIDENCE = 0.95; checked by the tests).
+_NORMAL_QUANTILE = 1.959963984540054
 
 
 def _with_shared(jac, shared, local: Diagnostics, objective, n_obs, problem, rank_rtol,

@@ -38,7 +38,8 @@ class RunRecord:
     chunks: int = 1
     resumed_chunks: int = 0
     wall_time: float = math.nan
-    compile_time: float | None = None
+    compile_time: float = 0.0  # C compilation of kernels (0 when the caches had them)
+    model_load: dict = field(default_factory=dict)  # {seconds, cached}: translate + compile
     spec: str | None = None
     spec_dict: dict | None = None
     command: list[str] | None = None
@@ -216,7 +217,10 @@ class FitResult:
         lines = [f"Fitted {n} units: {n - failed} succeeded, {failed} failed."]
         if run is not None and math.isfinite(run.wall_time):
             lines[0] += (f" Fit time {run.wall_time:.2f} s ({run.backend}, {run.workers} "
-                         "workers).")
+                         "workers)")
+            first = run.compile_time + (0 if run.model_load.get("cached", True)
+                                        else run.model_load.get("seconds", 0.0))
+            lines[0] += f"; first-run compile {first:.2f} s." if first >= 0.01 else "."
         if failed:
             reasons = self.table.loc[~self.table["success"], "message"].value_counts()
             lines += [f"  {count} x {reason}" for reason, count in reasons.items()]

@@ -99,7 +99,8 @@ for _setting in [
     _s("parameter", "shared", "bool", "one value for all units", default=False),
     _s("parameter", "scale", "float", "spread of the starts around x0 when a bound is "
        "infinite", low=0, low_open=True),
-    _s("fit", "backend", "str", "serial, processes or dask", default="processes",
+    _s("fit", "backend", "str", "auto, serial, processes, dask or a registered backend",
+       default="auto",
        flag="--backend"),
     _s("fit", "scheduler", "str", "address of a running Dask scheduler", flag="--scheduler"),
     _s("fit", "workers", "int", "worker processes", low=1, flag="--workers"),

@@ -24,10 +24,10 @@ def model_file(tmp_path, monkeypatch):
 def _translations(monkeypatch) -> list:
     """Record every call of PySD's translators."""
     calls = []
-    from sdfit.model.compiler import compile as compile_module
+    from sdfit.model import translate as translate_module
 
-    original = compile_module.translate
-    monkeypatch.setattr(compile_module, "translate",
+    original = translate_module.translate
+    monkeypatch.setattr(translate_module, "translate",
                         lambda path: calls.append(path) or original(path))
     return calls
 

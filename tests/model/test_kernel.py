@@ -14,6 +14,7 @@ from sdfit import conformance, native
 from sdfit.datasets import EXAMPLES
 from sdfit.model.runtime import kernel
 from sdfit.model.runtime.kernel_source import KernelUnsupported, generate
+from sdfit.model.translate import translate
 
 #: Without a C compiler these tests skip, but not in CI (CI=true), where one must be present.
 needs_compiler = pytest.mark.skipif(native.compiler() is None and not os.environ.get("CI"),
@@ -66,7 +67,7 @@ def test_kernel_equals_the_numpy_program_on_every_test_model_it_takes(shared_dat
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PySD's own deprecation and data warnings
             try:
-                model = sdfit.model.compile_model(sdfit.model.translate(path), path,
+                model = sdfit.model.compile_model(translate(path), path,
                                                   folder.glob("data.tab"))
             except sdfit.UnsupportedFeatureError:
                 continue

@@ -68,7 +68,8 @@ def problem_flags(parser: argparse.ArgumentParser) -> None:
 
 def execution_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("execution")
-    group.add_argument("--backend", help="serial, processes (default) or dask")
+    group.add_argument("--backend", help="auto (default: serial when the model runs as a "
+                       "compiled kernel, else processes), serial, processes or dask")
     group.add_argument("--workers", metavar="N",
                        help="worker processes of a local pool or cluster (default: all cores)")
     group.add_argument("--chunk-size", metavar="N", help="units per task")
@@ -124,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", IdentifiabilityWarning)  # the summary says it
         result = fit(model, panel, spec.problem,
-                     backend=options.get("backend") or ("dask" if scheduler else "processes"),
+                     backend=options.get("backend") or "auto",
                      workers=options.get("workers"), scheduler=scheduler,
                      chunk_size=options.get("chunk_size"), solver=solver,
                      drop_invalid=options.get("drop_invalid", False), progress=verbose,

@@ -57,7 +57,7 @@ def add_parsers(commands) -> None:
 
 def _demo_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("execution")
-    group.add_argument("--backend", help="serial, processes (default) or dask")
+    group.add_argument("--backend", help="auto (default), serial, processes or dask")
     group.add_argument("--workers", type=int,
                        help="worker processes of a local pool or cluster (default: all cores)")
     group.add_argument("--chunk-size", type=int, help="units per task")
@@ -162,7 +162,7 @@ def _demo(args: argparse.Namespace) -> int:
     from ..demo import run_demo
 
     report = run_demo(n_units=args.units, seed=args.seed, out=args.out,
-                      backend=args.backend or "processes", workers=args.workers,
+                      backend=args.backend or "auto", workers=args.workers,
                       chunk_size=args.chunk_size, progress=not args.quiet,
                       engine=args.engine or "auto")
     print(report)

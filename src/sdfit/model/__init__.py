@@ -1,11 +1,30 @@
 """Models: parse with PySD's translators, compile into a batched array program
-(or, as a fallback, run PySD's own runtime unit by unit)."""
+(or, as a fallback, run PySD's own runtime unit by unit).
 
-from .compiler.compile import compile_model, load_model
-from .engine import ENGINES, open_model
-from .runtime.program import BatchModel, Simulation, Variable
-from .runtime.pysd_engine import PysdModel
-from .translate import translate
+Names are imported lazily (PEP 562): loading a model the compiled-model cache holds never
+imports PySD's translators or the compiler.
+"""
+
+from importlib import import_module
+
+#: public name -> the module (relative to this package) that defines it
+_LAZY = {
+    "BatchModel": ".runtime.program", "Simulation": ".runtime.program",
+    "Variable": ".runtime.program", "PysdModel": ".runtime.pysd_engine",
+    "ENGINES": ".engine", "open_model": ".engine", "load_model": ".engine",
+    "compile_model": ".compiler.compile",
+}
+# ``translate`` (the function) lives in the submodule of the same name: import it from
+# there, ``from sdfit.model.translate import translate``; a package attribute would be
+# shadowed by the submodule as soon as anything imports it.
 
 __all__ = ["ENGINES", "BatchModel", "PysdModel", "Simulation", "Variable", "compile_model",
-           "load_model", "open_model", "translate"]
+           "load_model", "open_model"]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'sdfit.model' has no attribute {name!r}")
+    value = getattr(import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value

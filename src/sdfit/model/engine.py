@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..exceptions import (
@@ -14,7 +15,6 @@ from ..exceptions import (
     UnsupportedFeatureError,
 )
 from ..names import did_you_mean
-from .compiler.compile import load_model
 from .runtime.program import BatchModel
 from .runtime.pysd_engine import PysdModel
 
@@ -22,6 +22,31 @@ from .runtime.pysd_engine import PysdModel
 #: when the model uses a construct the compiler does not support, or the compiler fails
 #: for a reason that is not the model's fault.
 ENGINES = ("auto", "batched", "pysd")
+
+
+def load_model(path: str | Path, data_files: Iterable[str | Path] = ()) -> BatchModel:
+    """Read a Vensim ``.mdl`` or XMILE model and compile it for batched simulation (from
+    the compiled-model cache when it holds this very file: see
+    :mod:`sdfit.model.compiler.cache`).
+
+    Raises
+    ------
+    ModelError
+        The file is missing or cannot be parsed.
+    UnsupportedFeatureError
+        The model uses a construct the batched engine does not compile.
+    """
+    from .compiler import cache
+
+    data_files = list(data_files)
+
+    def compile_now() -> BatchModel:
+        from .compiler.compile import compile_model
+        from .translate import integration_method, translate
+
+        return compile_model(translate(path), path, data_files, integration_method(path))
+
+    return cache.load(path, data_files, compile_now)
 
 
 def open_model(model: BatchModel | PysdModel | str | Path,

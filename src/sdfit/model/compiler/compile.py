@@ -24,29 +24,11 @@ from ...names import canonical
 from ..runtime.program import CONTROLS, Assignment, BatchModel, State, Variable
 from ..runtime.variables import key as variable_key
 from ..runtime.variables import unquoted
-from ..translate import element_kind, integration_method, translate
-from . import cache, lookups
+from ..translate import element_kind
+from . import lookups
 from .elements import compile_element
 from .expressions import Scope
 from .subscripts import Subscripts
-
-
-def load_model(path: str | Path, data_files: Iterable[str | Path] = ()) -> BatchModel:
-    """Read a Vensim ``.mdl`` or XMILE model and compile it for batched simulation.
-
-    Raises
-    ------
-    ModelError
-        The file is missing or cannot be parsed.
-    UnsupportedFeatureError
-        The model uses a construct the batched engine does not compile.
-
-    A model compiled before (same file contents, data files and versions) is loaded from
-    the user cache instead (:mod:`sdfit.model.cache`).
-    """
-    data_files = list(data_files)
-    return cache.load(path, data_files, lambda: compile_model(
-        translate(path), path, data_files, integration_method(path)))
 
 
 def compile_model(abstract_model: am.AbstractModel, path: str | Path = "",

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from pysd.translators.structures import abstract_model as am
 
 from ...exceptions import ModelError, UnsupportedFeatureError
-from ...names import canonical
 from ..runtime.program import Variable
+from ..runtime.variables import key
 from ..translate import element_kind
 from .subscripts import Expr, union
 
@@ -45,16 +45,16 @@ def expand(em: Emitter, macro: am.AbstractSection, arguments) -> Expr:
     local: dict[str, Variable] = {}
     for param, sub, expr in zip(macro.params, subs, exprs, strict=True):
         ident = compiler.hidden(owner, param, expr.text, sub.deps)
-        local[canonical(param)] = Variable(param, ident, "auxiliary", tuple(expr.dims))
+        local[key(param)] = Variable(param, ident, "auxiliary", tuple(expr.dims))
     elements = macro.elements
     if dims:  # every variable of the macro over the arguments' ranges
         elements = [replace(e, components=[replace(c, subscripts=(list(dims), []))
                                            for c in e.components]) for e in elements]
     for element in elements:
-        local[canonical(element.name)] = Variable(
+        local[key(element.name)] = Variable(
             element.name, compiler.new_ident(owner, element.name), element_kind(element),
             tuple(dims))
-    output = local.get(canonical(macro.name))
+    output = local.get(key(macro.name))
     if output is None:
         raise UnsupportedFeatureError(f"the macro {name} without an equation named after it",
                                       em.variable, compiler.path)
