@@ -191,7 +191,9 @@ def _run(resolved: Resolved, panel: Panel, data: UnitData, dropped: pd.DataFrame
     solver = solver or default_solver(engine, shared=shared or resolved.pooling is not None)
     payload = Payload(resolved, solver)
     compile_time, kernel = _prepare(resolved)
-    run = dict(model=resolved.model.path, data=panel.source, problem=resolved.describe(),
+    problem = resolved.describe()
+    problem["method"] = resolved.method or getattr(resolved.model, "method", "euler")
+    run = dict(model=resolved.model.path, data=panel.source, problem=problem,
                solver=solver.describe(), engine=engine, compile_time=compile_time)
     if isinstance(backend, str) and backend == "auto":
         backend = "dask" if scheduler else "serial" if kernel else "processes"

@@ -416,7 +416,8 @@ def _unit_data(resolved: Resolved, panel: Panel, inputs: dict):
         obs_time=np.where(mask, panel.time[layout], 0.0),
         obs_var=np.where(mask, code_of[panel.variable[layout]], 0),
         obs_value=np.where(mask, panel.value[layout], 0.0),
-        obs_mask=mask)
+        obs_mask=mask,
+        streams=np.arange(u))
     where = {"initial": initial_rows, "constants": constant_rows, "series": inputs["series"],
              "observations": np.where(mask, layout, -1)}
     return data, where

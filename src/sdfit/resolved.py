@@ -194,6 +194,9 @@ class UnitData:
     obs_value: np.ndarray  # (U, M)
     obs_mask: np.ndarray  # (U, M) bool
     covariates: np.ndarray | None = None  # (U, C) of a pooled fit's population mean
+    #: (U,) each unit's row in the panel given to the fit: its stream of random numbers,
+    #: the same whatever the chunking and whichever units are dropped for invalid data
+    streams: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.obs_value)
