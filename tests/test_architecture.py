@@ -16,7 +16,8 @@ SRC = Path(sdfit.__file__).parent
 LAYERS = [
     ["_version", "exceptions", "names", "files", "native"],  # leaves; compiled C
     ["settings", "progress"],  # validation at the boundary; progress on stderr
-    ["model.sanitize", "model.translate"],  # untrusted model text; PySD's translators
+    ["model.sanitize", "model.sources", "model.translate"],  # untrusted model text; PySD's
+    # translators and what sdfit reads beyond them
     ["model.runtime"],  # BatchModel, its generated program, PySD's runtime per unit
     ["model.compiler"],  # AbstractModel -> BatchModel
     ["model"],  # the engine contract and the choice of engine
@@ -41,7 +42,8 @@ def room(module: str) -> str:
     if not parts:
         return "sdfit"
     if parts[0] == "model" and len(parts) > 1 and parts[1] in ("compiler", "runtime",
-                                                               "sanitize", "translate"):
+                                                               "sanitize", "sources",
+                                                               "translate"):
         return "model." + parts[1]
     return parts[0]
 

@@ -108,11 +108,12 @@ CASES = {
     "model binary": (["--model", "{files}/binary.mdl"],
                      ["binary.mdl' is not a Vensim model file (it is binary)."]),
     "model is a table": (["--model", "{files}/table.mdl"],
-                         ["table.mdl' could not be parsed", "(line 1, column"]),
+                         ["table.mdl' could not be parsed at line 2, column 5"]),
     "model suffix": (["--model", "{files}/model.txt"],
                      ["model.txt' has suffix '.txt'; expected one of .mdl"]),
     "model syntax error": (["--model", "{files}/syntax.mdl"],
-                           ["syntax.mdl' could not be parsed", "(line 1, column 2)"]),
+                           ["syntax.mdl' could not be parsed at line 1, column 6 in the "
+                            "equation of 'a'"]),
     # data file
     "data missing": (["--data", "{files}/absent.csv"], ["absent.csv' does not exist."]),
     "data empty": (["--data", "{files}/empty.csv"], ["empty.csv' is empty."]),

@@ -19,8 +19,10 @@ from sdfit.files import read_csv
 from sdfit.model import PysdModel
 from sdfit.problem import Parameter, Problem
 
-#: A model PySD runs but the batched engine does not compile (a random function; its
-#: range is empty, so the model is deterministic and fits have a right answer).
+#: A model with a random function whose range is empty (deterministic: fits have a right
+#: answer).  The batched engine compiles random functions; the tests of the fallback
+#: switch them off in its compiler (``without_random_uniform``) to have a construct PySD
+#: runs and the batched engine does not.
 SUBSCRIPTED = """{UTF-8}
 dim: a, b
 ~~|
@@ -48,6 +50,16 @@ SAVEPER = TIME STEP
 RATES = [0.05, 0.1, 0.2]
 DECAY = Problem([Parameter("rate", x0=0.12, bounds=(0, 1))], target_times=[5, 10],
                 targets=["total"])
+
+
+@pytest.fixture
+def without_random_uniform(monkeypatch):
+    """The batched compiler without RANDOM UNIFORM (and no compiled model from the cache)."""
+    from sdfit.model.compiler import cache, randoms
+
+    monkeypatch.setattr(randoms, "FUNCTIONS", {k: v for k, v in randoms.FUNCTIONS.items()
+                                               if k != "random_uniform"})
+    monkeypatch.setattr(cache, "ENABLED", False)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +112,7 @@ def test_pysd_model_runs_like_the_batched_engine(tmp_path):
     np.testing.assert_allclose(ours[1][0], theirs[1][0], rtol=1e-12)
 
 
-def test_auto_engine_falls_back_to_pysd_with_a_warning(subscripted):
+def test_auto_engine_falls_back_to_pysd_with_a_warning(subscripted, without_random_uniform):
     path, data = subscripted
     with pytest.raises(UnsupportedFeatureError, match="RANDOM UNIFORM"):
         sdfit.fit(path, data, DECAY, backend="serial", progress=False, engine="batched")
@@ -128,7 +140,8 @@ def test_pysd_engine_gives_nan_not_a_crash_for_a_failing_unit(subscripted):
     np.testing.assert_array_equal(life, [[10, 10], [np.nan, np.nan]])
 
 
-def test_cli_warns_and_fits_with_pysd_or_refuses_with_batched(subscripted, tmp_path, capsys):
+def test_cli_warns_and_fits_with_pysd_or_refuses_with_batched(subscripted, tmp_path, capsys,
+                                                              without_random_uniform):
     path, data = subscripted
     flags = ["--model", str(path), "--data", str(data), "--param", "rate=0.12",
              "--target-times", "5", "10", "--targets", "total", "--backend", "serial",

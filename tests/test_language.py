@@ -138,8 +138,9 @@ class _Clock:
      lambda c: pysd_functions.pulse(c, 3.0, width=1.5)),
     ("xmile pulse", lambda t, dt: F.pulse(t, dt, 2.0, magnitude=4.0),
      lambda c: pysd_functions.pulse(c, 2.0, magnitude=4.0)),
-    ("pulse train", lambda t, dt: F.pulse_train(t, dt, 1.0, 2.5, width=0.75, end=9.0),
-     lambda c: pysd_functions.pulse(c, 1.0, repeat_time=2.5, width=0.75, end=9.0)),
+    # an end off the grid: at the end time itself PySD has no pulse, Vensim (and sdfit) one
+    ("pulse train", lambda t, dt: F.pulse_train(t, dt, 1.0, 2.5, width=0.75, end=9.1),
+     lambda c: pysd_functions.pulse(c, 1.0, repeat_time=2.5, width=0.75, end=9.1)),
     ("xmile pulse train", lambda t, dt: F.pulse_train(t, dt, 1.0, 2.0, magnitude=3.0),
      lambda c: pysd_functions.pulse(c, 1.0, repeat_time=2.0, magnitude=3.0)),
     ("step", lambda t, dt: F.step(t, dt, 2.0, 4.0), lambda c: pysd_functions.step(c, 2.0, 4.0)),

@@ -76,7 +76,8 @@ def _write(tmp_path, body, name="m.mdl"):
 
 
 @pytest.mark.parametrize("body, construct, variable", [
-    ("x = 1\n~~|\ny = RANDOM UNIFORM(0, x, 1)\n~~|\n", "the function RANDOM UNIFORM", "y"),
+    ("t((0,0),(1,1))\n~~|\ny = RANDOM LOOKUP(t, 0, 1, 0, 1, 0)\n~~|\n",
+     "the function RANDOM LOOKUP", "y"),
     ("y = GET TIME VALUE(1, 0, 0)\n~~|\n",
      "GET TIME VALUE other than relative to the current time", "y"),
     ("y = A FUNCTION OF(Time)\n~~|\n", "A FUNCTION OF (an equation left undefined)", "y"),

@@ -142,3 +142,59 @@ def test_target_times_restrict_the_observations(pk_model):
     resolved, data = resolve(Problem(PK.parameters, [5.0], targets=["conc"],
                                      inputs={"dose": "Dose"}), pk_model, panel)
     assert (data.obs_time[data.obs_mask] == 5.0).all() and data.n_obs.tolist() == [1, 1, 1]
+
+
+def test_a_time_series_input_per_unit_gives_what_pysd_gives_with_that_series(tmp_path):
+    """A data column that varies over time replaces the model's constant `invest` by each
+    unit's own series (linear between data times, held at the ends): the objective equals
+    PySD runs given each unit's series as a pandas Series."""
+    import pysd
+
+    from sdfit.resolution import resolve
+
+    shutil.copy(EXAMPLES / "capital.mdl", tmp_path / "capital.mdl")
+    model = sdfit.load_model(tmp_path / "capital.mdl")
+    rng = np.random.default_rng(5)
+    years = np.arange(1935.0, 1955.0)
+    reference = pysd.read_vensim(str(tmp_path / "capital.mdl"))
+    rows, planted = [], []
+    for unit in range(3):
+        invest = rng.uniform(50, 500, len(years))
+        params = {"efficiency": rng.uniform(0.2, 1), "depreciation rate": rng.uniform(0, 0.2)}
+        run = reference.run(params={**params, "invest": pd.Series(invest, index=years)},
+                            return_timestamps=years, return_columns=["capital"])
+        reference.reload()
+        planted.append(list(params.values()))
+        rows += [{"firm": f"f{unit}", "year": t, "invest": i, "capital": c}
+                 for t, i, c in zip(years, invest, run["capital"], strict=True)]
+    panel = read_panel(pd.DataFrame(rows), units=["firm"], time="year")
+    problem = Problem([Parameter("efficiency"), Parameter("depreciation rate")],
+                      inputs={"invest": "invest"}, targets=["capital"])
+    resolved, data = resolve(problem, model, panel)
+    assert [s.name for s in resolved.inputs.series] == ["invest"]
+    assert resolved.inputs.kinds == ("time",) and data.series[0][0].shape == (3, 20)
+    outputs = Objective(resolved, data).outputs(np.array(planted), np.arange(3))
+    np.testing.assert_allclose(outputs, data.obs_value, rtol=1e-10)
+
+
+def test_rk4_recovers_parameters_from_the_exact_solution(pk_model):
+    """Data from the closed-form solution of the ODE (not from any discretisation): Euler
+    is off by its step, RK4 recovers the planted parameters to 1e-6."""
+    rng = np.random.default_rng(6)
+    rows = []
+    truth = pd.DataFrame({"ka": rng.uniform(0.8, 3, 5), "ke": rng.uniform(0.05, 0.2, 5),
+                          "volume": rng.uniform(0.3, 0.7, 5), "dose": rng.uniform(3, 6, 5)})
+    for u, (ka, ke, volume, dose) in truth.iterrows():
+        times = np.sort(np.concatenate([rng.uniform(0.1, 2, 5), rng.uniform(2, 24, 5)]))
+        times = np.round(times / DT) * DT  # on the grid
+        conc = dose * ka / (volume * (ka - ke)) * (np.exp(-ke * times) - np.exp(-ka * times))
+        rows += [{"id": u, "Time": t, "Dose": dose, "conc": c}
+                 for t, c in zip(times, conc, strict=True)]
+    panel = read_panel(pd.DataFrame(rows), units=["id"], time="Time")
+    fits = {method: sdfit.fit(pk_model, panel, PK, backend="serial", progress=False,
+                              method=method) for method in ("euler", "rk4")}
+    assert fits["rk4"].run.problem["method"] == "rk4"
+    planted = truth[["ka", "ke", "volume"]].to_numpy()
+    np.testing.assert_allclose(fits["rk4"].table[["ka", "ke", "volume"]], planted, rtol=1e-6)
+    euler = np.abs(fits["euler"].table[["ka", "ke", "volume"]].to_numpy() / planted - 1)
+    assert euler.max() > 1e-4  # Euler's own error, which RK4 removes

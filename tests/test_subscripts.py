@@ -49,7 +49,7 @@ def test_run_takes_elements_whole_arrays_and_records_elements(chain):
                      return_columns=["population[dec 3]"]).values["population[dec 3]"]
     one = chain.run(2, params={"loss rate[dec 3]": [0.05, 0.2]},
                     initial={f"population[{c}]": STOCKS[0, k] for k, c in enumerate(COHORTS)},
-                    return_columns=["Population[DEC_3]"]).values["population[dec 3]"]
+                    return_columns=["Population[DEC_3]"]).values["Population[DEC_3]"]
     assert base.shape == (2, 81)
     np.testing.assert_array_equal(one[0], base[0])  # 0.05 is the model's own rate
     assert one[1, -1] < base[1, -1]

@@ -20,9 +20,9 @@ from .assemble import assemble
 from .backends import Backend, as_backend
 from .checkpoint import run_fingerprint
 from .data import Panel, read_panel
-from .exceptions import EngineError, FallbackWarning, SpecError, warn_user
+from .exceptions import ConvergenceWarning, EngineError, FallbackWarning, SpecError, warn_user
 from .files import sha256
-from .fitting import ChunkResult, Payload, fit_chunk, fit_joint
+from .fitting import ChunkResult, Payload, fit_chunk, fit_joint, fit_pooled_units
 from .model import BatchModel, PysdModel, open_model
 from .problem import Problem
 from .progress import Progress
@@ -53,6 +53,10 @@ def fit(
     engine: str = "auto",
     method: str | None = None,
     max_steps: float | None = None,
+    uncertainty: str = "gauss-newton",
+    replicates: int = 200,
+    bootstrap: str = "parametric",
+    level: float = 0.95,
     out: str | Path | None = None,
     resume: bool = False,
     record: Mapping[str, Any] | None = None,
@@ -97,6 +101,11 @@ def fit(
     max_steps
         Largest number of unit-steps (Euler steps times units and starts) of one run;
         above it the fit is refused before it starts (default 2e10).
+    uncertainty, replicates, bootstrap, level
+        Intervals besides Gauss–Newton's, computed after the fit for every unit at once
+        (batched): ``"profile"`` (profile likelihood) or ``"bootstrap"`` (``replicates``
+        per unit, ``"parametric"`` or ``"residual"`` draws), at coverage ``level``; they
+        are the columns ``<parameter>_profile_low``/``_high`` (or ``_bootstrap_...``).
     out
         Results folder: each finished chunk is saved there as soon as it is done, then the
         results are assembled from the chunks and written (:meth:`FitResult.write`).
@@ -125,6 +134,12 @@ def fit(
     method = settings.check("fit", "method", method, where.format("method"))
     max_steps = settings.check("fit", "max_steps", max_steps, where.format("max_steps")) \
         or settings.setting("fit", "max_steps").default
+    uncertainty = settings.check("uncertainty", "method", uncertainty,
+                                 where.format("uncertainty"))
+    replicates = settings.check("uncertainty", "replicates", replicates,
+                                where.format("replicates"))
+    bootstrap = settings.check("uncertainty", "kind", bootstrap, where.format("bootstrap"))
+    level = settings.check("uncertainty", "level", level, where.format("level"))
     if solver is not None and not isinstance(solver, Solver):
         raise SpecError(f"The 'solver' argument of sdfit.fit must be solver settings such as "
                         f"sdfit.LevenbergMarquardt(); got {type(solver).__name__}.")
@@ -153,6 +168,8 @@ def fit(
                       "slower).", FallbackWarning)
             resolved = resolved.with_model(open_model(model.path, "pysd"))
             result = _run(resolved, panel, unit_data, dropped, **options)
+        if uncertainty != "gauss-newton":
+            _intervals(result, resolved, unit_data, uncertainty, replicates, bootstrap, level)
         extra = dict(record or {})
         fingerprints = {"model": sha256(model.path), "data": sha256(panel.source)
                         or panel.content_hash(), **extra.pop("fingerprints", {})}
@@ -175,13 +192,17 @@ def _run(resolved: Resolved, panel: Panel, data: UnitData, dropped: pd.DataFrame
          resume) -> FitResult:
     engine = "pysd" if isinstance(resolved.model, PysdModel) else "batched"
     shared = bool(resolved.parameters.shared.any())
-    solver = solver or default_solver(engine, shared=shared)
+    solver = solver or default_solver(engine, shared=shared or resolved.pooling is not None)
     payload = Payload(resolved, solver)
     compile_time, kernel = _prepare(resolved)
-    run = dict(model=resolved.model.path, data=panel.source, problem=resolved.describe(),
+    problem = resolved.describe()
+    problem["method"] = resolved.method or getattr(resolved.model, "method", "euler")
+    run = dict(model=resolved.model.path, data=panel.source, problem=problem,
                solver=solver.describe(), engine=engine, compile_time=compile_time)
     if isinstance(backend, str) and backend == "auto":
         backend = "dask" if scheduler else "serial" if kernel else "processes"
+    if resolved.pooling is not None:
+        return _pooled(resolved, panel, data, dropped, payload, run)
     if shared:
         if resolved.starts > 1:
             raise SpecError("Several starts with shared parameters are not supported: the "
@@ -224,6 +245,69 @@ def _run(resolved: Resolved, panel: Panel, data: UnitData, dropped: pd.DataFrame
     saved = (ChunkResult.from_arrays(store.load_chunk(i)) if store is not None
              else results[i] for i in range(len(chunks)))
     return assemble(resolved, panel, data, saved, dropped, record)
+
+
+def _pooled(resolved: Resolved, panel: Panel, data: UnitData, dropped: pd.DataFrame,
+            payload: Payload, run: dict) -> FitResult:
+    """Every unit at once in this process: the population couples them.  The interval and
+    standard-error columns are the posterior's; each pooled parameter gains its shrinkage."""
+    start = time.perf_counter()
+    chunk, solution = fit_pooled_units(payload, data)
+    record = RunRecord(**run, backend="pooled (in process)", workers=1, chunks=1,
+                       wall_time=time.perf_counter() - start,
+                       intervals=f"{solution.level:.0%} posterior intervals of the pooled "
+                                 f"fit ({resolved.pooling.method})")
+    result = assemble(resolved, panel, data, [chunk], dropped, record)
+    table = result.table
+    names = resolved.parameters.names
+    for j, name in enumerate(names):
+        table[f"{name}_stderr"] = solution.stderr[:, j]
+        table[f"{name}_ci_low"] = solution.lower[:, j]
+        table[f"{name}_ci_high"] = solution.upper[:, j]
+        if resolved.parameters.pooled[j]:
+            table[f"{name}_shrinkage"] = solution.shrinkage[:, j]
+    result.population = solution.population_table(names, list(resolved.pooling.covariates))
+    if not solution.converged:
+        warn_user(f"The pooled fit did not converge: {solution.message}", ConvergenceWarning)
+    return result
+
+
+def _intervals(result: FitResult, resolved: Resolved, data: UnitData, method: str,
+               replicates: int, kind: str, level: float) -> None:
+    """Profile-likelihood or bootstrap intervals of every unit, batched, as columns beside
+    the Gauss–Newton ones."""
+    from .objective import Objective
+    from .solvers.uncertainty import bootstrap_intervals, profile_intervals
+
+    if resolved.parameters.shared.any() or resolved.pooling is not None:
+        raise SpecError(f"{method.capitalize()} intervals are for independent units; with "
+                        "shared or pooled parameters the joint fit gives its own.")
+    objective = Objective(resolved, data)
+    if resolved.parameters.penalised.size:
+        raise SpecError(f"{method.capitalize()} intervals do not take ridge penalties.")
+
+    def fun(x, units):
+        return objective.data_residuals(objective.outputs(x, units), units)
+
+    p = resolved.parameters
+    x = result.table[p.names].to_numpy(float)
+    scale = "fixed" if resolved.observations.likelihood in ("poisson", "negative-binomial") \
+        else "estimate"
+    options = dict(n_obs=data.n_obs, scale=scale, level=level)
+    if method == "profile":
+        found = profile_intervals(fun, x, p.lower, p.upper, **options)
+    else:
+        found = bootstrap_intervals(fun, x, p.lower, p.upper, kind=kind,
+                                    replicates=replicates, seed=resolved.seed, **options)
+    word = "profile" if method == "profile" else "bootstrap"
+    for j, name in enumerate(p.names):
+        result.table[f"{name}_{word}_low"] = found.lower[:, j]
+        result.table[f"{name}_{word}_high"] = found.upper[:, j]
+    what = ("profile-likelihood" if method == "profile"
+            else f"{kind} bootstrap ({replicates} replicates)")
+    result.run = dataclasses.replace(
+        result.run, intervals=f"Gauss–Newton in *_ci_low/_ci_high; {level:.0%} {what} in "
+                              f"*_{word}_low/_high")
 
 
 def _model_load(model) -> dict:

@@ -3,8 +3,9 @@
 Each folder holds a model (Vensim ``.mdl`` or XMILE) and its canonical output
 exported from Vensim or Stella (``output.tab`` or ``output.csv``).  A folder
 passes when every column of the canonical output agrees at every saved time,
-the way PySD's own suite checks it (``pysd.tools.benchmarking``): times equal,
-``|expected - actual| <= atol + rtol * |actual|`` with rtol 5 % and atol 1e-5,
+the way PySD's own suite checks it (``pysd.tools.benchmarking``): the same saved
+times (within the rounding of canonical outputs, which keep six significant
+digits), ``|expected - actual| <= atol + rtol * |actual|`` with rtol 5 % and atol 1e-5,
 NaN equal to NaN, and Vensim's constants (given only in the first row) spread
 to every row.  The batched engine runs a batch of identical units, which must
 agree exactly with each other.
@@ -22,9 +23,13 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import SdfitError, UnsupportedFeatureError
+from .names import did_you_mean
 
 #: PySD's tolerances (``assert_frames_close(..., rtol=.05)`` with its default atol).
 RTOL, ATOL = 0.05, 1e-5
+#: Saved times agree within this relative tolerance: canonical outputs write them with six
+#: significant digits (99.96875 as 99.9688).
+TIME_RTOL = 1e-5
 MODEL_SUFFIXES = (".mdl", ".xmile")
 ENGINES = ("batched", "pysd")
 
@@ -83,23 +88,56 @@ def pick_model(folder: Path) -> Path | None:
 
 def read_canonical(folder: Path) -> pd.DataFrame:
     """The canonical output of a folder, indexed by time, read as PySD's suite reads it."""
-    from pysd.py_backend.utils import detect_encoding, load_outputs
-
     path = folder / "output.csv"
     if not path.is_file():
         path = folder / "output.tab"
-    return load_outputs(path, encoding=detect_encoding(path))
+    return read_output(path)
+
+
+def read_output(path: Path) -> pd.DataFrame:
+    """An output of Vensim or Stella indexed by time: ``.tab`` or ``.csv`` as PySD's suite
+    reads them (the first column the time, whatever its name), or Vensim's ``.dat`` (a
+    variable's name on a line, then lines of time and value)."""
+    path = Path(path)
+    if path.suffix.lower() != ".dat":
+        from pysd.py_backend.utils import detect_encoding, load_outputs
+
+        encoding = detect_encoding(path)
+        try:
+            return load_outputs(path, encoding=encoding)
+        except ValueError:  # the time column named otherwise ("Years"): the first column
+            sep = "\t" if path.suffix.lower() == ".tab" else ","
+            frame = pd.read_csv(path, sep=sep, index_col=0, encoding=encoding)
+            return frame.rename_axis("time")
+    series, name, rows = {}, None, {}
+    for line in path.read_text(errors="ignore").splitlines():
+        parts = line.split("\t")
+        if len(parts) == 2 and name is not None:
+            rows[float(parts[0])] = float(parts[1])
+            continue
+        if name is not None:
+            series[name] = pd.Series(rows, dtype=float)
+        name, rows = line.strip(), {}
+    if name is not None:
+        series[name] = pd.Series(rows, dtype=float)
+    return pd.DataFrame(series).sort_index().rename_axis("time")
 
 
 def run_suite(root: str | Path, engine: str = "batched", batch_size: int = 2,
               only: Iterable[str] = (), report: Callable[[Outcome], None] | None = None
               ) -> list[Outcome]:
-    """Run every test folder under ``root``; ``report`` is called after each one."""
+    """Run every test folder under ``root`` (or only those named in ``only``, each of
+    which must exist); ``report`` is called after each one."""
     if engine not in ENGINES:
         raise SdfitError(f"Unknown engine '{engine}'; expected one of {', '.join(ENGINES)}.")
     wanted = set(only)
+    folders = suite_folders(root)
+    names = [f.name for f in folders]
+    for name in sorted(wanted - set(names)):
+        raise SdfitError(f"Conformance folder '{root}' has no test folder '{name}'."
+                         f"{did_you_mean(name, names)}")
     outcomes = []
-    for folder in suite_folders(root):
+    for folder in folders:
         if wanted and folder.name not in wanted:
             continue
         outcome = run_folder(folder, engine, batch_size)
@@ -147,9 +185,11 @@ def compare(actual: pd.DataFrame, expected: pd.DataFrame, rtol: float = RTOL,
     missing = sorted(set(expected.columns) - set(actual.columns))
     if missing:
         return False, f"no output for {', '.join(repr(m) for m in missing)}"
-    if not np.array_equal(expected.index.to_numpy(float), actual.index.to_numpy(float)):
+    times, saved = expected.index.to_numpy(float), actual.index.to_numpy(float)
+    if len(times) != len(saved) or not np.allclose(saved, times, rtol=TIME_RTOL, atol=0):
         return False, (f"saved times differ: expected {_times(expected.index)}, got "
                        f"{_times(actual.index)}")
+    actual = actual.set_axis(expected.index, axis=0)
     x = _spread_constants(expected.astype(float))
     y = _spread_constants(actual[list(expected.columns)].astype(float))
     both_nan = x.isna() & y.isna()

@@ -323,7 +323,10 @@ def _summarise(result, penalty_only, rank_rtol, null_tol) -> Identifiability:
     if shared_params:
         dof = int(np.sum(dofs[assessed])) - len(shared_params)
         dofs = np.full(len(dofs), dof)
-    if scale_known(problem):
+    if problem.get("pooled"):
+        note = ("Standard errors and intervals: the pooled fit's posterior (each unit's data "
+                "and the population together).")
+    elif scale_known(problem):
         note = (f"Standard errors and {CONFIDENCE:.0%} intervals from the Fisher information "
                 f"of the {problem['likelihood']} likelihood, for identifiable parameters.")
     elif (dofs <= 0).all():

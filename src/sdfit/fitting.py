@@ -199,3 +199,42 @@ def _best(objective: Objective, solution: Solution, alpha, starts: int) -> Chunk
         objective=np.einsum("ij,ij->i", data_r, data_r), sse=sse, nll=nll,
         fitted=np.where(data.obs_mask, fitted, np.nan), jacobian=solution.jacobian[rows],
         dispersion=np.empty((n, 0)) if a is None else a, starts_agree=agree)
+
+
+def fit_pooled_units(payload: Payload, data: UnitData):
+    """Fit every unit at once with its pooled parameters drawn from a population estimated
+    with them (in this process: the population couples the units).  Returns the chunk
+    result (the Jacobian of the data residuals alone, for the diagnostics) and the solver's
+    pooled solution (posterior intervals, shrinkage, the population)."""
+    from .solvers.pooled import fit_pooled
+
+    resolved = payload.resolved
+    objective = Objective(resolved, data)
+    p, pooling = resolved.parameters, resolved.pooling
+
+    def fun(x, units):
+        return objective.data_residuals(objective.outputs(x, units), units)
+
+    solution = fit_pooled(
+        fun, p.x0, p.lower, p.upper, n_obs=data.n_obs, pooled=p.pooled,
+        transform=list(p.transforms), covariates=data.covariates,
+        covariate_mask=pooling.mask, scale=pooling.scale, method=pooling.method,
+        samples=pooling.samples, seed=resolved.seed, solver=payload.solver, names=p.names)
+    x = np.where(np.isfinite(solution.x), solution.x, p.x0)
+    units = np.arange(len(data))
+    residuals = fun(x, units)
+    jacobian = _jacobian(fun, x, residuals)
+    result = Solution(x, residuals, jacobian, np.einsum("ij,ij->i", residuals, residuals),
+                      np.asarray(solution.status), np.asarray(solution.nfev) + x.shape[1],
+                      np.ones(len(x), dtype=np.int64))
+    return _best(objective, result, None, 1), solution
+
+
+def _jacobian(fun, x: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Forward differences of ``fun`` at the rows ``x``, all columns in one batched call."""
+    n, p = x.shape
+    h = np.sqrt(np.finfo(float).eps) * np.maximum(np.abs(x), 1.0)
+    xs = np.repeat(x[:, None, :], p, axis=1)
+    xs[:, np.arange(p), np.arange(p)] += h
+    rs = fun(xs.reshape(n * p, p), np.repeat(np.arange(n), p)).reshape(n, p, -1)
+    return ((rs - r[:, None, :]) / h[:, :, None]).transpose(0, 2, 1)

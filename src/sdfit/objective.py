@@ -104,7 +104,8 @@ class Objective:
         if resolved.method is not None:
             options["method"] = resolved.method
         if getattr(resolved.model, "random", False):
-            options.update(streams=units, seed=resolved.seed)
+            streams = units if self.data.streams is None else self.data.streams[units]
+            options.update(streams=streams, seed=resolved.seed)
         return options
 
     # -- residuals ------------------------------------------------------------------------

@@ -44,6 +44,15 @@ class Parameter:
     scale : float, optional
         Spread of the extra starting points around ``x0`` (see ``Problem.starts``) when a
         bound is infinite.
+    pooled : bool
+        Each unit's value is drawn from a population (normal on the ``transform`` scale)
+        whose mean and covariance are estimated with every unit's value (partial pooling).
+    transform : str
+        ``"none"``, ``"log"`` or ``"logit"``: the scale on which the population is normal.
+    covariates : sequence of str
+        Data columns constant within units, or unit id columns, on which the population
+        mean of this pooled parameter depends linearly (a text or id column: one
+        coefficient per level but the first).
     """
 
     pattern: str
@@ -53,6 +62,9 @@ class Parameter:
     ridge: float = 0.0
     shared: bool = False
     scale: float | None = None
+    pooled: bool = False
+    transform: str = "none"
+    covariates: Sequence[str] = ()
 
     def __post_init__(self):
         where = f"parameter '{self.pattern}'"
@@ -64,7 +76,7 @@ class Parameter:
                             f"{list(bounds)}.")
         lo, hi = bounds
         object.__setattr__(self, "bounds", (lo, hi))
-        for key in ("x0", "fixed", "ridge", "shared", "scale"):
+        for key in ("x0", "fixed", "ridge", "shared", "scale", "pooled", "transform"):
             default = settings.setting("parameter", key).default
             value = getattr(self, key)
             object.__setattr__(self, key, settings.check("parameter", key, value, where)
@@ -75,6 +87,20 @@ class Parameter:
             if value is not None and not lo <= value <= hi:
                 raise SpecError(f"The {what} = {value:g} of {where} lies outside its bounds "
                                 f"[{lo:g}, {hi:g}].")
+        object.__setattr__(self, "covariates", settings.check(
+            "parameter", "covariates", self.covariates or None, where) or ())
+        if self.pooled and (self.shared or self.ridge or self.fixed is not None):
+            what = "shared" if self.shared else "ridge" if self.ridge else "fixed"
+            raise SpecError(f"Parameter '{self.pattern}' is pooled, so it cannot be {what} "
+                            "too (a population prior replaces a ridge penalty).")
+        if not self.pooled and (self.transform != "none" or self.covariates):
+            raise SpecError(f"Parameter '{self.pattern}' has a transform or covariates, "
+                            "which only a pooled parameter uses: add pooled = true.")
+        if self.transform == "log" and self.bounds[0] < 0 or self.transform == "logit" and (
+                self.bounds[0] < 0 or self.bounds[1] > 1):
+            raise SpecError(f"Parameter '{self.pattern}' is pooled on the {self.transform} "
+                            f"scale, so its bounds must lie within "
+                            f"{'[0, inf]' if self.transform == 'log' else '[0, 1]'}.")
         if self.ridge and self.shared:
             raise SpecError(f"Parameter '{self.pattern}' is shared, and a ridge penalty on a "
                             "shared parameter is not supported; fix it or drop the ridge.")
@@ -127,6 +153,11 @@ class Problem:
         bounds (or x0 ± scale where a bound is infinite); each unit keeps its best.
     seed : int
         Seed of the starting points (and of the model's random functions).
+    pooling, pooling_samples, pooling_scale : str, int, str
+        With pooled parameters: ``"foce"`` (first-order conditional estimation, the Laplace
+        approximation) or ``"importance"`` (refined by importance sampling with
+        ``pooling_samples`` draws per unit); the residual variance estimated or fixed at 1
+        (``"auto"``: fixed for the Poisson likelihood's deviance, else estimated).
 
     Every name may be a variable or one element of a subscripted one
     (``"loss rate[dec 3]"``); a subscripted variable named whole stands for all its
@@ -148,6 +179,9 @@ class Problem:
     f_scale: float = 1.0
     starts: int = 1
     seed: int = 0
+    pooling: str = "foce"
+    pooling_samples: int = 400
+    pooling_scale: str = "auto"
 
     def __post_init__(self):
         params = self.parameters
@@ -175,6 +209,17 @@ class Problem:
             object.__setattr__(self, key, check("targets", key, getattr(self, key)))
         for key in ("starts", "seed"):
             object.__setattr__(self, key, check("fit", key, getattr(self, key)))
+        for key, setting in (("pooling", "method"), ("pooling_samples", "samples"),
+                             ("pooling_scale", "scale")):
+            object.__setattr__(self, key, check("pooling", setting, getattr(self, key)))
+        if any(p.pooled for p in self.parameters):
+            if self.starts > 1 or self.has_shared:
+                raise SpecError("A pooled fit estimates every unit at once from one start: "
+                                "it takes neither several starts nor shared parameters.")
+            if self.likelihood == "negative-binomial" or self.loss != "linear":
+                raise SpecError("A pooled fit takes the gaussian, lognormal or Poisson "
+                                "likelihood without a robust loss (the negative binomial's "
+                                "dispersion is not estimated inside it).")
         if self.loss != "linear" and self.likelihood != "gaussian":
             raise SpecError(f"A robust loss ('{self.loss}') applies to the gaussian "
                             f"likelihood only, not to '{self.likelihood}'.")
@@ -200,6 +245,10 @@ class Problem:
                  else f"stocks from the data at {self.initial_time:g}")
         return (f"Problem(parameters=[{names}], likelihood={self.likelihood!r}, {start}"
                 + (f", {self.starts} starts" if self.starts > 1 else "") + ")")
+
+    @property
+    def has_pooled(self) -> bool:
+        return any(p.pooled for p in self.parameters)
 
     @property
     def has_shared(self) -> bool:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .data import Panel
-from .exceptions import ModelError, SpecError
+from .exceptions import DataError, ModelError, SpecError
 from .model.interface import Engine
 from .model.runtime.program import TIME_RPREC
 from .names import aliased, canonical, did_you_mean, element_key, is_glob, match_pattern
@@ -23,6 +23,7 @@ from .resolved import (
     InputBlock,
     ObservationBlock,
     ParameterBlock,
+    PoolingBlock,
     Resolved,
     Slot,
     StockBlock,
@@ -90,6 +91,8 @@ def resolve_panel(problem: Problem, model: Engine, panel: Panel, *, method: str 
         final_time=float(model.final_time), defaults=_defaults(model, free, fixed),
         method=method, seed=problem.seed, starts=problem.starts)
     data, rows = _unit_data(resolved, panel, input_data)
+    if problem.has_pooled:
+        resolved, data = _pooling(problem, resolved, data, panel, free)
     return valid_units(resolved, data, panel, rows, drop_invalid)
 
 
@@ -141,7 +144,9 @@ def _parameter_block(model: Engine, free, fixed) -> ParameterBlock:
         ridge=column([p.ridge for _, p in free]),
         shared=np.array([p.shared for _, p in free], dtype=bool),
         scale=column([np.nan if p.scale is None else p.scale for _, p in free]),
-        fixed=tuple((_slot(model, n), float(p.fixed)) for n, p in fixed))
+        fixed=tuple((_slot(model, n), float(p.fixed)) for n, p in fixed),
+        pooled=np.array([p.pooled for _, p in free], dtype=bool),
+        transforms=tuple(p.transform for _, p in free))
 
 
 def _defaults(model: Engine, free, fixed) -> dict[str, np.ndarray]:
@@ -323,6 +328,50 @@ def _noted(panel: Panel, rows: np.ndarray) -> np.ndarray:
     return noted
 
 
+# -- pooling ----------------------------------------------------------------------------------
+def _pooling(problem: Problem, resolved: Resolved, data: UnitData, panel: Panel, free):
+    """The pooling block and each unit's covariates: a unit id column gives one indicator
+    per level but the first (a category), a data column constant within units its value."""
+    import dataclasses
+
+    columns, values, owner = [], [], []
+    for name in dict.fromkeys(c for _, p in free if p.pooled for c in p.covariates):
+        ids = {c.lower(): c for c in panel.unit_columns}
+        if name.lower() in ids:
+            level = panel.units.get_level_values(ids[name.lower()])
+            levels = sorted(set(level))
+            for value in levels[1:]:
+                columns.append(f"{ids[name.lower()]}={value}")
+                values.append((level == value).astype(float))
+                owner.append(name)
+            continue
+        j = panel.variable_index(name)
+        rows = panel.rows_of([j])
+        if _varies_within_units(panel, rows):
+            raise SpecError(f"Covariate '{name}' varies within units in '{panel.source}'; a "
+                            "covariate of a population mean is one value per unit.")
+        column = np.full(len(panel), np.nan)
+        column[panel.unit[rows[::-1]]] = panel.value[rows[::-1]]
+        columns.append(panel.variables[j])
+        values.append(column)
+        owner.append(name)
+    pooled = [p for _, p in free if p.pooled]
+    mask = np.array([[o in p.covariates for o in owner] for p in pooled], dtype=bool) \
+        .reshape(len(pooled), len(columns))
+    scale = problem.pooling_scale
+    if scale == "auto":
+        scale = "fixed" if problem.likelihood == "poisson" else "estimate"
+    block = PoolingBlock(problem.pooling, problem.pooling_samples, scale, tuple(columns), mask)
+    covariates = np.column_stack(values) if values else np.empty((len(panel), 0))
+    bad = ~np.isfinite(covariates).all(axis=1)
+    if bad.any():
+        unit = int(np.flatnonzero(bad)[0])
+        raise DataError(f"Data file '{panel.source}', {panel.describe_rows([unit])}: a "
+                        "covariate of the population mean is missing.")
+    return (dataclasses.replace(resolved, pooling=block),
+            dataclasses.replace(data, covariates=covariates))
+
+
 # -- unit data --------------------------------------------------------------------------------
 def _unit_data(resolved: Resolved, panel: Panel, inputs: dict):
     """The per-unit arrays, and the panel rows they came from (for messages)."""
@@ -367,7 +416,8 @@ def _unit_data(resolved: Resolved, panel: Panel, inputs: dict):
         obs_time=np.where(mask, panel.time[layout], 0.0),
         obs_var=np.where(mask, code_of[panel.variable[layout]], 0),
         obs_value=np.where(mask, panel.value[layout], 0.0),
-        obs_mask=mask)
+        obs_mask=mask,
+        streams=np.arange(u))
     where = {"initial": initial_rows, "constants": constant_rows, "series": inputs["series"],
              "observations": np.where(mask, layout, -1)}
     return data, where

@@ -39,6 +39,8 @@ class ParameterBlock:
     shared: np.ndarray  # (P,) bool: one value for every unit
     scale: np.ndarray  # (P,) spread of the starts where a bound is infinite (NaN: none)
     fixed: tuple[tuple[Slot, float], ...] = ()
+    pooled: np.ndarray | None = None  # (P,) bool: drawn from an estimated population
+    transforms: tuple[str, ...] = ()  # per parameter: the population's scale
 
     @property
     def names(self) -> list[str]:
@@ -91,6 +93,17 @@ class ObservationBlock:
 
 
 @dataclass(frozen=True)
+class PoolingBlock:
+    """How pooled parameters are estimated, and the covariates of their population mean."""
+
+    method: str = "foce"
+    samples: int = 400
+    scale: str = "estimate"  # residual variance: estimated, or fixed at 1 (counts)
+    covariates: tuple[str, ...] = ()  # column names of UnitData.covariates ("state=2", ...)
+    mask: np.ndarray | None = None  # (Q, C) bool: covariates of each pooled parameter
+
+
+@dataclass(frozen=True)
 class Resolved:
     """Everything a worker needs besides the unit data.
 
@@ -110,6 +123,7 @@ class Resolved:
     method: str | None = None
     seed: int = 0
     starts: int = 1
+    pooling: PoolingBlock | None = None  # None: no pooled parameter
 
     def with_model(self, model: Engine) -> Resolved:
         return replace(self, model=model)
@@ -143,6 +157,13 @@ class Resolved:
             "method": self.method,
             "starts": self.starts,
             "seed": self.seed,
+            "pooled": ([] if self.pooling is None else
+                       [n for n, q in zip(names, p.pooled, strict=True) if q]),
+            "pooling": (None if self.pooling is None else
+                        {"method": self.pooling.method, "samples": self.pooling.samples,
+                         "scale": self.pooling.scale,
+                         "transforms": dict(zip(names, p.transforms, strict=True)),
+                         "covariates": list(self.pooling.covariates)}),
         }
 
     def fingerprint(self) -> str:
@@ -172,6 +193,10 @@ class UnitData:
     obs_var: np.ndarray  # (U, M) int: the target variable's code
     obs_value: np.ndarray  # (U, M)
     obs_mask: np.ndarray  # (U, M) bool
+    covariates: np.ndarray | None = None  # (U, C) of a pooled fit's population mean
+    #: (U,) each unit's row in the panel given to the fit: its stream of random numbers,
+    #: the same whatever the chunking and whichever units are dropped for invalid data
+    streams: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.obs_value)
@@ -186,5 +211,6 @@ class UnitData:
         for f in fields(self):
             value = getattr(self, f.name)
             values[f.name] = (tuple((x[rows], y[rows]) for x, y in value)
-                              if f.name == "series" else value[rows])
+                              if f.name == "series" else None if value is None
+                              else value[rows])
         return UnitData(**values)

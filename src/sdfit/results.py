@@ -18,7 +18,8 @@ from .exceptions import DataError
 from .files import atomic_write, read_csv, write_csv
 
 OUTCOME_COLUMNS = ["sse", "success", "status", "message", "nfev"]
-RESULT_FILES = ("params.csv", "targets.csv", "params.parquet", "dropped.csv", "run.json")
+RESULT_FILES = ("params.csv", "targets.csv", "params.parquet", "population.csv", "dropped.csv",
+                "run.json")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class RunRecord:
     started: str = ""  # UTC, ISO 8601
     identifiability: object = None  # diagnostics.Identifiability
     dropped: int = 0
+    intervals: str = ""  # which method gave the interval columns, when not Gauss-Newton
 
     def to_json(self) -> str:
         data = dataclasses.asdict(self)
@@ -107,6 +109,10 @@ class FitResult:
         Units skipped because their data were invalid, with the reason.
     run : RunRecord
         How the fit was run.
+    population : DataFrame or None
+        With pooled parameters: the population (mean or intercept and covariate
+        coefficients, SD, covariances, residual variance, with standard errors), as
+        ``population.csv``.
     """
 
     table: pd.DataFrame
@@ -114,6 +120,8 @@ class FitResult:
     parameters: list[str]
     dropped: pd.DataFrame = field(default_factory=pd.DataFrame)
     run: RunRecord | None = None
+    #: the estimated population of a pooled fit (one row per estimate), else None
+    population: pd.DataFrame | None = None
     #: what the fit ran on (engine, resolved problem, unit data, panel), kept in memory only,
     #: so that unit stories need not pose the problem again
     context: tuple | None = field(default=None, repr=False, compare=False)
@@ -250,7 +258,29 @@ class FitResult:
                                                      "find better ones)." if once else "."))
         if self.identifiability is not None:
             lines += self.identifiability.summary
+        if self.population is not None:
+            lines += self._population_lines()
+        if run is not None and run.intervals:
+            lines.append(f"Intervals: {run.intervals}.")
         return "\n".join(lines)
+
+    def _population_lines(self) -> list[str]:
+        """The population of a pooled fit, a line per pooled parameter."""
+        table = self.population
+        lines = ["Population (partial pooling): mean or intercept ± its standard error, SD "
+                 "between units, median shrinkage:"]
+        for name, rows in table.groupby("parameter", sort=False):
+            if name == "residual":
+                row = rows.iloc[0]
+                lines.append(f"  residual variance {row['estimate']:.4g} ± {row['stderr']:.2g}")
+                continue
+            first, sd = rows.iloc[0], rows[rows["term"] == "sd"].iloc[0]
+            scale = "" if first["scale"] == "none" else f" ({first['scale']} scale)"
+            shrink = self.table.get(f"{name}_shrinkage")
+            median = f", shrinkage {shrink.median():.2f}" if shrink is not None else ""
+            lines.append(f"  {name}{scale}: {first['term']} {first['estimate']:.4g} ± "
+                         f"{first['stderr']:.2g}, SD {sd['estimate']:.4g}{median}")
+        return lines
 
     # -- files ----------------------------------------------------------------------------
     def write(self, out: str | Path) -> list[Path]:
@@ -265,6 +295,8 @@ class FitResult:
                                         lambda p: self.table.to_parquet(p, index=False)))
         if len(self.dropped):
             written.append(write_csv(self.dropped, out / "dropped.csv"))
+        if self.population is not None:
+            written.append(write_csv(self.population, out / "population.csv"))
         text = self.run.to_json()
         written.append(atomic_write(out / "run.json", lambda p: Path(p).write_text(text)))
         return written
@@ -283,11 +315,12 @@ class FitResult:
         except (ValueError, TypeError) as error:
             raise DataError(f"'{folder / 'run.json'}' is not a run record this sdfit can "
                             f"read ({error}); fit again to report on it.") from None
-        dropped = folder / "dropped.csv"
+        dropped, population = folder / "dropped.csv", folder / "population.csv"
         return cls(read_csv(folder / "params.csv"), read_csv(folder / "targets.csv"),
                    list(run.problem["parameters"]),
                    dropped=read_csv(dropped) if dropped.is_file() else pd.DataFrame(),
-                   run=run)
+                   run=run,
+                   population=read_csv(population) if population.is_file() else None)
 
 
 def _strict(value):

@@ -74,6 +74,8 @@ for _setting in [
     _s("", "inputs", "table", "model variable = data column, per unit"),
     _s("", "fit", "table", "how the fit runs"),
     _s("", "solver", "table", "solver tolerances"),
+    _s("", "pooling", "table", "how pooled parameters are estimated"),
+    _s("", "uncertainty", "table", "intervals beyond Gauss-Newton's"),
     _s("initial", "time", "float", "stocks start from the data at this time",
        flag="--initial-time"),
     _s("initial", "stocks", "names", "stocks taken from the data (default: all it has)"),
@@ -99,6 +101,27 @@ for _setting in [
     _s("parameter", "shared", "bool", "one value for all units", default=False),
     _s("parameter", "scale", "float", "spread of the starts around x0 when a bound is "
        "infinite", low=0, low_open=True),
+    _s("parameter", "pooled", "bool", "drawn per unit from a population estimated with it",
+       default=False),
+    _s("parameter", "transform", "choice", "scale on which the population is normal",
+       default="none", choices=("none", "log", "logit")),
+    _s("parameter", "covariates", "names", "data or unit id columns the population mean "
+       "depends on (text: one level each)"),
+    _s("pooling", "method", "choice", "FOCE (Laplace), or refined by importance sampling",
+       default="foce", choices=("foce", "importance"), flag="--pooling"),
+    _s("pooling", "samples", "int", "importance draws per unit", default=400, low=10),
+    _s("pooling", "scale", "choice", "residual variance: estimated, or 1 for counts' "
+       "deviance (auto: by the likelihood)", default="auto",
+       choices=("auto", "estimate", "fixed")),
+    _s("uncertainty", "method", "choice", "intervals besides Gauss-Newton's",
+       default="gauss-newton", choices=("gauss-newton", "profile", "bootstrap"),
+       flag="--uncertainty"),
+    _s("uncertainty", "replicates", "int", "bootstrap replicates per unit", default=200,
+       low=10, flag="--replicates"),
+    _s("uncertainty", "kind", "choice", "bootstrap: parametric or residual draws",
+       default="parametric", choices=("parametric", "residual")),
+    _s("uncertainty", "level", "float", "coverage of the intervals", default=0.95, low=0,
+       low_open=True, high=0.999),
     _s("fit", "backend", "str", "auto, serial, processes, dask or a registered backend",
        default="auto",
        flag="--backend"),
@@ -128,6 +151,10 @@ for _setting in [
     SETTINGS.setdefault(_setting.section, {})[_setting.key] = _setting
 
 
+#: Sections whose keys a message names with their table (``'time' of [initial]``).
+TABLED = ("initial", "targets", "pooling", "uncertainty")
+
+
 def setting(section: str, key: str) -> Setting:
     return SETTINGS[section][key]
 
@@ -153,7 +180,7 @@ def check(section: str, key: str, value, source: str = ""):
         origin = f" (from {source})" if source else ""
         got = f"{value!r}" + (" (a string)" if isinstance(value, str) and spec.kind not in (
             "str", "choice", "names", "path") else "")
-        of = f" of [{section}]" if section in ("initial", "targets") else ""
+        of = f" of [{section}]" if section in TABLED else ""
         raise SpecError(f"The '{key}' setting{of} must be {spec.describe()}; got {got}"
                         f"{origin}.{_hint(spec, value)}") from None
 

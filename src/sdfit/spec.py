@@ -11,10 +11,13 @@ The TOML form is a public contract (README, "Spec files"); every key is a settin
     [targets]  times, variables, exclude, weights, likelihood, dispersion, loss, f_scale
     [inputs]   "model variable" = "data column"
     [parameters]
-    "dec * loss rate" = { x0 = 0.05 }         # bounds, fixed, ridge, shared, scale
+    "dec * loss rate" = { x0 = 0.05 }         # bounds, fixed, ridge, shared, scale,
+                                              # pooled, transform, covariates
     [fit]      backend, scheduler, workers, chunk_size, drop_invalid, engine, method,
                starts, seed, max_steps
     [solver]   ftol, xtol, gtol, max_nfev
+    [pooling]  method, samples, scale          (with parameters that say pooled = true)
+    [uncertainty] method, replicates, kind, level
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 EXAMPLES = Path(__file__).parent / "examples"
-TABLES = ("aliases", "initial", "targets", "inputs", "parameters", "fit", "solver")
+TABLES = ("aliases", "initial", "targets", "inputs", "parameters", "fit", "solver", "pooling",
+          "uncertainty")
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,8 @@ class Spec:
         Execution settings of ``[fit]`` (validated), for :func:`sdfit.fit`.
     solver : dict
         Solver settings of ``[solver]`` (validated).
+    uncertainty : dict
+        ``[uncertainty]`` (method, replicates, kind, level), validated.
     source : str
         The spec file, for messages.
     """
@@ -78,6 +84,7 @@ class Spec:
     problem: Problem
     fit: dict = field(default_factory=dict)
     solver: dict = field(default_factory=dict)
+    uncertainty: dict = field(default_factory=dict)
     source: str = "<spec>"
 
 
@@ -123,7 +130,7 @@ def spec_from_dict(raw: dict, base: Path = Path("."), source: str = "<spec>") ->
     where = f"Spec file '{source}'"
     settings.check_keys(raw, "", where)
     tables = {name: _table(raw, name, where) for name in TABLES}
-    for section in ("initial", "targets", "fit", "solver"):
+    for section in ("initial", "targets", "fit", "solver", "pooling", "uncertainty"):
         settings.check_keys(tables[section], section, where)
     parameters = []
     for pattern, options in tables["parameters"].items():
@@ -152,7 +159,12 @@ def spec_from_dict(raw: dict, base: Path = Path("."), source: str = "<spec>") ->
             f_scale=targets.get("f_scale", 1.0),
             starts=fit.get("starts", 1),
             seed=fit.get("seed", 0),
+            pooling=tables["pooling"].get("method", "foce"),
+            pooling_samples=tables["pooling"].get("samples", 400),
+            pooling_scale=tables["pooling"].get("scale", "auto"),
         )
+        uncertainty = {key: settings.check("uncertainty", key, value, f"[uncertainty] {key}")
+                       for key, value in tables["uncertainty"].items()}
         run = {key: settings.check("fit", key, value, f"[fit] {key}")
                for key, value in fit.items() if key not in ("starts", "seed")}
         solver = {key: settings.check("solver", key, value, f"[solver] {key}")
@@ -162,7 +174,7 @@ def spec_from_dict(raw: dict, base: Path = Path("."), source: str = "<spec>") ->
     return Spec(
         model=resolve_path(raw["model"], base, where, "model") if "model" in raw else None,
         data=data_source(raw["data"], base, where) if "data" in raw else None,
-        problem=problem, fit=run, solver=solver, source=source)
+        problem=problem, fit=run, solver=solver, uncertainty=uncertainty, source=source)
 
 
 def data_source(value, base: Path, where: str = "Spec") -> DataSource:

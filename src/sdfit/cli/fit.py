@@ -50,6 +50,14 @@ def problem_flags(parser: argparse.ArgumentParser) -> None:
                        help="penalty LAMBDA * (x - x0)**2 added to the SSE; repeatable")
     group.add_argument("--shared", action="append", default=[], metavar="NAME",
                        help="one value of this parameter for all units; repeatable")
+    group.add_argument("--pooled", action="append", default=[], metavar="NAME",
+                       help="draw this parameter per unit from an estimated population "
+                            "(partial pooling); repeatable")
+    group.add_argument("--pooling", help="foce (default) or importance")
+    group.add_argument("--uncertainty", help="intervals besides Gauss-Newton's: profile or "
+                       "bootstrap")
+    group.add_argument("--replicates", metavar="N", help="bootstrap replicates per unit "
+                       "(default 200)")
     group.add_argument("--input", action="append", default=[], metavar="NAME=COLUMN",
                        help="model variable given per unit by a data column; repeatable")
     group.add_argument("--initial-time", metavar="T",
@@ -92,7 +100,12 @@ def execution_flags(parser: argparse.ArgumentParser) -> None:
 # -- running ------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
     from ..calibrate import fit
-    from ..exceptions import FallbackWarning, FigureWarning, IdentifiabilityWarning
+    from ..exceptions import (
+        ConvergenceWarning,
+        FallbackWarning,
+        FigureWarning,
+        IdentifiabilityWarning,
+    )
     from ..model import open_model
     from ..progress import status
     from ..results import RESULT_FILES
@@ -119,10 +132,11 @@ def run(args: argparse.Namespace) -> int:
         model = open_model(spec.model, options.get("engine", "auto"))
     scheduler = options.get("scheduler")
     engine = "pysd" if type(model).__name__ == "PysdModel" else "batched"
-    solver = default_solver(engine, spec.solver, spec.problem.has_shared)
+    solver = default_solver(engine, spec.solver,
+                            spec.problem.has_shared or spec.problem.has_pooled)
     from ..files import sha256
 
-    with warnings.catch_warnings():
+    with _said(ConvergenceWarning), warnings.catch_warnings():
         warnings.simplefilter("ignore", IdentifiabilityWarning)  # the summary says it
         result = fit(model, panel, spec.problem,
                      backend=options.get("backend") or "auto",
@@ -130,6 +144,10 @@ def run(args: argparse.Namespace) -> int:
                      chunk_size=options.get("chunk_size"), solver=solver,
                      drop_invalid=options.get("drop_invalid", False), progress=verbose,
                      method=options.get("method"), max_steps=options.get("max_steps"),
+                     uncertainty=spec.uncertainty.get("method", "gauss-newton"),
+                     replicates=spec.uncertainty.get("replicates", 200),
+                     bootstrap=spec.uncertainty.get("kind", "parametric"),
+                     level=spec.uncertainty.get("level", 0.95),
                      out=out, resume=args.resume,
                      record={"spec": source, "spec_dict": raw, "command": sys.argv[:],
                              "fingerprints": {"spec": sha256(source)}})
@@ -197,6 +215,15 @@ def apply_flags(raw: dict, args: argparse.Namespace) -> None:
         params.setdefault(name.strip(), {})["ridge"] = _number(value, entry)
     for name in args.shared:
         params.setdefault(name.strip(), {})["shared"] = True
+    for name in args.pooled:
+        params.setdefault(name.strip(), {})["pooled"] = True
+    if args.pooling:
+        raw.setdefault("pooling", {})["method"] = args.pooling
+    if args.uncertainty:
+        raw.setdefault("uncertainty", {})["method"] = args.uncertainty
+    if args.replicates is not None:
+        raw.setdefault("uncertainty", {})["replicates"] = _number(args.replicates,
+                                                                  "--replicates", integer=True)
     for entry in args.input:
         name, _, column = entry.partition("=")
         if not column:

@@ -32,14 +32,15 @@ def add_parsers(commands) -> None:
         "conformance", help="run the SD conformance suite (test-models) through the engine",
         description="Run every test folder under FOLDER (a model and its canonical output) "
                     "and compare every output column at 5 %% relative tolerance, as PySD's "
-                    "own suite does.  Prints one line per folder and 'N passed, M failed'.")
+                    "own suite does.  Prints one line per folder and 'N passed, M failed'; "
+                    "exits with status 1 when any folder fails.")
     conformance.add_argument("folder", type=Path, help="e.g. test-models/tests")
     conformance.add_argument("--engine", choices=("batched", "pysd"), default="batched",
                              help="batched (default) or PySD's own runtime, for reference")
     conformance.add_argument("--batch-size", type=int, default=2,
                              help="identical units run at once by the batched engine")
     conformance.add_argument("--only", nargs="+", metavar="NAME", default=(),
-                             help="run only these test folders")
+                             help="run only these test folders (each must exist)")
     conformance.add_argument("--markdown", action="store_true",
                              help="end with a table of the results grouped by verdict")
     conformance.set_defaults(run=_conformance)
@@ -153,7 +154,7 @@ def _conformance(args: argparse.Namespace) -> int:
     if args.markdown:
         print(markdown(outcomes))
     print(summary(outcomes))
-    return 0
+    return 0 if all(o.passed for o in outcomes) else 1
 
 
 # -- demo ---------------------------------------------------------------------------------

@@ -6,13 +6,21 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..exceptions import FallbackWarning, SpecError, UnsupportedFeatureError
+from ..exceptions import (
+    EngineError,
+    FallbackWarning,
+    ModelError,
+    SdfitError,
+    SpecError,
+    UnsupportedFeatureError,
+)
 from ..names import did_you_mean
 from .runtime.program import BatchModel
 from .runtime.pysd_engine import PysdModel
 
 #: ``auto`` compiles for the batched engine and falls back to PySD's runtime, warning,
-#: when the model uses a construct the compiler does not support.
+#: when the model uses a construct the compiler does not support, or the compiler fails
+#: for a reason that is not the model's fault.
 ENGINES = ("auto", "batched", "pysd")
 
 
@@ -34,9 +42,9 @@ def load_model(path: str | Path, data_files: Iterable[str | Path] = ()) -> Batch
 
     def compile_now() -> BatchModel:
         from .compiler.compile import compile_model
-        from .translate import translate
+        from .translate import integration_method, translate
 
-        return compile_model(translate(path), path, data_files)
+        return compile_model(translate(path), path, data_files, integration_method(path))
 
     return cache.load(path, data_files, compile_now)
 
@@ -49,6 +57,10 @@ def open_model(model: BatchModel | PysdModel | str | Path,
     ------
     UnsupportedFeatureError
         ``engine="batched"`` and the model uses a construct it does not compile.
+    EngineError
+        ``engine="batched"`` and the compiler failed for another reason than bad input.
+    ModelError
+        The model file is missing, unreadable or inconsistent (whatever the engine).
     SpecError
         Unknown engine.
     """
@@ -68,8 +80,18 @@ def open_model(model: BatchModel | PysdModel | str | Path,
     except UnsupportedFeatureError as error:
         if engine == "batched":
             raise
-        warnings.warn(
-            f"The batched engine does not support {error.construct} (in the equation of "
-            f"'{error.variable}' of '{error.path}'); fitting with PySD's own runtime instead, "
-            "one unit at a time (much slower).", FallbackWarning, stacklevel=2)
-        return PysdModel.load(path)
+        reason = (f"does not support {error.construct} (in the equation of "
+                  f"'{error.variable}' of '{error.path}')")
+    except (ModelError, SpecError):  # bad input: PySD would not read it either
+        raise
+    except Exception as error:  # the compiler's own failure, not the model's
+        if isinstance(error, SdfitError) and not isinstance(error, EngineError):
+            raise
+        detail = " ".join(str(error).split())[:200] or type(error).__name__
+        if engine == "batched":
+            raise EngineError(f"The batched engine could not compile '{path}' "
+                              f"({type(error).__name__}: {detail}).") from error
+        reason = f"could not compile '{path}' ({type(error).__name__}: {detail})"
+    warnings.warn(f"The batched engine {reason}; fitting with PySD's own runtime instead, "
+                  "one unit at a time (much slower).", FallbackWarning, stacklevel=2)
+    return PysdModel.load(path)

@@ -1,12 +1,17 @@
-"""Parse Vensim and XMILE files into PySD's AbstractModel (parse only, no code generation)."""
+"""Parse Vensim and XMILE files into PySD's AbstractModel (parse only, no code generation),
+with the extensions of :mod:`.sources` (inline comments, SINTEG, located parse errors)."""
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
 from ..exceptions import ModelError
 from .sanitize import check_xml, guard_translators
+from .sources import extend, integration_method, locate, prepare_xmile, read_vensim
+
+__all__ = ["element_kind", "integration_method", "translate"]
 
 VENSIM_SUFFIXES = {".mdl"}
 XMILE_SUFFIXES = {".xmile", ".xml", ".stmx"}
@@ -37,26 +42,37 @@ def translate(path: str | Path):
     if suffix in XMILE_SUFFIXES:
         check_xml(path)
     guard_translators()  # model text is untrusted: PySD's translators may eval literals only
+    source, text = None, ""
     try:
         with warnings.catch_warnings():
             # PySD warns about a missing encoding header and assumes UTF-8, which is right
             warnings.simplefilter("ignore", UserWarning)
             if suffix in VENSIM_SUFFIXES:
-                from pysd.translators.vensim.vensim_file import VensimFile
-
-                source = VensimFile(path)
+                source, text = read_vensim(path)
             else:
                 from pysd.translators.xmile.xmile_file import XmileFile
 
+                text = path.read_text(errors="ignore")
                 source = XmileFile(path)
+                prepare_xmile(source.xmile_root, source.ns)
             source.parse()
-            return source.get_abstract_model()
+            model = source.get_abstract_model()
     except Exception as error:  # the translators raise parser-specific errors
         reason = " ".join(str(error).split())
         if reason in ("", "None") or isinstance(error, TypeError | UnicodeError):
             # foreign content: the translators' own words would not help
             raise ModelError(f"Model file '{path}' is not {kind} model file.") from error
-        raise ModelError(f"Model file '{path}' could not be parsed: {reason}") from error
+        where = locate(error, text, getattr(source, "sections", ()),
+                       xml=suffix in XMILE_SUFFIXES)
+        if where:  # PySD's position counts within one equation: give the file's instead
+            reason = re.sub(r"\s*\(line \d+, column \d+\)\.?$", "", reason)
+            reason = re.sub(r"^Rule '.*' matched in its entirety, but it didn't consume all "
+                            r"the text\. The non-matching portion of the text begins with ",
+                            "cannot read from ", reason)
+        raise ModelError(f"Model file '{path}' could not be parsed{where}: {reason}") from error
+    for section in model.sections:
+        extend(section)
+    return model
 
 
 def element_kind(element) -> str:

@@ -104,9 +104,16 @@ def county_map(result: FitResult, shapes: CountyShapes | None, missing: str | No
                        "(unit ids 'state' and 'county').</p>")
     if shapes is None:
         return section("map", "Map", f"<p class='bad'>No map: {escape(missing)}</p>")
+    shrinkage = [f"{p}_shrinkage" for p in result.parameters
+                 if f"{p}_shrinkage" in result.table]
+    pooled = ("" if not shrinkage else
+              "<h3>Shrinkage of the pooled parameters</h3><p>0: the county's own data alone "
+              "decide its value; 1: the population (its state's mean) alone does.  The maps "
+              "above show the pooled (shrunken) values.</p>"
+              + figure(figures.county_map(result, shapes, shrinkage), "shrinkage maps"))
     return section("map", "Maps of the fitted parameters",
                    "<p>One map per fitted parameter (the same as figures/map.png).</p>"
-                   + figure(figures.county_map(result, shapes), "county maps"))
+                   + figure(figures.county_map(result, shapes), "county maps") + pooled)
 
 
 def identifiability(result: FitResult, units: Units) -> str:

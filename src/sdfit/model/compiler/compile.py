@@ -22,6 +22,8 @@ from pysd.translators.structures import abstract_model as am
 from ...exceptions import ModelError
 from ...names import canonical
 from ..runtime.program import CONTROLS, Assignment, BatchModel, State, Variable
+from ..runtime.variables import key as variable_key
+from ..runtime.variables import unquoted
 from ..translate import element_kind
 from . import lookups
 from .elements import compile_element
@@ -30,19 +32,20 @@ from .subscripts import Subscripts
 
 
 def compile_model(abstract_model: am.AbstractModel, path: str | Path = "",
-                  data_files: Iterable[str | Path] = ()) -> BatchModel:
+                  data_files: Iterable[str | Path] = (), method: str = "euler") -> BatchModel:
     """Compile a parsed ``AbstractModel`` into a :class:`BatchModel`; ``data_files`` hold
-    the model's data variables (``name := ...``), as for PySD's ``read_vensim``."""
+    the model's data variables (``name := ...``), as for PySD's ``read_vensim``;
+    ``method`` is the integration method runs use by default."""
     return _Compiler(abstract_model, str(path or abstract_model.original_path),
-                     data_files).compile()
+                     data_files, method).compile()
 
 
 class _Compiler:
     """Collects the program (variables, assignments, states, tables) of one model."""
 
     def __init__(self, abstract_model: am.AbstractModel, path: str,
-                 data_files: Iterable[str | Path] = ()):
-        self.path = path
+                 data_files: Iterable[str | Path] = (), method: str = "euler"):
+        self.path, self.method = path, method
         self.root = Path(path).parent  # external files are relative to the model
         self.data_files = [Path(f) for f in data_files]
         self.section = next(s for s in abstract_model.sections if s.type == "main")
@@ -53,6 +56,7 @@ class _Compiler:
         self.states: list[State] = []
         self.arrays: dict[str, np.ndarray] = {}
         self.tables: dict[str, tuple[str, str, str]] = {}
+        self.random_sites = 0
         self.subscripts = Subscripts(self.section.subscripts, self.root, self.path)
         self._idents: set[str] = {"time", "dt", "np", "F", "V", "A", "T"}
 
@@ -71,7 +75,7 @@ class _Compiler:
         ranges = {d: tuple(self.subscripts.ranges[d])
                   for v in self.variables.values() for d in v.dims}
         model = BatchModel(self.path, self.variables, self.assignments, tuple(self.states),
-                           self.arrays, self.initials, ranges)
+                           self.arrays, self.initials, ranges, self.method, self.random_sites)
         static = model.static_idents  # checks the program for circular equations
         model.variables = {
             key: Variable(v.name, v.ident, "constant", v.dims)
@@ -81,7 +85,7 @@ class _Compiler:
         return model
 
     def _declare(self, element: am.AbstractElement) -> None:
-        key = canonical(element.name)
+        key = variable_key(element.name)
         if key in self.variables:
             raise ModelError(f"Model file '{self.path}' defines '{element.name}' twice.")
         kind = element_kind(element)
@@ -89,8 +93,8 @@ class _Compiler:
         if any(c.subscripts[0] for c in element.components):
             dims = tuple(self.subscripts.merge([c.subscripts[0] for c in element.components],
                                                element.name))
-        self.variables[key] = Variable(element.name, self.new_ident(key, prefix="v_"), kind,
-                                       dims)
+        self.variables[key] = Variable(unquoted(element.name),
+                                       self.new_ident(key, prefix="v_"), kind, dims)
 
     def compile_elements(self, elements: Iterable[am.AbstractElement], scope: Scope,
                          where: str = "") -> None:
@@ -128,9 +132,28 @@ class _Compiler:
 
     def add_state(self, ident: str, initial: str, initial_deps: Iterable[str], update: str,
                   update_deps: Iterable[str]) -> None:
-        """A value carried from step to step: ``initial`` at the start, ``update`` after."""
+        """A discrete value carried from step to step: ``initial`` at the start, ``update``
+        after each TIME STEP, whatever the integration method."""
         self.states.append(State(ident, Assignment(ident, initial, frozenset(initial_deps)),
                                  Assignment(ident, update, frozenset(update_deps))))
+
+    def add_continuous(self, ident: str, initial: str, initial_deps: Iterable[str],
+                       rate: str, rate_deps: Iterable[str], limit: str = "{}",
+                       staged: bool = False, step: str | None = None) -> None:
+        """A state whose derivative over time is ``rate``: Euler moves it by ``rate * dt``
+        (PySD's arithmetic; ``step``, when given, writes that move as one call), RK4
+        integrates the rate; ``limit`` bounds the result."""
+        deps = frozenset(rate_deps) | {ident}
+        if step is None:
+            step = f"F.advance({ident}, {rate}, dt)" if staged else f"{ident} + ({rate}) * dt"
+        self.states.append(State(ident, Assignment(ident, initial, frozenset(initial_deps)),
+                                 Assignment(ident, limit.format(step), deps),
+                                 Assignment(ident, rate, deps), limit, staged))
+
+    def random_site(self) -> int:
+        """A number for one more call of a random function (its draws are its own)."""
+        self.random_sites += 1
+        return self.random_sites
 
     def add_initial(self, ident: str, expr: str, deps: Iterable[str]) -> None:
         """What ``ident`` is while the model initialises (ACTIVE INITIAL)."""

@@ -31,20 +31,22 @@ def compile_element(compiler, var: Variable, element, scope: Scope, label: str) 
             initials.append(_piece(compiler, label, scope, component, node.initial))
         initial_text, initial_deps = assembled(compiler, var, dims, initials, full=True)
         flow_text, flow_deps = assembled(compiler, var, dims, flows)
+        first = element.components[0].ast
         add_stock(compiler, var.ident, initial_text, initial_deps, flow_text, flow_deps,
-                  element.components[0].ast.non_negative)
+                  first.non_negative, getattr(first, "limits", None))
         return
-    pieces = [_piece(compiler, label, scope, c, c.ast) for c in element.components]
+    pieces = [_piece(compiler, label, scope, c, c.ast, var) for c in element.components]
     text, deps = assembled(compiler, var, dims, pieces, full=True)
     compiler.assignments[var.ident] = Assignment(var.ident, text, frozenset(deps))
 
 
-def _piece(compiler, label: str, scope: Scope, component, node):
+def _piece(compiler, label: str, scope: Scope, component, node, var: Variable | None = None):
     """(expression, its emitter, the component's dims, its EXCEPT dims)."""
     ranges = compiler.subscripts
     def_subs = ranges.coords(component.subscripts[0])
     emitter = Emitter(compiler, label, scope, def_subs)
     emitter.component = component  # data variables read its keyword
+    emitter.defining = var  # a SAMPLE IF TRUE may read its own variable
     expr = emitter.emit(node)
     excepts = [ranges.coords(e) for e in component.subscripts[1]]
     return expr, emitter, def_subs, excepts

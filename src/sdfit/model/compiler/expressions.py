@@ -17,9 +17,9 @@ import numpy as np
 from pysd.translators.structures import abstract_expressions as ae
 
 from ...exceptions import ModelError, UnsupportedFeatureError
-from ...names import canonical
 from ..runtime.program import Variable
-from . import external, lookups, macros, statefuls, vectors
+from ..runtime.variables import key
+from . import calls, external, lookups, macros, randoms, statefuls, vectors
 from .subscripts import Dims, Expr, align, select, union
 
 #: PySD's arithmetic order of each operator (0: needs no parentheses, as a call).
@@ -84,7 +84,10 @@ class Scope:
     inherited: frozenset[str] = field(default_factory=frozenset)  # kinds seen in parent
 
     def resolve(self, name: str) -> Variable | None:
-        var = self.variables.get(canonical(name))
+        if name.endswith("$") and self.parent is not None:
+            # Vensim's NAME$ inside a macro: the model's own variable (e.g. TIME STEP$)
+            return self.parent.resolve(name[:-1])
+        var = self.variables.get(key(name))
         if var is None and self.parent is not None:
             var = self.parent.resolve(name)
             if var is not None and var.kind not in self.inherited:
@@ -112,7 +115,10 @@ class Emitter:
 
     def child(self) -> Emitter:
         """An emitter for a sub-expression with its own dependencies."""
-        return Emitter(self.compiler, self.variable, self.scope, self.def_subs)
+        child = Emitter(self.compiler, self.variable, self.scope, self.def_subs)
+        if hasattr(self, "defining"):
+            child.defining = self.defining
+        return child
 
     def unsupported(self, construct: str) -> UnsupportedFeatureError:
         return UnsupportedFeatureError(construct, self.variable, self.compiler.path)
@@ -186,6 +192,10 @@ class Emitter:
             if ops[0] == "negative":
                 return Expr("-" + args[0].text, 1, final, partial)
             return Expr(f"np.logical_not({args[0].text})", 0, final, partial)
+        if all(_is_number(a.text) for a in args):  # NumPy's arithmetic, never Python's
+            first = args[0].text  # a sign stays outside, where Python's precedence wants it
+            sign, digits = ("-", first[1:]) if first.startswith("-") else ("", first)
+            args[0] = Expr(f"{sign}F.real({digits})")
         right = args.pop().text
         while ops:  # right to left, as PySD's builder
             right = TEMPLATES[ops.pop()].format(args.pop().lowered(order).text, right)
@@ -197,16 +207,21 @@ class Emitter:
         return self.emit(node.expression)  # GAME inputs are ignored outside gaming mode
 
     def _ReferenceStructure(self, node) -> Expr:
-        if node.reference == "time":
+        if node.reference in ("time", "time$"):
             self.deps.add("time")
             return Expr("time")
         var = self.scope.resolve(node.reference)
+        if var is None and node.reference == "self":  # XMILE: the variable being defined
+            var = getattr(self, "defining", None)
+        if var is None and node.reference == "pi":  # XMILE's PI without parentheses
+            return Expr("np.pi")
         if var is None and self.compiler.subscripts.number(node.reference) is not None:
             values, dims = self.compiler.subscripts.number(node.reference)
             if not dims:
                 return Expr(_number(float(values)))
             key = self.compiler.new_ident(node.reference, "positions")
-            return Expr(f"A['{self.compiler.add_array(key, values[None])}']", 0, dims)
+            return Expr(f"A['{self.compiler.add_array(key, values[None])}']", 0,
+                        self.mapped(dims))
         if var is None:
             raise ModelError(
                 f"The equation of '{self.variable}' in model file '{self.compiler.path}' "
@@ -234,6 +249,11 @@ class Emitter:
                              f"gives {len(ref)} subscript(s) to '{var.name}', which has "
                              f"{len(var_dims)}.")
         text, dims = select(text, var_dims, ref)
+        return Expr(text, 0, self.mapped(dims))
+
+    def mapped(self, dims: Dims) -> Dims:
+        """``dims`` with each range the component's own dims map it to renamed to them."""
+        ranges = self.compiler.subscripts
         final: Dims = {}
         for dim, coords in dims.items():
             if dim not in self.def_subs and not dim.endswith("!"):
@@ -241,7 +261,7 @@ class Emitter:
                             if m in self.def_subs and m not in dims), dim)
                 coords = ranges.ranges.get(dim, coords)
             final[dim] = coords
-        return Expr(text, 0, final)
+        return final
 
     def _CallStructure(self, node) -> Expr:
         name = node.function.reference
@@ -249,13 +269,19 @@ class Emitter:
         if target is not None and target.kind == "lookup":
             return lookups.call(self, target, node.function.subscripts, node.arguments)
         if name in self.compiler.macros:
-            return Expr(macros.expand(self, self.compiler.macros[name], node.arguments))
+            return macros.expand(self, self.compiler.macros[name], node.arguments)
         if name == "active_initial":
             return statefuls.active_initial(self, *node.arguments)
         if name == "get_time_value":
             return self._get_time_value(node.arguments)
         if name in vectors.BUILDERS:
             return vectors.BUILDERS[name](self, node.arguments)
+        if name in randoms.FUNCTIONS:
+            return randoms.call(self, name, node.arguments)
+        if name in BEYOND_PYSD:
+            return BEYOND_PYSD[name](self, node.arguments)
+        if name in calls.LOOKUP_MODES:
+            return calls.lookup_mode(self, name, node.arguments)
         if name in FUNCTIONS:
             template, arity = FUNCTIONS[name]
         elif name in TIME_FUNCTIONS:
@@ -284,6 +310,11 @@ class Emitter:
     _AllocateAvailableStructure = vectors.allocate_available
     _AllocateByPriorityStructure = vectors.allocate_by_priority
 
+
+#: Calls PySD cannot build, by PySD's name of the function.
+BEYOND_PYSD = {"delay_material": statefuls.delay_material, "previous": statefuls.previous,
+               "sdfit_lookup": calls.xmile_lookup, "size": calls.size,
+               "gamma_ln": calls.gamma_ln}
 
 #: Structures written by the other modules, by abstract-syntax class.
 _HANDLERS = {

@@ -5,7 +5,8 @@ Named tables (Vensim ``name((x, y), ...)``, XMILE graphical functions) honour
 their interpolation type: ``interpolate`` holds the end values outside the
 table, XMILE's ``extrapolate`` continues the end segments, ``discrete`` holds
 the last point at or below x.  ``WITH LOOKUP`` and XMILE's inline graphical
-functions interpolate and hold the ends, as PySD's ``np.interp`` does.
+functions interpolate and hold the ends, as PySD's ``np.interp`` does.  An x
+value given twice is a jump, as in Vensim (PySD cannot run such tables).
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def call(em: Emitter, var: Variable, subscripts, arguments) -> Expr:
     x = em.emit(arguments[0])
     xs, ys, mode = em.compiler.tables[var.ident]
     if not var.dims:
-        return Expr(f"F.lookup({x.text}, A['{xs}'], A['{ys}'], '{mode}')", 0, x.dims,
+        jumps = ", True" if np.any(np.diff(em.compiler.arrays[xs]) <= 0) else ""
+        return Expr(f"F.lookup({x.text}, A['{xs}'], A['{ys}'], '{mode}'{jumps})", 0, x.dims,
                     x.partial)
     # the tables as referenced, aligned with x: computed now, on the constant arrays
     table = em.subscripted("T", var, subscripts)
@@ -102,6 +104,9 @@ def inline(em: Emitter, node) -> Expr:
     key = em.compiler.new_ident(em.variable, "lookup")
     x_key, y_key = em.compiler.add_array(f"{key}_x", xs), em.compiler.add_array(f"{key}_y", ys)
     x = em.emit(node.argument)
+    if np.any(np.diff(xs) <= 0):  # an x given twice: a jump
+        return Expr(f"F.lookup({x.text}, A['{x_key}'], A['{y_key}'], 'interpolate', True)", 0,
+                    x.dims, x.partial)
     return Expr(f"np.interp({x.text}, A['{x_key}'], A['{y_key}'])", 0, x.dims, x.partial)
 
 
@@ -111,7 +116,5 @@ def _points(node, variable: str, path: str) -> tuple[np.ndarray, np.ndarray]:
     if xs.ndim != 1 or xs.shape != ys.shape or len(xs) == 0:
         raise ModelError(f"The lookup of '{variable}' in '{path}' needs as many x as y "
                          "values.")
-    order = np.argsort(xs, kind="stable")
-    if np.any(np.diff(xs[order]) == 0):
-        raise ModelError(f"The lookup of '{variable}' in '{path}' repeats an x value.")
+    order = np.argsort(xs, kind="stable")  # points with the same x keep their order
     return xs[order], ys[order]

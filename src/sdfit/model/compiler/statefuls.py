@@ -10,7 +10,10 @@ Multi-stage structures (DELAY1/3, DELAY N, SMOOTH3, SMOOTH N) keep their
 stages on a leading axis and fix their order at the initial time, per unit,
 as PySD does (including its lowering of a DELAY's order when the delay time is
 shorter than ``order * TIME STEP``).  A state whose update is the state itself
-(the order, INITIAL) costs nothing per step.
+(the order, INITIAL) costs nothing per step.  Stocks, SMOOTHs, DELAY1/3 and the
+averages of TREND and FORECAST are continuous (RK4 integrates their rates);
+DELAY N, DELAY FIXED, DELAY MATERIAL and SAMPLE IF TRUE move once per step, as
+Vensim treats them under Runge-Kutta.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..runtime.program import Variable
+from ..runtime.variables import key
 from .subscripts import Expr, align, union
 
 if TYPE_CHECKING:  # the emitter imports this module
@@ -35,19 +40,22 @@ def integ(em: Emitter, node) -> Expr:
     initial_text = align(initial_expr, dims, full=True).text
     ident = em.compiler.new_ident(em.variable, "integ")
     add_stock(em.compiler, ident, initial_text, initial.deps, flow_text, flow.deps,
-              node.non_negative)
+              node.non_negative, getattr(node, "limits", None))
     em.deps.add(ident)
     return Expr(ident, 0, dims)
 
 
 def add_stock(compiler, ident: str, initial: str, initial_deps, flow: str, flow_deps,
-              non_negative: bool) -> None:
+              non_negative: bool, limits: tuple | None = None) -> None:
     """A stock ``ident``; XMILE's non-negative stocks are clipped at 0 after each step,
-    as PySD's ``NonNegativeInteg``."""
-    update = f"{ident} + ({flow}) * dt"
-    if non_negative:
-        update = f"np.maximum({update}, 0)"
-    compiler.add_state(ident, initial, initial_deps, update, set(flow_deps) | {ident})
+    as PySD's ``NonNegativeInteg``; Vensim's SINTEG (``limits``: min, max, quantum,
+    special value, threshold, each a number or :NA:) restricts its values, the initial
+    one too."""
+    limit = "np.maximum({}, 0)" if non_negative else "{}"
+    if limits is not None:
+        limit = "F.restrict({}, " + ", ".join(_number_text(v) for v in limits) + ")"
+        initial = limit.format(initial)
+    compiler.add_continuous(ident, initial, initial_deps, flow, flow_deps, limit)
 
 
 def smooth(em: Emitter, node) -> Expr:
@@ -58,15 +66,16 @@ def smooth(em: Emitter, node) -> Expr:
     compiler = em.compiler
     if _literal(node.order) == 1:  # one stage: a plain state, PySD's arithmetic
         s = compiler.new_ident(em.variable, "smooth")
-        compiler.add_state(s, init, init_deps, f"{s} + ({x} - {s}) * 1 / {t} * dt",
-                           x_deps | t_deps | {s})
+        compiler.add_continuous(s, init, init_deps, f"({x} - {s}) * 1 / {t}",
+                                x_deps | t_deps)
         em.deps.add(s)
         return Expr(s, 0, dims)
     order, order_deps = _order(em, node.order, "smooth order", "F.smooth_order({})")
     s = compiler.new_ident(em.variable, "smooth stages")
-    compiler.add_state(s, f"F.stages({init}, {order})", init_deps | order_deps,
-                       f"F.smooth_step({s}, {x}, {t}, {order}, dt)",
-                       x_deps | t_deps | order_deps | {s})
+    compiler.add_continuous(s, f"F.stages({init}, {order})", init_deps | order_deps,
+                            f"F.smooth_rate({s}, {x}, {t}, {order})",
+                            x_deps | t_deps | order_deps, staged=True,
+                            step=f"F.smooth_step({s}, {x}, {t}, {order}, dt)")
     return _output(em, "smooth", f"F.last_stage({s}, {order})", order_deps | {s}, dims)
 
 
@@ -81,9 +90,11 @@ def delay(em: Emitter, node) -> Expr:
     ((x, x_deps), (d, d_deps), (init, init_deps)), dims = _delay_operands(em, node)
     order, order_deps = _delay_order(em, node.order, d, d_deps)
     s = em.compiler.new_ident(em.variable, "delay stages")
-    em.compiler.add_state(s, f"F.stages({init} * {d}, {order})", init_deps | d_deps | order_deps,
-                          f"F.delay_step({s}, {x}, {d}, {order}, dt)",
-                          x_deps | d_deps | order_deps | {s})
+    em.compiler.add_continuous(s, f"F.stages({init} * {d}, {order})",
+                               init_deps | d_deps | order_deps,
+                               f"F.delay_rate({s}, {x}, {d}, {order})",
+                               x_deps | d_deps | order_deps, staged=True,
+                               step=f"F.delay_step({s}, {x}, {d}, {order}, dt)")
     return _output(em, "delay", f"F.last_stage({s}, {order}) / {d}", order_deps | d_deps | {s},
                    dims)
 
@@ -116,15 +127,45 @@ def delay_fixed(em: Emitter, node) -> Expr:
     return _output(em, "delay", f"{pipe}.output", {pipe}, dims)
 
 
+def delay_material(em: Emitter, arguments) -> Expr:
+    """Vensim's DELAY MATERIAL(input, delay time, initial value, missing value): each
+    step's input leaves round(delay time / TIME STEP) steps later (the delay time it
+    entered with); inputs leaving together add up, and a step nothing leaves gives
+    the missing value (PySD has no DELAY MATERIAL)."""
+    if len(arguments) != 4:
+        raise em.unsupported(f"DELAY MATERIAL with {len(arguments)} arguments (it takes 4)")
+    ((x, x_deps), (d, d_deps), (init, init_deps), (missing, m_deps)), dims = em.operands([
+        (arguments[0], "delay input", False), (arguments[1], "delay time", False),
+        (arguments[2], "delay initial", True), (arguments[3], "delay missing value", False)])
+    dt = em.time_step
+    pipe = em.compiler.new_ident(em.variable, "material delay")
+    em.compiler.add_state(pipe, f"F.material_delay({init}, {d}, {dt})", init_deps | d_deps | {dt},
+                          f"{pipe}.push({x}, {d}, {dt}, {missing})",
+                          x_deps | d_deps | m_deps | {pipe, dt})
+    return _output(em, "delay", f"{pipe}.output", {pipe}, dims)
+
+
+def previous(em: Emitter, arguments) -> Expr:
+    """XMILE's PREVIOUS(x, initial): x one TIME STEP ago, the initial value at the start."""
+    if len(arguments) != 2:
+        raise em.unsupported(f"PREVIOUS with {len(arguments)} arguments (it takes 2)")
+    ((x, x_deps), (init, init_deps)), dims = em.operands([
+        (arguments[0], "previous input", True), (arguments[1], "previous initial", True)])
+    held = em.compiler.new_ident(em.variable, "previous")
+    em.compiler.add_state(held, init, init_deps, f"{held} * 0 + {x}", x_deps | {held})
+    em.deps.add(held)
+    return Expr(held, 0, dims)
+
+
 def trend(em: Emitter, node) -> Expr:
     """TREND: fractional change of the input over an exponential average."""
     ((x, x_deps), (avg, avg_deps), (init, init_deps)), dims = em.operands([
         (node.input, "trend input", True), (node.average_time, "trend average time", False),
         (node.initial_trend, "initial trend", False)])
     average = em.compiler.new_ident(em.variable, "trend average")
-    em.compiler.add_state(average, f"{x} / (1 + {init} * {avg})", x_deps | avg_deps | init_deps,
-                          f"{average} + ({x} - {average}) / {avg} * dt",
-                          x_deps | avg_deps | {average})
+    em.compiler.add_continuous(average, f"{x} / (1 + {init} * {avg})",
+                               x_deps | avg_deps | init_deps, f"({x} - {average}) / {avg}",
+                               x_deps | avg_deps)
     return _output(em, "trend", f"F.zidz({x} - {average}, {avg} * np.abs({average}))",
                    x_deps | avg_deps | {average}, dims)
 
@@ -136,20 +177,29 @@ def forecast(em: Emitter, node) -> Expr:
         (node.average_time, "forecast average time", False),
         (node.horizon, "forecast horizon", False), (node.initial_trend, "initial trend", False)])
     average = em.compiler.new_ident(em.variable, "forecast average")
-    em.compiler.add_state(average, f"{x} / (1 + {init})", x_deps | init_deps,
-                          f"{average} + ({x} - {average}) / {avg} * dt",
-                          x_deps | avg_deps | {average})
+    em.compiler.add_continuous(average, f"{x} / (1 + {init})", x_deps | init_deps,
+                               f"({x} - {average}) / {avg}", x_deps | avg_deps)
     return _output(em, "forecast",
                    f"{x} * (1 + F.zidz({x} - {average}, {avg} * {average}) * {horizon})",
                    x_deps | avg_deps | h_deps | {average}, dims)
 
 
 def sample_if_true(em: Emitter, node) -> Expr:
-    """SAMPLE IF TRUE: the input while the condition holds, else the last sample."""
-    ((condition, c_deps), (x, x_deps), (init, init_deps)), dims = em.operands([
+    """SAMPLE IF TRUE: the input while the condition holds, else the last sample.  Where
+    its arguments read the variable it defines (``PEAK = SAMPLE IF TRUE(x > PEAK, x, x)``),
+    they read the last sample, as Vensim reads a level (PySD recurses forever)."""
+    sample = em.compiler.new_ident(em.variable, "sample")
+    reader, own = em, getattr(em, "defining", None)
+    if own is not None:
+        from .expressions import Emitter, Scope
+
+        variable = Variable(own.name, sample, "auxiliary", own.dims)
+        kinds = frozenset({"constant", "auxiliary", "stock", "lookup", "control", "data"})
+        scope = Scope({key(own.name): variable}, parent=em.scope, inherited=kinds)
+        reader = Emitter(em.compiler, em.variable, scope, em.def_subs)
+    ((condition, c_deps), (x, x_deps), (init, init_deps)), dims = reader.operands([
         (node.condition, "sample condition", False), (node.input, "sample input", True),
         (node.initial, "sample initial", True)])
-    sample = em.compiler.new_ident(em.variable, "sample")
     em.compiler.add_state(sample, init, init_deps,
                           f"{sample} * 0 + F.if_then_else({condition}, {x}, {sample})",
                           c_deps | x_deps | {sample})
@@ -184,6 +234,11 @@ def _output(em: Emitter, role: str, expr: str, deps: set[str] | frozenset[str],
     ident = em.compiler.hidden(em.variable, f"{role} output", expr, deps)
     em.deps.add(ident)
     return Expr(ident, 0, dims)
+
+
+def _number_text(value) -> str:
+    value = float(value)
+    return "np.nan" if np.isnan(value) else repr(value)
 
 
 def _literal(node) -> float | None:

@@ -3,20 +3,27 @@
 Each function works on scalars and on arrays with a leading batch axis alike,
 and mirrors ``pysd.py_backend.functions`` so that results agree: PySD applies
 them to one unit's floats, these to every unit at once.  Scalars stay scalars
-(the fast path of models whose inputs are the same for every unit).
+(the fast path of models whose inputs are the same for every unit), but NumPy
+scalars (:func:`real`): their arithmetic gives inf or NaN where Python's raises.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-#: What Vensim considers zero (PySD's ``SMALL_VENSIM``).
-SMALL_VENSIM = 1e-6
+from .pipelines import SMALL_VENSIM, MaterialDelay, compact_order, steps
+
+
+def real(x):
+    """A Python float or bool as a NumPy float (arrays, ints such as stage counts and
+    other objects unchanged): the program's scalars divide by zero into inf, not into
+    ZeroDivisionError."""
+    return np.float64(x) if type(x) in (float, bool) else x
 
 
 def _where(condition, value_true, value_false):
     if np.ndim(condition) == 0:
-        return value_true if condition else value_false
+        return real(value_true if condition else value_false)
     return np.where(condition, value_true, value_false)
 
 
@@ -28,7 +35,8 @@ def if_then_else(condition, value_true, value_false):
 def xidz(numerator, denominator, value_if_zero):
     """XIDZ: ``numerator / denominator``, or ``value_if_zero`` where |denominator| < 1e-6."""
     if np.ndim(denominator) == 0:
-        return value_if_zero if abs(denominator) < SMALL_VENSIM else numerator / denominator
+        return real(value_if_zero) if abs(denominator) < SMALL_VENSIM else \
+            real(numerator) / denominator
     zero = np.abs(denominator) < SMALL_VENSIM
     return np.where(zero, value_if_zero, numerator / np.where(zero, 1.0, denominator))
 
@@ -46,7 +54,7 @@ def integer(x):
 def quantum(a, b):
     """QUANTUM: ``b * INTEGER(a / b)``, or ``a`` where b < 1e-6."""
     if np.ndim(b) == 0:
-        return a if b < SMALL_VENSIM else b * np.trunc(a / b)
+        return real(a) if b < SMALL_VENSIM else b * np.trunc(real(a) / b)
     small = b < SMALL_VENSIM
     return np.where(small, a, b * np.trunc(a / np.where(small, 1.0, b)))
 
@@ -54,6 +62,13 @@ def quantum(a, b):
 def modulo(x, m):
     """MODULO as Vensim computes it: ``x - QUANTUM(x, m)`` (in (-m, 0] for negative x)."""
     return x - quantum(x, m)
+
+
+def gamma_ln(x):
+    """GAMMA LN: the logarithm of the gamma function."""
+    from scipy.special import gammaln
+
+    return gammaln(x)
 
 
 def log(x, base):
@@ -82,33 +97,59 @@ def pulse(time, time_step, start, width=None, magnitude=None):
 
 
 def pulse_train(time, time_step, start, interval, width=None, end=None, magnitude=None):
-    """Repeated pulses (Vensim PULSE TRAIN; XMILE PULSE with an interval)."""
+    """Repeated pulses (Vensim PULSE TRAIN, the last one starting at ``end`` at the latest;
+    XMILE PULSE with an interval)."""
     width = 0.5 * time_step if width is None else width
     height = 1.0 if magnitude is None else magnitude / time_step
     single = pulse(time, time_step, start, width, magnitude)
-    within = start <= time if end is None else (start <= time) & (time < end)
+    # a pulse starts at the end time itself, as Vensim's output shows (PySD: before it)
+    within = start <= time if end is None else (start <= time) & (time <= end)
     phase = np.mod(time - start + SMALL_VENSIM, _where(interval == 0, 1.0, interval))
     repeated = _where(within & (phase < width), height, 0.0)
     return _where(interval == 0, single, repeated)
 
 
 # -- lookups ------------------------------------------------------------------------------
-def lookup(x, xs, ys, mode="interpolate"):
+def look(table, x):
+    """``table(x)``: a per-unit table (:class:`~.inputs.UnitTable`) read at ``x``."""
+    return table(x)
+
+
+def lookup(x, xs, ys, mode="interpolate", jumps=False):
     """Look ``x`` up in the table (xs, ys) as PySD's ``HardcodedLookups`` does.
 
     ``mode`` is ``"interpolate"`` (linear, holding the end values outside the
     table), ``"extrapolate"`` (linear beyond the ends too) or
-    ``"hold_backward"`` (the value of the last point at or below ``x``).
+    ``"hold_backward"`` (the value of the last point at or below ``x``) or
+    ``"look_forward"`` (of the first point at or above it).  An x given
+    twice is a jump (Vensim's semantics): below it the table approaches the first
+    point's y, at and above it the last one's (``jumps``: the table has such x).
     """
     if mode == "hold_backward":
         index = np.clip(np.searchsorted(xs, x, side="right") - 1, 0, len(xs) - 1)
         return ys[index]
-    y = np.interp(x, xs, ys)
+    if mode == "look_forward":  # Vensim's LOOKUP FORWARD: the next point at or above x
+        return ys[np.clip(np.searchsorted(xs, x, side="left"), 0, len(xs) - 1)]
+    y = _interp_jumps(x, xs, ys) if jumps else np.interp(x, xs, ys)
     if mode == "extrapolate" and len(xs) > 1:
         below = ys[0] + (ys[1] - ys[0]) / (xs[1] - xs[0]) * (x - xs[0])
         above = ys[-1] + (ys[-1] - ys[-2]) / (xs[-1] - xs[-2]) * (x - xs[-1])
         y = _where(x < xs[0], below, _where(x > xs[-1], above, y))
     return y
+
+
+def _interp_jumps(x, xs, ys):
+    """Linear interpolation in a table whose x values repeat (non-decreasing): the
+    segment of ``x`` is the one starting at the last point at or below it."""
+    x = np.asarray(x, dtype=float)
+    last = len(xs) - 1
+    lo = np.clip(np.searchsorted(xs, x, side="right") - 1, 0, last)
+    hi = np.minimum(lo + 1, last)
+    width = xs[hi] - xs[lo]
+    inside = (width > 0) & (x >= xs[0])
+    weight = np.where(inside, (x - xs[lo]) / np.where(inside, width, 1.0), 0.0)
+    y = ys[lo] + weight * (ys[hi] - ys[lo])
+    return np.where(x < xs[0], ys[0], y)[()]
 
 
 # -- stateful structures --------------------------------------------------------------------
@@ -127,21 +168,13 @@ def delay_order(order, time_step, delay_time):
     while np.any(too_long):
         order = np.where(too_long, order - 1, order)
         too_long = (order * time_step > delay_time) & (order > 0)
-    return _compact_order(order)
+    return compact_order(order)
 
 
 def smooth_order(order):
     """SMOOTH N's order, fixed at the initial time and truncated to an integer (as DELAY N's;
     PySD itself cannot build a SMOOTH N of non-integer order)."""
-    return _compact_order(np.trunc(order))
-
-
-def _compact_order(order):
-    """An order the same for every unit as a Python int, else an int array."""
-    order = np.asarray(order)
-    if order.ndim == 0 or np.all(order == order.flat[0]):
-        return int(order.flat[0])
-    return order.astype(int)
+    return compact_order(np.trunc(order))
 
 
 def stages(value, order):
@@ -182,11 +215,26 @@ def last_stage(stages_, order):
     return np.where(order > 0, chosen, np.nan)
 
 
-def delay_step(stages_, delay_input, delay_time, order, dt):
-    """DELAY's stages one step on (each holds its content times the delay time)."""
+def advance(stages_, rate, h):
+    """Stages moved ``h`` along ``rate`` (stages that started with fewer value axes than
+    the rate get them after the stage axis)."""
+    stages_ = np.asarray(stages_)
+    missing = np.ndim(rate) - stages_.ndim
+    if missing > 0:
+        stages_ = stages_.reshape(stages_.shape[:1] + (1,) * missing + stages_.shape[1:])
+    return stages_ + rate * h
+
+
+def delay_rate(stages_, delay_input, delay_time, order):
+    """DELAY's stages' rate of change (each holds its content times the delay time)."""
     stages_ = _lift(stages_, delay_input, delay_time, order)
     outflows = stages_ / delay_time
-    return stages_ + (_shift_in(delay_input, outflows) - outflows) * order * dt
+    return (_shift_in(delay_input, outflows) - outflows) * order
+
+
+def delay_step(stages_, delay_input, delay_time, order, dt):
+    """DELAY's stages one Euler step on (PySD's arithmetic)."""
+    return advance(stages_, delay_rate(stages_, delay_input, delay_time, order), dt)
 
 
 def delay_n_step(stages_, times, delay_input, delay_time, order, dt):
@@ -202,10 +250,31 @@ def shift_in(first, stages_):
     return _shift_in(first, stages_)
 
 
-def smooth_step(stages_, smooth_input, smooth_time, order, dt):
-    """SMOOTH N's stages one step on."""
+def smooth_rate(stages_, smooth_input, smooth_time, order):
+    """SMOOTH N's stages' rate of change."""
     stages_ = _lift(stages_, smooth_input, smooth_time, order)
-    return stages_ + (_shift_in(smooth_input, stages_) - stages_) * order / smooth_time * dt
+    return (_shift_in(smooth_input, stages_) - stages_) * order / smooth_time
+
+
+def smooth_step(stages_, smooth_input, smooth_time, order, dt):
+    """SMOOTH N's stages one Euler step on (PySD's arithmetic)."""
+    return advance(stages_, smooth_rate(stages_, smooth_input, smooth_time, order), dt)
+
+
+def restrict(value, low, high, quantum, special, threshold):
+    """Vensim's SINTEG restrictions of a value (each bound NaN when :NA:): a multiple of
+    ``quantum`` (the nearest), ``special`` when within ``threshold`` of it, then within
+    [low, high]."""
+    value = np.asarray(value, dtype=float)
+    if not np.isnan(quantum) and quantum > 0:
+        value = quantum * np.round(value / quantum)
+    if not (np.isnan(special) or np.isnan(threshold)):
+        value = np.where(np.abs(value - special) < threshold, special, value)
+    if not np.isnan(low):
+        value = np.maximum(value, low)
+    if not np.isnan(high):
+        value = np.minimum(value, high)
+    return value[()]
 
 
 class FixedDelay:
@@ -217,8 +286,7 @@ class FixedDelay:
     """
 
     def __init__(self, initial, delay_time, time_step):
-        order = np.round(np.maximum(np.asarray(delay_time) / time_step, 1) + SMALL_VENSIM)
-        self.order = _compact_order(order)
+        self.order = compact_order(steps(delay_time, time_step))
         self.length = int(np.max(self.order))
         self.initial = initial
         self.output = initial
@@ -250,6 +318,31 @@ class FixedDelay:
                                     np.shape(self.order), held)
         if self.buffer is None or shape != held:
             grown = np.empty((self.length,) + shape)
-            if self.buffer is not None:
-                grown[:] = self.buffer
+            if self.buffer is not None:  # a scalar pipeline meets per-unit values
+                grown[:] = self.buffer.reshape(self.buffer.shape + (1,) * (
+                    grown.ndim - self.buffer.ndim))
             self.buffer = grown
+
+
+def material_delay(initial, delay_time, time_step) -> MaterialDelay:
+    """DELAY MATERIAL's pipeline (:class:`~.pipelines.MaterialDelay`)."""
+    return MaterialDelay(initial, delay_time, time_step)
+
+
+# -- random numbers -----------------------------------------------------------------------------
+#: The draws a program may ask of its :class:`~.noise.Noise`.
+DISTRIBUTIONS = frozenset({"uniform", "normal", "exponential", "gamma", "beta", "weibull",
+                           "lognormal", "poisson", "binomial", "negative_binomial",
+                           "triangular"})
+
+
+def draw(noise, distribution: str, site: int, shape: tuple, *parameters):
+    """Random numbers of one call of a random function at the current step."""
+    if distribution not in DISTRIBUTIONS:
+        raise ValueError(f"no distribution {distribution!r}")
+    return getattr(noise, distribution)(site, shape, *parameters)
+
+
+def tick(noise) -> None:
+    """The random numbers of the next step from now on."""
+    noise.step += 1

@@ -26,7 +26,7 @@ static inline double sd_pulse(double time, double start, double width, double he
 static inline double sd_pulse_train(double time, double start, double interval, double width,
                                     double end, int has_end, double height) {
   double single = sd_pulse(time, start, width, height);
-  int within = has_end ? ((start <= time) & (time < end)) : (start <= time);
+  int within = has_end ? ((start <= time) & (time <= end)) : (start <= time);  /* as Vensim */
   double phase = sd_mod(time - start + SMALL, interval == 0 ? 1.0 : interval);
   double repeated = (within & (phase < width)) ? height : 0.0;
   return interval == 0 ? single : repeated;

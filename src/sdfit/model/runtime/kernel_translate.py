@@ -136,6 +136,8 @@ class Translator:
     def builtin(self, name: str, a: list[str], kw: dict) -> str:
         """The functions of :mod:`.functions` (``F``), with the same arithmetic."""
         n = len(a)
+        if name == "real" and n == 1 and not kw:  # C's doubles are NumPy's floats already
+            return a[0]
         if name == "if_then_else" and n == 3 and not kw:
             return f"(({a[0]}) != 0 ? {a[1]} : {a[2]})"
         if name == "xidz" and n == 3 and not kw:

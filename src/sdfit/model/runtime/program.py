@@ -15,18 +15,20 @@ from __future__ import annotations
 import graphlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 
-from ...exceptions import ModelError
-from .variables import Simulation, Variable, VariableTable, batched
+from ...exceptions import EngineError, ModelError, SdfitError
 
-#: PySD's relative precision for deciding whether a time is the final or a saving time.
-TIME_RPREC = 1e-5
+# TIME_RPREC and the saving rules are imported from here by the kernel too
+from .saving import TIME_RPREC, _at_times, _column, _every_saveper, _rounded  # noqa: F401
+from .variables import Simulation, Variable, VariableTable, batched
 
 #: Identifiers of the four control variables in every program.
 CONTROLS = ("v_initial_time", "v_final_time", "v_time_step", "v_saveper")
+
+#: Integration methods: PySD's explicit Euler, and the classical fourth-order Runge-Kutta.
+METHODS = ("euler", "rk4")
 
 
 @dataclass(frozen=True)
@@ -44,12 +46,21 @@ class State:
     SMOOTH, DELAY or other stateful structure.
 
     ``initial`` computes it at the initial time; ``update`` is the expression of
-    its value one TIME STEP later (it may use ``dt``).
+    its value one TIME STEP later with Euler's method (it may use ``dt``).  A
+    continuous state also has its ``rate`` (its derivative over time), which RK4
+    integrates; ``limit`` (a template such as ``np.maximum({}, 0)``) then bounds
+    the result as ``update`` does.  ``staged`` states keep stages on a leading axis.
+    A state without a rate (DELAY FIXED, SAMPLE IF TRUE, DELAY N...) is discrete: it
+    moves once per TIME STEP, from the values at the step's start, whatever the method
+    (as Vensim does).
     """
 
     ident: str
     initial: Assignment
     update: Assignment
+    rate: Assignment | None = None
+    limit: str = "{}"
+    staged: bool = False
 
 
 @dataclass
@@ -67,15 +78,22 @@ class BatchModel(VariableTable):
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # constant tables
     initials: dict[str, Assignment] = field(default_factory=dict)  # ACTIVE INITIAL values
     ranges: dict[str, tuple[str, ...]] = field(default_factory=dict)  # subscript elements
+    method: str = "euler"  # the integration method the model file asks for
+    random_sites: int = 0  # calls of random functions (each draws its own numbers)
     _programs: dict = field(default_factory=dict, repr=False, compare=False)
+    _schedules: dict = field(default_factory=dict, repr=False, compare=False)
 
     # -- pickling: generated functions are rebuilt in each process ----------------------
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_programs"] = {}
-        for cached in ("static_idents", "schedule"):
-            state.pop(cached, None)
+        state["_programs"], state["_schedules"] = {}, {}
         return state
+
+    @property
+    def random(self) -> bool:
+        """Whether the model draws random numbers (its runs then depend on ``seed`` and
+        ``streams``)."""
+        return self.random_sites > 0
 
     # -- time ---------------------------------------------------------------------------
     def control(self, ident: str) -> float:
@@ -114,35 +132,50 @@ class BatchModel(VariableTable):
         return tuple(len(self.ranges[d]) for d in self.variable(name).dims)
 
     # -- dependency analysis ----------------------------------------------------------
-    @cached_property
+    @property
     def static_idents(self) -> frozenset[str]:
-        """Assignments that depend on neither time nor any state: computed once per run.
-        An ACTIVE INITIAL is never static: it changes when initialisation ends."""
-        state_idents = {s.ident for s in self.states}
-        dynamic: set[str] = set()
-        order = _topological(self.assignments, "assignment", self)
-        for ident in order:
-            deps = self.assignments[ident].deps
-            if ("time" in deps or deps & state_idents or deps & dynamic
-                    or ident in self.initials):
-                dynamic.add(ident)
-        return frozenset(self.assignments) - dynamic
+        """Assignments that depend on neither time nor any state: computed once per run."""
+        return self.statics_with()
 
-    @cached_property
+    def statics_with(self, timed: frozenset[str] = frozenset()) -> frozenset[str]:
+        """Static assignments when the identifiers ``timed`` change over time (constants
+        replaced by per-unit tables).  An ACTIVE INITIAL is never static: it changes when
+        initialisation ends."""
+        key = ("static", timed)
+        if key not in self._schedules:
+            state_idents = {s.ident for s in self.states}
+            dynamic: set[str] = set(timed)
+            for ident in _topological(self.assignments, "assignment", self):
+                deps = self.assignments[ident].deps
+                if ("time" in deps or deps & state_idents or deps & dynamic
+                        or ident in self.initials):
+                    dynamic.add(ident)
+            self._schedules[key] = frozenset(self.assignments) - dynamic
+        return self._schedules[key]
+
+    @property
     def schedule(self) -> tuple[list[str], list[str], list[str]]:
         """(static, initial, dynamic) statement orders."""
-        full = _topological(self.assignments, "assignment", self)
-        static = [i for i in full if i in self.static_idents]
-        dynamic = [i for i in full if i not in self.static_idents]
-        # initialisation: state initial values and the dynamic auxiliaries they need
-        initial_graph: dict[str, Assignment] = {
-            i: self.initials.get(i, self.assignments[i]) for i in dynamic
-        } | {s.ident: s.initial for s in self.states}
-        needed = closure({s.ident for s in self.states}, initial_graph)
-        initial = [
-            i for i in _topological(initial_graph, "initialisation", self) if i in needed
-        ]
-        return static, initial, dynamic
+        return self.schedule_with()
+
+    def schedule_with(self, timed: frozenset[str] = frozenset()
+                      ) -> tuple[list[str], list[str], list[str]]:
+        """(static, initial, dynamic) statement orders when ``timed`` change over time."""
+        key = ("schedule", timed)
+        if key not in self._schedules:
+            statics = self.statics_with(timed)
+            full = _topological(self.assignments, "assignment", self)
+            static = [i for i in full if i in statics]
+            dynamic = [i for i in full if i not in statics]
+            # initialisation: state initial values and the dynamic auxiliaries they need
+            initial_graph: dict[str, Assignment] = {
+                i: self.initials.get(i, self.assignments[i]) for i in dynamic
+            } | {s.ident: s.initial for s in self.states}
+            needed = closure({s.ident for s in self.states}, initial_graph)
+            initial = [i for i in _topological(initial_graph, "initialisation", self)
+                       if i in needed]
+            self._schedules[key] = (static, initial, dynamic)
+        return self._schedules[key]
 
     # -- running ----------------------------------------------------------------------
     def run(
@@ -155,8 +188,11 @@ class BatchModel(VariableTable):
         stop_time: float | None = None,
         return_times: Sequence[float] | None = None,
         return_columns: Iterable[str] | None = None,
+        inputs: Mapping[str, object] | None = None,
+        seed: int = 0,
+        method: str | None = None,
     ) -> Simulation:
-        """Simulate ``batch_size`` units at once with the model's Euler TIME STEP.
+        """Simulate ``batch_size`` units at once.
 
         Parameters
         ----------
@@ -179,7 +215,17 @@ class BatchModel(VariableTable):
             Times to record (on the TIME STEP grid); default every SAVEPER.
         return_columns
             Names to record (variables, or elements such as ``"population[dec 3]"``);
-            default every stock, auxiliary and constant.
+            default every stock, auxiliary and constant.  Values are stored under the
+            names as given.
+        inputs
+            Constant, data variable or lookup name -> :class:`~.inputs.UnitTable`: one
+            piecewise-linear table per unit, read at the current time (or, for a lookup,
+            at its argument).
+        seed
+            Random functions draw from streams that depend only on ``seed``, the unit,
+            the call and the time step.
+        method
+            ``"euler"`` or ``"rk4"``; default the model's own (:attr:`method`).
         """
         overrides = {}
         for names, kind in ((params, "constant"), (initial, "stock")):
@@ -200,14 +246,12 @@ class BatchModel(VariableTable):
         if return_columns is None:
             columns = [(v.name, v, ()) for v in self.variables.values() if v.kind != "lookup"]
         else:
-            columns = []
-            for name in return_columns:
-                var, index = self.element(name)
-                label = self.elements(var.name)[int(np.ravel_multi_index(
-                    index, self.shape(var.name)))] if index else var.name
-                columns.append((label, var, index))
+            columns = [(str(name), *self.element(name)) for name in return_columns]
         record = tuple(dict.fromkeys(var.ident for _, var, _ in columns))
-        times, values = self.execute(batch_size, overrides, record, stop_time, return_times)
+        tables = {self.variable(name, "input").ident: table
+                  for name, table in (inputs or {}).items()}
+        times, values = self.execute(batch_size, overrides, record, stop_time, return_times,
+                                     inputs=tables, seed=seed, method=method)
         by_ident = dict(zip(record, values, strict=True))
         return Simulation(
             times, {label: by_ident[var.ident][(slice(None), slice(None)) + index]
@@ -235,19 +279,58 @@ class BatchModel(VariableTable):
         record: tuple[str, ...],
         stop_time: float | None = None,
         return_times: Sequence[float] | None = None,
+        *,
+        inputs: Mapping[str, object] | None = None,
+        streams: Sequence[int] | np.ndarray | None = None,
+        seed: int = 0,
+        method: str | None = None,
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Low-level run by identifiers: returns times (T,) and one (B, T, ...) array per
-        recorded identifier.  ``overrides`` maps identifiers of constants, stocks and
-        controls to values."""
-        kernel = self._kernel(record)
-        if kernel is not None:  # the compiled kernel, when it can run this call
-            result = kernel.run(batch_size, overrides, stop_time, return_times)
-            if result is not None:
-                return result
-        program = self._program(record)
+        recorded identifier.
+
+        Parameters
+        ----------
+        overrides
+            Identifiers of constants, stocks and controls -> values.
+        inputs
+            Identifier -> :class:`~.inputs.UnitTable` (R = B or 1 rows): a constant or
+            data variable becomes ``table(time)`` at each step, a lookup ``table(x)``.
+        streams
+            The unit identity of each row (default ``0 .. B-1``): random functions give
+            rows of the same stream the same draws (common random numbers).
+        seed
+            Draws depend only on (seed, stream, call site, time step).
+        method
+            ``"euler"`` or ``"rk4"``; None is the model's own.
+
+        Raises
+        ------
+        EngineError
+            The program failed for a reason other than bad input (fit() then falls back
+            to PySD's runtime under ``engine="auto"``).
+        """
+        method = self._method(method)
+        overrides = dict(overrides)
+        tables = self._inputs(inputs or {}, overrides)
+        from .noise import Noise
+
+        noise = Noise(seed, np.arange(batch_size) if streams is None else streams,
+                      batch_size) if self.random else None
         due = _every_saveper if return_times is None else _at_times(return_times)
-        with np.errstate(all="ignore"):  # NaN and inf are reported per unit, not raised
-            times, rows = program.run(overrides, stop_time, due)
+        try:
+            if not tables and noise is None and method == "euler":
+                kernel = self._kernel(record)
+                result = None if kernel is None else kernel.run(batch_size, overrides,
+                                                                stop_time, return_times)
+                if result is not None:  # the compiled kernel could run this call
+                    return result
+            program = self._program(record, frozenset(tables), method)
+            with np.errstate(all="ignore"):  # NaN and inf are reported per unit, not raised
+                times, rows = program.run(overrides, stop_time, due, tables, noise)
+        except SdfitError:
+            raise
+        except Exception as error:
+            raise engine_error(error) from error
         if not rows:
             raise ModelError(f"Model '{self.name}' recorded no time step; check the times.")
         values = [_column([row[k] for row in rows], batch_size) for k in range(len(record))]
@@ -268,65 +351,41 @@ class BatchModel(VariableTable):
             self._programs[key] = kernel_for(self, record)
         return self._programs[key]
 
-    def _program(self, record: tuple[str, ...]):
-        if record not in self._programs:
+    def _method(self, method: str | None) -> str:
+        method = self.method if method is None else str(method).lower()
+        if method not in METHODS:
+            raise ModelError(f"Unknown integration method '{method}'; choose one of "
+                             f"{', '.join(METHODS)}.")
+        return method
+
+    def _inputs(self, inputs: Mapping[str, object], overrides: dict) -> dict[str, object]:
+        """Per-unit tables by identifier, checked: each replaces a constant, a data variable
+        or a lookup without subscripts (and any override of it)."""
+        by_ident = {v.ident: v for v in self.variables.values()}
+        for ident in inputs:
+            var = by_ident.get(ident)
+            if var is None or var.kind in ("stock", "control") or var.dims:
+                what = "unknown" if var is None else f"'{var.name}'"
+                raise ModelError(f"Per-unit tables replace constants, data variables and "
+                                 f"lookups without subscripts; {what} in model "
+                                 f"'{self.name}' is not one.")
+            overrides.pop(ident, None)
+        return dict(inputs)
+
+    def _program(self, record: tuple[str, ...], timed: frozenset[str] = frozenset(),
+                 method: str = "euler"):
+        key = (record, timed, method)
+        if key not in self._programs:
             from .codegen import Program
 
-            self._programs[record] = Program(self, record)
-        return self._programs[record]
+            self._programs[key] = Program(self, record, timed, method)
+        return self._programs[key]
 
 
-def _rounded(times: list[tuple[float, float]]) -> np.ndarray:
-    """Saved times rounded to the precision of their TIME STEP, as PySD labels its rows."""
-    stamps = np.array([t for t, _ in times], dtype=float)
-    decimals = -np.trunc(np.log10(np.array([dt for _, dt in times]) * TIME_RPREC)).astype(int)
-    for places in np.unique(decimals):
-        chosen = decimals == places
-        stamps[chosen] = np.round(stamps[chosen], places)
-    return stamps
-
-
-def _column(values: list, batch_size: int) -> np.ndarray:
-    """One variable's recorded values over time as an array (B, T, *dims)."""
-    try:
-        stacked = np.asarray(values, dtype=float)  # (T,) when scalar, (T, B|1, *dims) else
-    except ValueError:  # scalar at some times, one value per unit at others
-        return np.stack([_batched(v, batch_size) for v in values], axis=1)
-    if stacked.ndim == 1:
-        return np.broadcast_to(stacked, (batch_size, len(values)))
-    return np.broadcast_to(np.moveaxis(stacked, 0, 1),
-                           (batch_size, len(values)) + stacked.shape[2:])
-
-
-def _batched(value, batch_size: int) -> np.ndarray:
-    """A recorded value with its batch axis spelt out: () or (B|1, *dims) -> (B, *dims)."""
-    value = np.asarray(value, dtype=float)
-    if value.ndim == 0:
-        return np.full(batch_size, value)
-    return np.broadcast_to(value, (batch_size,) + value.shape[1:])
-
-
-def _every_saveper(time: float, t0: float, dt: float, saveper: float) -> bool:
-    """PySD's default saving rule: every SAVEPER from the initial time."""
-    prec = dt * TIME_RPREC
-    delay = time - t0
-    return delay % saveper < prec or -delay % saveper < prec
-
-
-def _at_times(times: Sequence[float]):
-    """Saving rule for explicit times, as PySD's ``return_timestamps``."""
-    pending = sorted(float(t) for t in np.atleast_1d(times))
-
-    def due(time: float, t0: float, dt: float, saveper: float) -> bool:
-        prec = dt * TIME_RPREC
-        while pending and pending[0] < time - prec:
-            pending.pop(0)  # not on the TIME STEP grid: never reached
-        if pending and abs(time - pending[0]) <= prec:
-            pending.pop(0)
-            return True
-        return False
-
-    return due
+def engine_error(error: Exception) -> EngineError:
+    """The batched engine's own failure, in one sentence."""
+    reason = " ".join(str(error).split())[:200]
+    return EngineError(f"{type(error).__name__}: {reason}" if reason else type(error).__name__)
 
 
 def _topological(graph: Mapping[str, Assignment | State], what: str, model) -> list[str]:

@@ -4,10 +4,13 @@ Any model PySD can run can be fitted this way, one unit at a time: where the
 batched engine runs every unit at once, :meth:`PysdModel.execute` runs PySD's
 ``model.run`` once per unit (parameters and initial stocks set, the needed
 times and columns returned, ``reload()`` after each run because PySD keeps
-parameters from one run to the next).  A :class:`PysdModel` pickles as plain
-metadata; each process builds its own PySD model once, in a private folder, from
-sdfit's own translation made safe for PySD's builder (:func:`load_pysd`: model
-files are untrusted input).
+parameters from one run to the next).  Per-unit tables become pandas Series
+parameters (PySD interpolates them in time, or uses them as the lookup); random
+functions draw from NumPy's global generator, seeded per unit from (seed, stream)
+so that rows of the same unit get the same draws.  PySD integrates with Euler only.
+A :class:`PysdModel` pickles as plain metadata; each process builds its own PySD
+model once, in a private folder, from sdfit's own translation made safe for PySD's
+builder (:func:`load_pysd`: model files are untrusted input).
 """
 
 from __future__ import annotations
@@ -16,14 +19,15 @@ import os
 import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ...exceptions import ModelError
-from ...names import canonical
-from .program import CONTROLS, Variable, VariableTable
+from ...exceptions import ModelError, SpecError
+from .program import CONTROLS, METHODS, Variable, VariableTable
+from .variables import key, unquoted
 
 #: PySD's component types -> sdfit's variable kinds.
 _KINDS = {"Constant": "constant", "Lookup": "lookup", "Data": "data"}
@@ -42,6 +46,8 @@ class PysdModel(VariableTable):
     path: str
     variables: dict[str, Variable]
     values: dict[str, float]  # constants (and controls) by identifier: their own values
+    random: bool = False  # the model draws random numbers
+    file_method: str = "euler"  # what the model file asks for (PySD runs Euler anyway)
 
     @classmethod
     def load(cls, path: str | Path) -> PysdModel:
@@ -53,7 +59,8 @@ class PysdModel(VariableTable):
             PySD cannot translate or load the model.
         """
         path = str(Path(path).resolve())
-        elements = _elements(path)  # also refuses a missing or unparsable file clearly
+        abstract = _abstract(path)  # also refuses a missing or unparsable file clearly
+        elements = _elements(abstract)
         runtime = _runtime(path)
         variables: dict[str, Variable] = {}
         values: dict[str, float] = {}
@@ -63,13 +70,24 @@ class PysdModel(VariableTable):
             kind = _kind(ident, pysd_type, subtype)
             if kind is None:
                 continue
-            variables[canonical(name)] = Variable(name, ident, kind)
+            variables[key(name)] = Variable(unquoted(name), ident, kind)
             if kind in ("constant", "control"):
                 values[ident] = _value(runtime, py_name, name, path)
         # list variables in the order of the model file, as the batched engine does
-        order = {canonical(e.name): i for i, e in enumerate(elements)}
+        order = {key(e.name): i for i, e in enumerate(elements)}
         variables = dict(sorted(variables.items(), key=lambda kv: order.get(kv[0], -1)))
-        return cls(path, variables, values)
+        from ..sources import integration_method
+
+        file_method = integration_method(path)
+        if file_method != "euler":
+            warnings.warn(f"Model file '{path}' asks for {file_method.upper()}; PySD's runtime "
+                          "integrates it with Euler's method.", UserWarning, stacklevel=2)
+        return cls(path, variables, values, _draws_random(abstract), file_method)
+
+    @property
+    def method(self) -> str:
+        """The integration method of this engine's runs: always Euler (PySD has no other)."""
+        return "euler"
 
     # -- the BatchModel interface the fitter uses -------------------------------------------
     @property
@@ -103,17 +121,33 @@ class PysdModel(VariableTable):
         record: tuple[str, ...],
         stop_time: float | None = None,
         return_times: Sequence[float] | None = None,
+        *,
+        inputs: Mapping[str, object] | None = None,
+        streams: Sequence[int] | np.ndarray | None = None,
+        seed: int = 0,
+        method: str | None = None,
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Run PySD once per unit; same contract as :meth:`BatchModel.execute`.  A unit
-        whose run fails gets NaN outputs (a per-unit failure, never a crash)."""
+        whose run fails gets NaN outputs (a per-unit failure, never a crash).
+
+        Raises
+        ------
+        SpecError
+            ``method="rk4"``: PySD integrates with Euler only.
+        """
+        if method is not None and str(method).lower() != "euler":
+            choices = ", ".join(METHODS)
+            raise SpecError(f"PySD's runtime integrates with Euler only; method '{method}' "
+                            f"(one of {choices}) needs the batched engine.")
         runtime = _runtime(self.path)
         by_ident = {v.ident: v for v in self.variables.values()}
         start = float(overrides.get("v_initial_time", self.initial_time))
         columns = [by_ident[i].name for i in record]
+        streams = np.arange(batch_size) if streams is None else np.asarray(streams)
         rows: list[np.ndarray | None] = []
         times = None if return_times is None else np.asarray(return_times, dtype=float)
         for unit in range(batch_size):
-            params, stocks = {}, {}
+            params, stocks = _series(inputs or {}, by_ident, unit), {}
             for ident, value in overrides.items():
                 if ident in CONTROLS:
                     continue
@@ -122,7 +156,7 @@ class PysdModel(VariableTable):
                 (stocks if var.kind == "stock" else params)[var.name] = float(
                     value if value.ndim == 0 else value[unit])
             try:
-                with warnings.catch_warnings():
+                with warnings.catch_warnings(), _seeded(seed, int(streams[unit]), self.random):
                     warnings.simplefilter("ignore")
                     frame = runtime.run(
                         params=params, initial_condition=(start, stocks),
@@ -141,6 +175,40 @@ class PysdModel(VariableTable):
         return times, [table[:, :, k] for k in range(len(columns))]
 
 
+@contextmanager
+def _seeded(seed: int, stream: int, active: bool):
+    """NumPy's global generator (the one PySD's random functions draw from) seeded from
+    (seed, stream) meanwhile, and left as it was afterwards."""
+    if not active:
+        yield
+        return
+    # PySD draws from the legacy global generator, hence its legacy API here
+    state = np.random.get_state()  # noqa: NPY002
+    entropy = np.random.SeedSequence([seed & 0xFFFFFFFF, stream]).generate_state(1)
+    np.random.seed(entropy)  # noqa: NPY002
+    try:
+        yield
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
+
+
+def _series(inputs: Mapping[str, object], by_ident: dict[str, Variable], unit: int) -> dict:
+    """One unit's per-unit tables as PySD parameters: pandas Series indexed by x (PySD reads
+    a constant's in time and uses a lookup's as the table)."""
+    import pandas as pd
+
+    params = {}
+    for ident, table in inputs.items():
+        var = by_ident.get(ident)
+        if var is None or var.kind in ("stock", "control"):
+            raise ModelError(f"Per-unit tables replace constants, data variables and lookups; "
+                             f"'{ident}' is not one.")
+        row = unit if table.rows > 1 else 0
+        keep = ~np.isnan(table.x[row])
+        params[var.name] = pd.Series(table.y[row][keep], index=table.x[row][keep])
+    return params
+
+
 def _kind(ident: str, pysd_type, subtype) -> str | None:
     if ident in CONTROLS:
         return "control"
@@ -151,14 +219,28 @@ def _kind(ident: str, pysd_type, subtype) -> str | None:
     return _KINDS.get(pysd_type, "auxiliary")
 
 
-def _elements(path: str) -> list:
+def _abstract(path: str):
+    from ..translate import translate
+
+    return translate(path)
+
+
+def _elements(abstract) -> list:
     """The main section's elements, controls first (the batched compiler's order)."""
     from pysd.translators.structures import abstract_model as am
 
-    from ..translate import translate
-
-    section = next(s for s in translate(path).sections if s.type == "main")
+    section = next(s for s in abstract.sections if s.type == "main")
     return sorted(section.elements, key=lambda e: not isinstance(e, am.AbstractControlElement))
+
+
+def _draws_random(abstract) -> bool:
+    """Whether the model calls a random function (PySD's: RANDOM 0 1, UNIFORM, NORMAL,
+    EXPONENTIAL)."""
+    from .noise import FUNCTIONS
+
+    return any(f"reference='{name}'" in repr(element.components)
+               for section in abstract.sections for element in section.elements
+               for name in FUNCTIONS)
 
 
 def _value(runtime, py_name: str, name: str, path: str) -> float:
@@ -211,6 +293,7 @@ def load_pysd(path: str | Path, folder: Path, data_files=None):
 
     source = Path(path)
     abstract = translate(source)
+    _refuse_extensions(abstract, str(source))
     sanitize.for_pysd(abstract, str(source))
     for sibling in source.parent.iterdir():  # data files the model may read
         # never a .py: PySD writes its modules here and would write through a link
@@ -233,3 +316,16 @@ def load_pysd(path: str | Path, folder: Path, data_files=None):
     except Exception as error:
         reason = " ".join(str(error).split()) or type(error).__name__
         raise ModelError(f"PySD could not load model file '{path}': {reason}") from error
+
+
+def _refuse_extensions(abstract, path: str) -> None:
+    """sdfit's translation holds what PySD's builder would build wrongly without a word:
+    SINTEG (it would drop the restrictions)."""
+    from ..sources import SintegStructure
+
+    for section in abstract.sections:
+        for element in section.elements:
+            if any(isinstance(c.ast, SintegStructure) for c in element.components):
+                raise ModelError(f"PySD cannot run SINTEG (in the equation of "
+                                 f"'{element.name}' of model file '{path}'); the batched "
+                                 "engine can.")

@@ -114,12 +114,27 @@ class VariableTable:
     def variable(self, name: str, what: str = "variable") -> Variable:
         """Look a variable up by name (case, spaces and underscores do not matter)."""
         try:
-            return self.variables[canonical(name)]
+            return self.variables[key(name)]
         except KeyError:
             hint = did_you_mean(name, self.names())
             raise ModelError(
                 f"Model '{self.name}' has no {what} named '{name}'.{hint}"
             ) from None
+
+
+def unquoted(name: str) -> str:
+    """A variable's name as people read it: Vensim's quoted names (``"Attack rate (Beta)"``,
+    needed for the parentheses) without their quotes."""
+    name = str(name).strip()
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        return name[1:-1].replace('\\"', '"').strip()
+    return name
+
+
+def key(name: str) -> str:
+    """The comparison key of a variable name, quoted or not (``canonical`` of its
+    unquoted form)."""
+    return canonical(unquoted(name))
 
 
 def batched(value, shape: tuple[int, ...], batch_size: int) -> np.ndarray:
