@@ -65,7 +65,8 @@ class DaskCluster:
         self.port = _free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
         # the workers import this very sdfit (and the test modules, for test-only payloads)
-        paths = [str(Path(sdfit.__file__).parents[1]), str(Path(__file__).parent)]
+        tests = Path(__file__).parent
+        paths = [str(Path(sdfit.__file__).parents[1]), str(tests), str(tests / "backends")]
         self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             paths + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
         self.scheduler = self._spawn("scheduler", "scheduler", "--host", "127.0.0.1", "--port",

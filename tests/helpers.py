@@ -13,13 +13,14 @@ import numpy as np
 import sdfit
 from sdfit import conformance
 from sdfit.model.translate import translate
+from sdfit.rundir import partial_folder
 
 
 def wait_for_chunks(out: Path, count: int, run: subprocess.Popen, timeout: float = 120) -> int:
     """Wait until ``count`` chunk files are saved in ``out``; return how many there are."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and run.poll() is None:
-        done = len(list((out / "chunks").glob("chunk-*.npz")))
+        done = len(list((partial_folder(out) / "chunks").glob("chunk-*.npz")))
         if done >= count:
             return done
         time.sleep(0.002)

@@ -26,7 +26,7 @@ LAYERS = [
     ["resolved", "validate_units", "resolution"],  # problem x model x panel -> typed blocks
     ["likelihoods", "objective", "solvers", "diagnostics"],  # residuals, solvers, diagnostics
     ["fitting"],  # one chunk on a worker: starts, dispersion, best start
-    ["results", "assemble", "checkpoint", "backends"],  # tables and files; where chunks run
+    ["results", "assemble", "checkpoint", "rundir", "backends"],  # tables, files; where chunks run
     ["calibrate"],  # sdfit.fit(): chunk, map, save, assemble
     ["spec", "stories", "figures", "report", "demo", "conformance"],  # specs; looking
     ["cli", "sdfit"],  # the command line and the package's public names

@@ -4,6 +4,7 @@ there is an out folder), assemble the result."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -17,7 +18,7 @@ import pandas as pd
 from . import settings
 from .assemble import assemble
 from .backends import Backend, as_backend
-from .checkpoint import ChunkStore, run_fingerprint
+from .checkpoint import run_fingerprint
 from .data import Panel, read_panel
 from .exceptions import ConvergenceWarning, EngineError, FallbackWarning, SpecError, warn_user
 from .files import sha256
@@ -28,6 +29,7 @@ from .progress import Progress
 from .resolution import resolve_panel
 from .resolved import Resolved, UnitData
 from .results import FitResult, RunRecord, utc_now, versions
+from .rundir import ResultsFolder
 from .solvers import Solver, default_solver
 
 #: Largest chunk.  Per unit, a batch of 4,096 costs 35 % less than one of 512 (NumPy's
@@ -151,36 +153,38 @@ def fit(
                                                         method=method,
                                                         drop_invalid=drop_invalid)
     _check_budget(resolved, unit_data, max_steps)
+    folder = ResultsFolder(out) if out is not None else None
     options = dict(solver=solver, backend=backend, workers=workers, scheduler=scheduler,
                    chunk_size=chunk_size, drop_invalid=drop_invalid, progress=progress,
-                   out=out, resume=resume)
-    try:
-        result = _run(resolved, panel, unit_data, dropped, **options)
-    except EngineError as error:
-        if engine != "auto":
-            raise
-        warn_user(f"The batched engine failed while simulating '{model.name}' ({error}); "
-                  "fitting with PySD's own runtime instead, one unit at a time (much "
-                  "slower).", FallbackWarning)
-        resolved = resolved.with_model(open_model(model.path, "pysd"))
-        result = _run(resolved, panel, unit_data, dropped, **options)
-    if uncertainty != "gauss-newton":
-        _intervals(result, resolved, unit_data, uncertainty, replicates, bootstrap, level)
-    extra = dict(record or {})
-    fingerprints = {"model": sha256(model.path), "data": sha256(panel.source)
-                    or panel.content_hash(), **extra.pop("fingerprints", {})}
-    result.run = dataclasses.replace(result.run, **{
-        **extra, "fingerprints": fingerprints, "started": started, "versions": versions(),
-        "dropped": len(dropped), "model_load": model_load,
-        "model": str(Path(model.path).resolve()) if model.path else "",
-        "data": str(Path(panel.source).resolve()) if Path(panel.source).is_file()
-        else panel.source, "request": dataclasses.asdict(problem),
-        "data_layout": dict(panel.layout)})
-    result.context = (resolved, unit_data, panel)
-    if out is not None:
-        result.write(out)
-        ChunkStore(out).remove()
-    return result
+                   out=folder, resume=resume)
+    with folder or contextlib.nullcontext():  # locked for the run's lifetime
+        try:
+            result = _run(resolved, panel, unit_data, dropped, **options)
+        except EngineError as error:
+            if engine != "auto":
+                raise
+            warn_user(f"The batched engine failed while simulating '{model.name}' ({error}); "
+                      "fitting with PySD's own runtime instead, one unit at a time (much "
+                      "slower).", FallbackWarning)
+            resolved = resolved.with_model(open_model(model.path, "pysd"))
+            result = _run(resolved, panel, unit_data, dropped, **options)
+        if uncertainty != "gauss-newton":
+            _intervals(result, resolved, unit_data, uncertainty, replicates, bootstrap, level)
+        extra = dict(record or {})
+        fingerprints = {"model": sha256(model.path), "data": sha256(panel.source)
+                        or panel.content_hash(), **extra.pop("fingerprints", {})}
+        result.run = dataclasses.replace(result.run, **{
+            **extra, "fingerprints": fingerprints, "started": started, "versions": versions(),
+            "dropped": len(dropped), "model_load": model_load,
+            "model": str(Path(model.path).resolve()) if model.path else "",
+            "data": str(Path(panel.source).resolve()) if Path(panel.source).is_file()
+            else panel.source, "request": dataclasses.asdict(problem),
+            "data_layout": dict(panel.layout)})
+        result.context = (resolved, unit_data, panel)
+        if folder is not None:
+            result.write(folder.staging)
+            folder.commit()
+        return result
 
 
 def _run(resolved: Resolved, panel: Panel, data: UnitData, dropped: pd.DataFrame, *,
@@ -210,7 +214,7 @@ def _run(resolved: Resolved, panel: Panel, data: UnitData, dropped: pd.DataFrame
         return assemble(resolved, panel, data, [chunk], dropped, record, joint=True)
     # PySD runs one unit per call: one unit per task so that progress moves
     chunk_size = chunk_size or (1 if engine == "pysd" else None)
-    store = ChunkStore(out) if out is not None else None
+    store = out
     if resume and store is not None and chunk_size is None:
         chunk_size = store.chunk_size()
     runner, owned = as_backend(backend, workers, scheduler)
@@ -219,8 +223,8 @@ def _run(resolved: Resolved, panel: Panel, data: UnitData, dropped: pd.DataFrame
         done: set[int] = set()
         if store is not None:
             size = len(chunks[0]) if chunks else 0
-            done = store.open(run_fingerprint(resolved, panel, solver, drop_invalid, size,
-                                              len(data)), size, resume)
+            done = store.begin(run_fingerprint(resolved, panel, solver, drop_invalid, size,
+                                               len(data)), size, len(chunks), resume)
         results: dict[int, ChunkResult] = {}
         start = time.perf_counter()
         with Progress(len(data), f"Fitting {resolved.model.name}", progress,
@@ -228,7 +232,7 @@ def _run(resolved: Resolved, panel: Panel, data: UnitData, dropped: pd.DataFrame
             items = ((i, data.take(rows)) for i, rows in enumerate(chunks) if i not in done)
             for key, chunk in runner.map_unordered(fit_chunk, payload, items):
                 if store is not None:
-                    store.save(key, chunk.arrays())  # as soon as it is done: nothing lost
+                    store.save_chunk(key, chunk.arrays())  # as soon as it is done: nothing lost
                 else:
                     results[key] = chunk
                 bar.update(len(chunk))
@@ -238,8 +242,8 @@ def _run(resolved: Resolved, panel: Panel, data: UnitData, dropped: pd.DataFrame
             runner.close()
     record = RunRecord(**run, backend=runner.name, workers=runner.workers, chunks=len(chunks),
                        resumed_chunks=len(done), wall_time=wall)
-    saved = (ChunkResult.from_arrays(store.load(i, len(rows))) if store is not None
-             else results[i] for i, rows in enumerate(chunks))
+    saved = (ChunkResult.from_arrays(store.load_chunk(i)) if store is not None
+             else results[i] for i in range(len(chunks)))
     return assemble(resolved, panel, data, saved, dropped, record)
 
 

@@ -1,30 +1,40 @@
-"""Checkpoints: every finished chunk of a fit saved in the results folder, so that an
-interrupted run resumes where it stopped and loses nothing.
+"""Checkpoints: every finished chunk of a fit saved as soon as it is done, so that an
+interrupted run resumes where it stopped, trusting no chunk it cannot verify.
 
-``DIR/chunks/manifest.json`` records a fingerprint of the run (model file, the
-data as read, resolved problem with solver settings, chunking); ``DIR/chunks/chunk-000007.npz``
-holds the solution of chunk 7, written atomically as soon as it is done.  A
-resumed run must have the same fingerprint, so chunks of different runs are
-never mixed.
+A checkpoint is a folder sdfit owns (see :mod:`sdfit.rundir`) holding
+``chunk-000007.npz`` files (the arrays of chunk 7, written with ``np.savez``)
+and ``manifest.json``, in JSON lines: the first line says which run the chunks
+belong to (format, sdfit version, fingerprint, chunk size), each further line
+records one saved chunk's sha256.  A record is appended before its chunk file
+is renamed into place, so a crash leaves at worst a record without its file
+(the chunk is simply fitted again).  On resume a chunk counts as done only if
+its bytes have the recorded checksum: a damaged, truncated, copied-over or
+unknown chunk file is fitted again with a :class:`ResultsFolderWarning`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import io
 import json
-import shutil
+import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from ._version import __version__
 from .data import Panel
-from .exceptions import SdfitError, SpecError
+from .exceptions import ResultsFolderWarning, SdfitError, SpecError, warn_user
 from .files import atomic_write, sha256
 from .resolved import Resolved
 
-FOLDER = "chunks"
 MANIFEST = "manifest.json"
-FORMAT = 1
+FORMAT = 2
+CHUNK = re.compile(r"chunk-(\d{6})\.npz")
+#: temporary files of atomic writes (see files.atomic_write), left behind by a kill
+TEMPORARY = re.compile(r"\.(chunk-\d{6}\.npz|manifest\.json)\..+\.tmp")
 
 #: what a fingerprint covers, in the words used when a resumed run differs
 PARTS = {"model": "model file", "data": "data", "problem": "problem or solver settings",
@@ -44,87 +54,220 @@ def run_fingerprint(resolved: Resolved, panel: Panel, solver: object, drop_inval
     }
 
 
-class ChunkStore:
-    """The chunks of one fit in ``out/chunks``.
+class ManifestError(SdfitError):
+    """A manifest sdfit cannot read: its chunks cannot be trusted."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    """What a checkpoint's manifest says: the run, and each saved chunk's sha256."""
+
+    version: str
+    fingerprint: dict[str, str]
+    chunk_size: int
+    chunks: dict[int, str]
+
+
+class Checkpoint:
+    """The chunks of one run in ``folder``, which sdfit owns.
 
     Parameters
     ----------
-    out
-        The results folder.
+    folder
+        Where the chunks are kept.
+    name
+        The results folder they belong to, as the user named it (for messages).
     """
 
-    def __init__(self, out: str | Path):
-        self.out = Path(out)
-        self.folder = self.out / FOLDER
+    def __init__(self, folder: str | Path, name: str):
+        self.folder, self.name = Path(folder), name
+        self.manifest_path = self.folder / MANIFEST
+        self._sums: dict[int, str] = {}  # sha256 of the chunks known good in this run
 
     def chunk_size(self) -> int | None:
-        """The chunk size of the run recorded here, if any (a resumed run keeps it)."""
-        manifest = self._manifest()
-        return manifest["chunk_size"] if manifest else None
+        """The chunk size of the run recorded here, if it can be read (a resume keeps it)."""
+        try:
+            manifest = self.read()
+        except ManifestError:
+            return None
+        return manifest.chunk_size if manifest else None
 
-    def open(self, prints: dict[str, str], chunk_size: int, resume: bool) -> set[int]:
-        """Start a run, or resume the one recorded here; return the chunks already done.
+    def begin(self, prints: dict[str, str], chunk_size: int, n_chunks: int,
+              resume: bool) -> set[int]:
+        """Start a run, or resume the one recorded here; return the chunks done and verified.
 
         Raises
         ------
         SpecError
-            ``resume`` is asked for but the recorded run has another fingerprint.
+            ``resume`` is asked for but the recorded run is of another sdfit version
+            or has another fingerprint (its chunks are left as they are).
         """
-        manifest = self._manifest() if resume else None
-        if manifest is not None:
-            differs = [PARTS[k] for k in PARTS if manifest["fingerprint"].get(k) != prints[k]]
-            if differs:
-                raise SpecError(
-                    f"Results folder '{self.out}' holds an interrupted run with another "
-                    f"{' and '.join(differs)}; resume it with the same inputs, or run without "
-                    "--resume to start over.")
-            for stale in self.folder.glob(".*.tmp"):  # left by a write that was killed
-                stale.unlink()
-            return {int(p.stem.removeprefix("chunk-")) for p in self.folder.glob("chunk-*.npz")}
-        self.remove()
-        self.folder.mkdir(parents=True)
-        text = json.dumps({"format": FORMAT, "fingerprint": prints, "chunk_size": chunk_size},
-                          indent=2) + "\n"
-        atomic_write(self.folder / MANIFEST, lambda p: Path(p).write_text(text))
-        return set()
+        manifest = None
+        if resume:
+            try:
+                manifest = self.read()
+            except ManifestError as error:
+                warn_user(f"{error}; every chunk is fitted again.", ResultsFolderWarning)
+        self._sums = {}
+        if manifest is None:
+            self.remove()
+            self.folder.mkdir(parents=True, exist_ok=True)
+            header = {"format": FORMAT, "sdfit": __version__, "fingerprint": prints,
+                      "chunk_size": chunk_size}
+            atomic_write(self.manifest_path, lambda p: Path(p).write_text(
+                json.dumps(header) + "\n"))
+            return set()
+        self._refuse_another_run(manifest, prints)
+        with open(self.manifest_path, "rb+") as handle:  # end a record torn by a kill
+            size = handle.seek(0, io.SEEK_END)
+            handle.seek(size - 1)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")
+        self._sums = {i: manifest.chunks[i] for i in self._verified(manifest.chunks, n_chunks)}
+        return set(self._sums)
 
     def save(self, index: int, arrays: dict[str, np.ndarray]) -> None:
-        """Write one chunk's arrays atomically (floats exactly)."""
+        """Write one chunk's arrays atomically (floats exactly) and record their sha256."""
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        data = buffer.getvalue()
+        digest = _sha256(data)
+        with open(self.manifest_path, "a") as handle:  # recorded before the file appears
+            handle.write(json.dumps({"chunk": index, "sha256": digest}) + "\n")
+        atomic_write(self.path(index), lambda p: Path(p).write_bytes(data))
+        self._sums[index] = digest
 
-        def write(path: str) -> None:
-            with open(path, "wb") as handle:  # a handle: np.savez would append .npz to a name
-                np.savez(handle, **arrays)
+    def load(self, index: int) -> dict[str, np.ndarray]:
+        """The arrays of chunk ``index`` (verified on resume, or saved by this run), checked
+        again against their sha256.
 
-        atomic_write(self._path(index), write)
+        Raises
+        ------
+        SdfitError
+            The chunk file changed since it was verified, or cannot be read.
+        """
+        path = self.path(index)
+        data = path.read_bytes()
+        if _sha256(data) != self._sums[index]:
+            raise SdfitError(f"Chunk file '{path}' changed while this run was using it; run "
+                             "again with --resume to fit its units again.")
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as saved:
+                return {name: saved[name] for name in saved.files}
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+            raise SdfitError(f"Chunk file '{path}' cannot be read ({error}); run without "
+                             "--resume to start over.") from None
 
-    def load(self, index: int, n_units: int) -> dict[str, np.ndarray]:
-        """Read the arrays of chunk ``index``, which must hold ``n_units`` units."""
-        with np.load(self._path(index)) as saved:
-            arrays = {name: saved[name] for name in saved.files}
-        if len(arrays["x"]) != n_units:
-            raise SdfitError(f"Chunk file '{self._path(index)}' holds {len(arrays['x'])} units "
-                             f"instead of {n_units}; run without --resume to start over.")
-        return arrays
+    def remove(self) -> list[Path]:
+        """Delete the chunks, manifest and temporary files sdfit wrote here, and the folder
+        if nothing else is left; return what is left (files sdfit did not write)."""
+        if not self.folder.is_dir():
+            return []
+        left = []
+        for path in self.folder.iterdir():
+            if path.is_file() and (CHUNK.fullmatch(path.name) or TEMPORARY.fullmatch(path.name)
+                                   or path.name == MANIFEST):
+                path.unlink()
+            else:
+                left.append(path)
+        if not left:
+            self.folder.rmdir()
+        return left
 
-    def remove(self) -> None:
-        """Delete the chunks (once the results they add up to are written)."""
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-    def _path(self, index: int) -> Path:
+    def path(self, index: int) -> Path:
+        """The file of chunk ``index``."""
         return self.folder / f"chunk-{index:06d}.npz"
 
-    def _manifest(self) -> dict | None:
-        path = self.folder / MANIFEST
-        if not path.is_file():
-            return None
+    def read(self) -> Manifest | None:
+        """The manifest, or None when there is none.
+
+        Raises
+        ------
+        ManifestError
+            The manifest exists but is not one this sdfit can read.
+        """
         try:
-            manifest = json.loads(path.read_text())
-        except ValueError:
-            manifest = None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise SpecError(f"'{path}' is not a checkpoint manifest sdfit can read; run "
-                            "without --resume to start over.")
-        return manifest
+            lines = self.manifest_path.read_bytes().decode().splitlines()
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as error:
+            raise ManifestError(f"Checkpoint manifest '{self.manifest_path}' cannot be read "
+                                f"({error})") from None
+        header = _json(lines[0]) if lines else None
+        problem = _header_problem(header)
+        if problem:
+            raise ManifestError(f"Checkpoint manifest '{self.manifest_path}' {problem}")
+        chunks = {}
+        for line in lines[1:]:  # a record torn by a kill is ignored: its chunk is re-fitted
+            record = _json(line)
+            if (isinstance(record, dict) and _is_count(record.get("chunk"))
+                    and isinstance(record.get("sha256"), str)):
+                chunks[record["chunk"]] = record["sha256"]
+        return Manifest(header["sdfit"], header["fingerprint"], header["chunk_size"], chunks)
+
+    def _refuse_another_run(self, manifest: Manifest, prints: dict[str, str]) -> None:
+        if manifest.version != __version__:
+            raise SpecError(
+                f"Results folder '{self.name}' holds an interrupted run of sdfit "
+                f"{manifest.version}, not of this sdfit {__version__}; resume it with sdfit "
+                f"{manifest.version}, or run without --resume to start over.")
+        differs = [PARTS.get(k, k) for k in sorted(set(prints) | set(manifest.fingerprint))
+                   if manifest.fingerprint.get(k) != prints.get(k)]
+        if differs:
+            raise SpecError(
+                f"Results folder '{self.name}' holds an interrupted run with another "
+                f"{' and '.join(differs)}; resume it with the same inputs, or run without "
+                "--resume to start over.")
+
+    def _verified(self, recorded: dict[int, str], n_chunks: int) -> set[int]:
+        """The chunks whose file has the recorded checksum; a warning for every other file."""
+        done = set()
+        for path in sorted(self.folder.iterdir()):
+            if path.name == MANIFEST or TEMPORARY.fullmatch(path.name):
+                continue
+            match = CHUNK.fullmatch(path.name)
+            index = int(match[1]) if match else None
+            if index is None or not path.is_file():
+                why = "is not a chunk file sdfit writes; it is ignored"
+            elif index >= n_chunks:
+                why = f"is beyond the {n_chunks} chunks of this run; it is ignored"
+            elif index not in recorded:
+                why = "is not recorded in the manifest; its units are fitted again"
+            elif sha256(path) != recorded[index]:
+                why = "is damaged (its checksum differs from the manifest's); its units are " \
+                      "fitted again"
+            else:
+                done.add(index)
+                continue
+            warn_user(f"'{path}' {why}.", ResultsFolderWarning)
+        return done
+
+
+def _header_problem(header) -> str | None:
+    """What is wrong with a manifest's first line, or None."""
+    if not isinstance(header, dict):
+        return "is not a checkpoint manifest"
+    if header.get("format") != FORMAT:
+        return f"is in format {header.get('format')!r}, not {FORMAT}"
+    for key, kind in [("sdfit", str), ("fingerprint", dict), ("chunk_size", int)]:
+        if not isinstance(header.get(key), kind):
+            return f"has no valid '{key}'"
+    if not all(isinstance(v, str) for v in header["fingerprint"].values()):
+        return "has no valid 'fingerprint'"
+    if not _is_count(header["chunk_size"]) or header["chunk_size"] < 1:
+        return f"says chunk_size = {header['chunk_size']!r}, not a positive whole number"
+    return None
+
+
+def _json(line: str):
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _sha256(data: bytes) -> str:

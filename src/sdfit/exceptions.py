@@ -79,3 +79,9 @@ def warn_user(message: str, category: type[Warning]) -> None:
 class EngineError(SdfitError, RuntimeError):
     """The batched engine failed while simulating, for a reason other than bad input (under
     ``engine="auto"`` the fit falls back to PySD's runtime)."""
+
+
+class ResultsFolderWarning(UserWarning):
+    """Something in a results folder was not what sdfit left there (a damaged or unknown
+    chunk file, a file of yours where sdfit keeps its own): it was re-done or left alone,
+    never trusted and never deleted."""

@@ -9,11 +9,14 @@ again elsewhere.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures as cf
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
-from ..exceptions import SpecError
+from ..exceptions import SdfitError, SpecError
 from .base import Backend
 
 INSTALL_HINT = "The dask backend needs Dask distributed: pip install 'sdfit[dask]'."
@@ -25,6 +28,12 @@ QUEUED_PER_THREAD = 2
 
 class DaskBackend(Backend):
     """Chunks of units as tasks on a Dask cluster.
+
+    Every wait on the scheduler is bounded by ``timeout``: an address that does not
+    answer as a Dask scheduler, a scheduler lost or silent mid-run, end in one
+    :class:`~sdfit.SdfitError` sentence (the chunks already saved are kept).  Only
+    the fitting of a chunk itself may take longer: while chunks are under way the
+    scheduler is asked every ``timeout`` seconds whether it is still there.
 
     Parameters
     ----------
@@ -46,6 +55,8 @@ class DaskBackend(Backend):
                  client: Any = None, timeout: float = 30):
         super().__init__(workers)
         distributed = _import_distributed()
+        self.timeout = timeout
+        self._lost_scheduler = False
         self._cluster = None
         self._owns_client = client is None
         if client is None and scheduler is None:
@@ -55,50 +66,143 @@ class DaskBackend(Backend):
                 dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
             client = distributed.Client(self._cluster)
         elif client is None:
+            _check_scheduler(scheduler, timeout)
             try:
                 client = distributed.Client(scheduler, timeout=timeout)
             except (OSError, TimeoutError) as error:
-                reason = " ".join(str(error).split()) or type(error).__name__
                 raise SpecError(f"Could not connect to the Dask scheduler at '{scheduler}': "
-                                f"{reason}.") from None
+                                f"{_reason(error, timeout)}.") from None
         self.client = client
-        threads = sum(w["nthreads"] for w in client.scheduler_info()["workers"].values())
+        self.address = client.scheduler.address
+        threads = sum(self._ask(client.scheduler.ncores).values())
         self.workers = threads or self.workers
 
     def map_unordered(self, func: Callable[[Any, Any], Any], shared: Any,
                       items: Iterable[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
-        from distributed import as_completed
+        from distributed import wait
 
         # one copy per worker, sent now, instead of one inside every chunk task
         # (in a list: scatter would split a tuple into one future per element)
-        [payload] = self.client.scatter([shared], broadcast=True, hash=False)
+        try:
+            [payload] = self.client.scatter([shared], broadcast=True, hash=False,
+                                            timeout=self.timeout)
+        except (OSError, TimeoutError) as error:
+            raise SdfitError(f"The Dask cluster at '{self.address}' took no work: "
+                             f"{_reason(error, self.timeout)}.") from None
         items = iter(items)
         keys: dict[Any, int] = {}
-        window = as_completed()
 
         def submit(count: int) -> None:
             for _, (key, item) in zip(range(count), items, strict=False):
-                future = self.client.submit(func, payload, item, pure=False)
-                keys[future] = key
-                window.add(future)
+                keys[self.client.submit(func, payload, item, pure=False)] = key
 
         submit(self.workers * (1 + QUEUED_PER_THREAD))
         try:
-            for future in window:
-                yield keys.pop(future), future.result()
-                future.release()
-                submit(1)
+            while keys:
+                try:
+                    done = wait(list(keys), timeout=self.timeout,
+                                return_when="FIRST_COMPLETED").done
+                except TimeoutError:  # chunks may take long; the scheduler must still answer
+                    self._ask(self.client.scheduler.identity)
+                    continue
+                for future in done:
+                    key = keys.pop(future)
+                    yield key, self._result(future, key)
+                    future.release()
+                    submit(1)
+        except cf.CancelledError as error:  # by the client, when it loses the scheduler
+            groups = getattr(error, "error_groups", None)
+            reason = groups[0].reason if groups else getattr(error, "reason", "cancelled")
+            raise SdfitError(self._lost(reason.replace("-", " "))) from None
         finally:
-            for future in keys:
-                future.cancel()
-            payload.release()
+            # released, not cancelled: cancelling waits for a scheduler that may be gone,
+            # and the scheduler forgets tasks no client holds
+            for future in [*keys, payload]:
+                future.release()
 
     def close(self) -> None:
         if self._owns_client:
-            self.client.close()
+            # a client that lost its scheduler logs its failure to reconnect with a
+            # traceback; the sentence raised has said it already
+            with _quiet("distributed.client") if self._lost_scheduler else nullcontext():
+                self.client.close(timeout=self.timeout)
         if self._cluster is not None:
-            self._cluster.close()
+            self._cluster.close(timeout=self.timeout)
             self._cluster = None
+
+    def _ask(self, question: Callable[[], Any]) -> Any:
+        """The scheduler's answer to ``question`` (an rpc), within the timeout."""
+        try:
+            return self.client.sync(question, callback_timeout=self.timeout)
+        except TimeoutError:
+            raise SdfitError(self._lost(f"no answer within {self.timeout:g} s")) from None
+        except OSError as error:
+            raise SdfitError(self._lost(_reason(error, self.timeout))) from None
+
+    def _result(self, future: Any, key: int) -> Any:
+        from distributed import KilledWorker
+
+        try:
+            return future.result()
+        except KilledWorker:
+            raise SdfitError(f"Chunk {key} ended every Dask worker at '{self.address}' that "
+                             "ran it (out of memory?); fit it with fewer units per chunk "
+                             "(--chunk-size).") from None
+
+    def _lost(self, reason: str) -> str:
+        self._lost_scheduler = True
+        return (f"Lost the Dask scheduler at '{self.address}' during the fit ({reason}); the "
+                "chunks already saved in the results folder are kept: run again with --resume "
+                "once it is back.")
+
+
+def _check_scheduler(address: str, timeout: float) -> None:
+    """Refuse, in one sentence, an address that is malformed or that does not answer
+    Dask's handshake within ``timeout`` (distributed's own connect would wait for ever
+    for a server that accepts the connection but is not Dask)."""
+    from distributed.comm import connect
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import backends
+
+    try:
+        scheme, location = parse_address(address)
+        if scheme not in backends:
+            raise ValueError(f"unknown scheme '{scheme}', not one of {', '.join(backends)}")
+        if scheme in ("tcp", "tls", "ws", "wss") and not 0 < parse_host_port(location)[1] < 65536:
+            raise ValueError(f"port {parse_host_port(location)[1]} is out of range")
+    except (ValueError, TypeError) as error:
+        raise SpecError(f"Scheduler address '{address}' is malformed ({error}); write it as "
+                        "tcp://HOST:PORT.") from None
+
+    async def handshake() -> None:
+        comm = await asyncio.wait_for(connect(address, timeout=timeout), timeout)
+        await comm.close()
+
+    try:  # in a thread of its own: the caller may be inside an event loop (Jupyter)
+        with cf.ThreadPoolExecutor(1) as thread:
+            thread.submit(asyncio.run, handshake()).result()
+    except Exception as error:  # whatever a server that is not Dask makes the handshake raise
+        raise SpecError(f"Could not connect to the Dask scheduler at '{address}': "
+                        f"{_reason(error, timeout)}.") from None
+
+
+def _reason(error: BaseException, timeout: float) -> str:
+    if isinstance(error, TimeoutError) and not str(error):
+        return f"no answer within {timeout:g} s"
+    if isinstance(error, OSError | TimeoutError):
+        return " ".join(str(error).split()).rstrip(".") or type(error).__name__
+    return "the server there does not answer as a Dask scheduler"
+
+
+@contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _import_distributed():

@@ -1,22 +1,32 @@
-"""The dask backend against real `dask scheduler` and `dask worker` processes."""
+"""The dask backend against real `dask scheduler` and `dask worker` processes, and against
+addresses and servers that are not a Dask scheduler."""
 
 from __future__ import annotations
 
 import os
+import re
+import signal
+import socket
+import socketserver
 import subprocess
 import sys
+import threading
+import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import DaskCluster
 from helpers import wait_for_chunks
-from sdfit import SpecError
+from sdfit import SdfitError, SpecError
 from sdfit.backends import get_backend
 from sdfit.calibrate import fit
 from sdfit.cli import main
 from sdfit.datasets import aging_chain_path
 from sdfit.files import read_csv
 from sdfit.problem import Parameter, Problem
+from sdfit.rundir import ResultsFolder
 
 pytestmark = pytest.mark.cluster
 
@@ -158,3 +168,115 @@ def test_a_worker_killed_midway_loses_no_unit(dask_cluster, census, tmp_path):
                       chunk_size=16, progress=False).table
     assert not table.duplicated(["state", "county"]).any()
     pd.testing.assert_frame_equal(table, undisturbed, check_exact=False, rtol=1e-12, atol=0)
+
+
+# -- every wait on the scheduler is bounded, and ends in one sentence ----------------------
+@pytest.mark.parametrize("address, says", [
+    ("foo", "Scheduler address 'foo' is malformed (missing port number in address 'foo'); "
+            "write it as tcp://HOST:PORT."),
+    ("tcp://", "Scheduler address 'tcp://' is malformed (missing port number"),
+    ("tcp://10.0.0.5:notaport", "Scheduler address 'tcp://10.0.0.5:notaport' is malformed ("),
+    ("tcp://10.0.0.5:99999", "is malformed (port 99999 is out of range)"),
+    ("http://10.0.0.5:8786", "is malformed (unknown scheme 'http', not one of"),
+    ("tcp://[::1", "Scheduler address 'tcp://[::1' is malformed (invalid address"),
+])
+def test_a_malformed_scheduler_address_is_one_sentence(address, says):
+    pytest.importorskip("distributed")
+    with pytest.raises(SpecError, match=re.escape(says)):
+        get_backend("dask", scheduler=address)
+
+
+def test_a_port_that_accepts_tcp_but_is_not_dask_is_one_sentence():
+    pytest.importorskip("distributed")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()  # the kernel accepts connections; nothing ever answers
+        address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+        with pytest.raises(SpecError) as refused:
+            get_backend("dask", scheduler=address, timeout=1)
+    assert str(refused.value) == (f"Could not connect to the Dask scheduler at '{address}': "
+                                  "no answer within 1 s.")
+
+
+class WebPage(socketserver.BaseRequestHandler):
+    def handle(self):
+        self.request.recv(1024)
+        self.request.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\nnot a scheduler")
+
+
+def test_a_server_that_answers_something_else_is_one_sentence():
+    pytest.importorskip("distributed")
+    with socketserver.TCPServer(("127.0.0.1", 0), WebPage) as server:
+        thread = threading.Thread(target=server.serve_forever)
+        thread.start()
+        address = f"tcp://127.0.0.1:{server.server_address[1]}"
+        try:
+            with pytest.raises(SpecError) as refused:
+                get_backend("dask", scheduler=address, timeout=5)
+        finally:
+            server.shutdown()
+            thread.join()
+    assert str(refused.value) == (f"Could not connect to the Dask scheduler at '{address}': "
+                                  "the server there does not answer as a Dask scheduler.")
+
+
+@pytest.fixture
+def own_cluster(tmp_path):
+    """A scheduler and one worker of this test's own, as the test kills or freezes them."""
+    pytest.importorskip("distributed")
+    cluster = DaskCluster(tmp_path, n_workers=1)
+    try:
+        cluster.start_worker(0)
+        cluster.wait_for_workers()
+        yield cluster
+    finally:
+        cluster.scheduler.send_signal(signal.SIGCONT)  # should it have been frozen
+        cluster.stop()
+
+
+def first_two_only(shared, item: int) -> int:
+    """Chunks 0 and 1 finish; any other is still under way when the scheduler goes (Dask
+    runs tasks of one client in the order they were submitted)."""
+    if item >= 2:
+        time.sleep(600)
+    return item
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault, reason", [(signal.SIGKILL, "scheduler connection lost"),
+                                           (signal.SIGSTOP, "no answer within 3 s")])
+def test_a_scheduler_lost_mid_run_is_one_sentence_and_the_chunks_are_kept(own_cluster, tmp_path,
+                                                                           fault, reason):
+    out = tmp_path / "results"
+    prints = {"model": "m"}
+    with pytest.raises(SdfitError) as lost, ResultsFolder(out) as folder, \
+            get_backend("dask", scheduler=own_cluster.address, timeout=3) as backend:
+        folder.begin(prints, 1, 6, resume=False)
+        for key, value in backend.map_unordered(first_two_only, None,
+                                                ((i, i) for i in range(6))):
+            folder.save_chunk(key, {"x": np.array([value])})
+            if key == 1:
+                os.killpg(own_cluster.scheduler.pid, fault)
+    assert str(lost.value) == (
+        f"Lost the Dask scheduler at '{own_cluster.address}' during the fit ({reason}); the "
+        "chunks already saved in the results folder are kept: run again with --resume once "
+        "it is back.")
+    with ResultsFolder(out) as folder:
+        assert folder.begin(prints, 1, 6, resume=True) == {0, 1}
+
+
+@pytest.mark.slow
+def test_a_scheduler_without_workers_is_one_sentence(tmp_path):
+    pytest.importorskip("distributed")
+    from distributed import Client
+
+    cluster = DaskCluster(tmp_path, n_workers=0)
+    try:
+        Client(cluster.address, timeout=60).close()  # the scheduler is up
+        with get_backend("dask", scheduler=cluster.address, timeout=2) as backend, \
+                pytest.raises(SdfitError) as idle:
+            list(backend.map_unordered(first_two_only, None, [(0, 0)]))
+    finally:
+        cluster.stop()
+    assert str(idle.value) == (f"The Dask cluster at '{cluster.address}' took no work: No "
+                               "valid workers found.")
