@@ -187,10 +187,11 @@ CASES = {
                                                         "'lognormal', 'poisson', "
                                                         "'negative-binomial'; got 'poison'",
                                                         "Did you mean 'poisson'?"]),
-    "empty out path": ([], ["--out must name a results folder; got an empty path."],
+    "empty out path": ([], ["The results folder (--out) is empty; give a folder such as "
+                            "'results'."],
                        "spec.toml", [], ""),
-    "out under a file": ([], ["Output folder '", "file/out' cannot be made: '", "file' is a "
-                              "file."], "spec.toml", [], "{files}/file/out"),
+    "out under a file": ([], ["Results folder '", "file/out' cannot be made: '", "file' is a "
+                              "file, not a folder."], "spec.toml", [], "{files}/file/out"),
     "map parameter misspelt": (["--map-parameter", "dec 2 los rate"],
                                ["--map-parameter 'dec 2 los rate' is not a constant of model "
                                 "'aging_chain'. Did you mean 'dec 2 loss rate'"]),

@@ -92,3 +92,35 @@ def test_demo_recovers_planted_rates_as_an_installed_command(tmp_path):
     assert "100.0% of units recovered every rate to 1e-6" in done.stdout
     planted, fitted = read_csv(tmp_path / "planted.csv"), read_csv(tmp_path / "params.csv")
     assert (planted["dec 5 loss rate"] - fitted["dec 5 loss rate"]).abs().max() < 1e-8
+
+
+def test_a_rerun_replaces_figures_and_report_with_the_tables(tmp_path, capsys):
+    """Figures and the report are written into the folder being prepared, so a re-run with
+    --no-figures leaves no figure of the earlier run beside its new tables; a user's file
+    stays."""
+    from sdfit.datasets import aging_chain_path
+
+    out = tmp_path / "out"
+    flags = ["fit", "--model", str(aging_chain_path()), "--data", str(_demo_panel(tmp_path)),
+             "--initial-time", "2000", "--target-times", "2010", "--exclude", "dec 1",
+             "--param", "dec * loss rate=0.05", "--fixed", "dec 1 loss rate=0.05",
+             "--out", str(out), "--backend", "serial", "-q"]
+    assert main([*flags, "--report"]) == 0
+    assert (out / "figures" / "histogram.png").is_file() and (out / "report.html").is_file()
+    (out / "notes.txt").write_text("mine")
+    assert main([*flags, "--no-figures"]) == 0
+    capsys.readouterr()
+    assert not (out / "figures").exists() and not (out / "report.html").exists()
+    assert (out / "notes.txt").read_text() == "mine" and (out / "params.csv").is_file()
+    assert main(["report", str(out)]) == 0 and (out / "report.html").is_file()
+    assert main([*flags, "--no-figures"]) == 0
+    assert not (out / "report.html").exists()  # the report sdfit wrote is replaced too
+
+
+def _demo_panel(folder):
+    from sdfit.datasets import aging_chain, synthetic_panel
+    from sdfit.demo import PLANTED
+
+    panel, _ = synthetic_panel(aging_chain(), 6, PLANTED | {"dec 1 loss rate": (0.05, 0.05)},
+                               {f"dec {k}": (100.0, 20000.0) for k in range(1, 10)}, [2010])
+    return panel.to_csv(folder / "panel.csv")

@@ -8,7 +8,7 @@ import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ def fit(
     out: str | Path | None = None,
     resume: bool = False,
     record: Mapping[str, Any] | None = None,
+    also_write: Callable[[FitResult, Path], list[Path]] | None = None,
 ) -> FitResult:
     """Fit ``model`` separately to every unit of ``data``.
 
@@ -115,6 +116,10 @@ def fit(
     record
         Extra fields of the run record (``spec``, ``spec_dict``, ``command``,
         ``fingerprints``).
+    also_write
+        With ``out``: ``also_write(result, folder)`` writes more files (figures, a report)
+        into the folder being prepared, so that they replace the old ones together with
+        the tables, in one step.
 
     Returns
     -------
@@ -183,6 +188,8 @@ def fit(
         result.context = (resolved, unit_data, panel)
         if folder is not None:
             result.write(folder.staging)
+            if also_write is not None:
+                also_write(result, folder.staging)
             folder.commit()
         return result
 

@@ -10,17 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived: stop as Ctrl-C does (a BaseException, like KeyboardInterrupt, so
-    that nothing catches it by accident)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,34 +32,22 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return EXIT_USAGE
-    previous = _on_sigterm()
+    from ..backends.signals import Terminated, sigterm_as_interrupt
+
     try:
-        return args.run(args) or 0
+        with sigterm_as_interrupt():
+            return args.run(args) or 0
     except SdfitError as error:
         print(f"sdfit: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except Terminated:
+        print("sdfit: terminated; the chunks already saved are kept (--resume continues).",
+              file=sys.stderr)
+        return Terminated.exit_status
     except KeyboardInterrupt:
         print("sdfit: interrupted; the chunks already saved are kept (--resume continues).",
               file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Terminated:
-        print("sdfit: terminated; the chunks already saved are kept (--resume continues).",
-              file=sys.stderr)
-        return EXIT_TERMINATED
     except BrokenPipeError:  # output piped into `head` and the like: results are written
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _on_sigterm():
-    """Make SIGTERM behave like Ctrl-C in the main thread; returns the previous handler."""
-    def terminate(signum, frame):
-        raise Terminated
-
-    try:
-        return signal.signal(signal.SIGTERM, terminate)
-    except ValueError:  # not the main thread (e.g. called from a worker thread)
-        return None

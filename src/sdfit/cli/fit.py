@@ -103,17 +103,17 @@ def run(args: argparse.Namespace) -> int:
     from ..exceptions import (
         ConvergenceWarning,
         FallbackWarning,
-        FigureWarning,
         IdentifiabilityWarning,
     )
     from ..model import open_model
     from ..progress import status
     from ..results import RESULT_FILES
+    from ..rundir import ResultsFolder
     from ..solvers import default_solver
     from ..spec import read_spec_file, spec_from_dict
 
     started = time.perf_counter()
-    out = _out_folder(args.out)
+    out = Path(ResultsFolder(args.out).name)  # refuses an unusable folder before any work
     raw, base, source = ({}, Path.cwd(), "<command line>") if args.spec is None \
         else read_spec_file(args.spec)
     apply_flags(raw, args)
@@ -149,16 +149,14 @@ def run(args: argparse.Namespace) -> int:
                      bootstrap=spec.uncertainty.get("kind", "parametric"),
                      level=spec.uncertainty.get("level", 0.95),
                      out=out, resume=args.resume,
+                     also_write=lambda result, folder: _looks(result, folder, args),
                      record={"spec": source, "spec_dict": raw, "command": sys.argv[:],
                              "fingerprints": {"spec": sha256(source)}})
     written = [out / name for name in RESULT_FILES if (out / name).is_file()]
-    with _said(FigureWarning):
-        if not args.no_figures:
-            written += _figures(result, out, args.map_parameter)
-        if args.report:
-            from ..report import write_report
-
-            written.append(write_report(out))
+    if not args.no_figures:
+        written += sorted((out / "figures").glob("*.png"))
+    if args.report:
+        written.append(out / "report.html")
     print(result.summary())
     if result.run.resumed_chunks:
         print(f"Resumed an interrupted run: {result.run.resumed_chunks} of "
@@ -256,21 +254,6 @@ def _number(text: str, entry: str, integer: bool = False) -> float | int:
     return number
 
 
-def _out_folder(text: str) -> Path:
-    """``--out`` must name a folder: not empty, and not a file."""
-    if not text.strip():
-        raise SpecError("--out must name a results folder; got an empty path.")
-    out = Path(text)
-    if out.exists() and not out.is_dir():
-        raise SpecError(f"Output folder '{out}' exists and is not a folder.")
-    parent = out.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise SpecError(f"Output folder '{out}' cannot be made: '{parent}' is a file.")
-    return out
-
-
 def _check_map_parameter(name: str, spec) -> None:
     """Refuse a misspelt --map-parameter before fitting (matched against the model's
     constants, as the parameters will be)."""
@@ -296,6 +279,21 @@ def _said(category):
         else:
             warnings.warn_explicit(warning.message, warning.category, warning.filename,
                                    warning.lineno)
+
+
+def _looks(result, folder: Path, args) -> list[Path]:
+    """Figures and the report, written beside the tables before the folder is committed."""
+    from ..exceptions import FigureWarning
+
+    written = []
+    with _said(FigureWarning):
+        if not args.no_figures:
+            written += _figures(result, folder, args.map_parameter)
+        if args.report:
+            from ..report import write_report
+
+            written.append(write_report(folder))
+    return written
 
 
 def _figures(result, out: Path, map_parameter: str | None) -> list[Path]:

@@ -137,8 +137,14 @@ def _by_name(text: str, result, shapefile):
 # -- report -------------------------------------------------------------------------------
 def _report(args: argparse.Namespace) -> int:
     from ..report import write_report
+    from ..rundir import ResultsFolder
 
-    path = write_report(args.folder, args.out)
+    if args.out is not None:
+        path = write_report(args.folder, args.out)
+    else:  # into the results folder: locked, and recorded as sdfit's so a re-run replaces it
+        with ResultsFolder(args.folder) as folder:
+            path = write_report(args.folder)
+            folder.record(path)
     print(f"Wrote {path}.")
     return 0
 
