@@ -225,7 +225,7 @@ class FitResult:
         lines = [f"Fitted {n} units: {n - failed} succeeded, {failed} failed."]
         if run is not None and math.isfinite(run.wall_time):
             lines[0] += (f" Fit time {run.wall_time:.2f} s ({run.backend}, {run.workers} "
-                         "workers)")
+                         f"worker{'s' if run.workers != 1 else ''})")
             first = run.compile_time + (0 if run.model_load.get("cached", True)
                                         else run.model_load.get("seconds", 0.0))
             lines[0] += f"; first-run compile {first:.2f} s." if first >= 0.01 else "."

@@ -71,7 +71,8 @@ for _setting in [
     _s("", "initial", "table", "start the stocks from the data"),
     _s("", "targets", "table", "what is compared with the data"),
     _s("", "parameters", "table", "what is fitted"),
-    _s("", "inputs", "table", "model variable = data column, per unit"),
+    _s("", "inputs", "table", "model variable = data column, per unit",
+       flag="--input NAME=COLUMN"),
     _s("", "fit", "table", "how the fit runs"),
     _s("", "solver", "table", "solver tolerances"),
     _s("", "pooling", "table", "how pooled parameters are estimated"),
@@ -94,15 +95,19 @@ for _setting in [
        default="linear", choices=("linear", "soft_l1", "huber", "cauchy"), flag="--loss"),
     _s("targets", "f_scale", "float", "residual scale of a robust loss", default=1.0, low=0,
        low_open=True),
-    _s("parameter", "x0", "float", "starting value (default: the model's own value)"),
-    _s("parameter", "bounds", "floats", "[lower, upper]"),
-    _s("parameter", "fixed", "float", "hold the constant at this value"),
-    _s("parameter", "ridge", "float", "penalty weight towards x0", default=0.0, low=0),
-    _s("parameter", "shared", "bool", "one value for all units", default=False),
+    _s("parameter", "x0", "float", "starting value (default: the model's own value)",
+       flag="--param NAME=X0"),
+    _s("parameter", "bounds", "floats", "[lower, upper]", flag="--bounds NAME=LO,HI"),
+    _s("parameter", "fixed", "float", "hold the constant at this value",
+       flag="--fixed NAME=VALUE"),
+    _s("parameter", "ridge", "float", "penalty weight towards x0", default=0.0, low=0,
+       flag="--ridge NAME=LAMBDA"),
+    _s("parameter", "shared", "bool", "one value for all units", default=False,
+       flag="--shared NAME"),
     _s("parameter", "scale", "float", "spread of the starts around x0 when a bound is "
        "infinite", low=0, low_open=True),
     _s("parameter", "pooled", "bool", "drawn per unit from a population estimated with it",
-       default=False),
+       default=False, flag="--pooled NAME"),
     _s("parameter", "transform", "choice", "scale on which the population is normal",
        default="none", choices=("none", "log", "logit")),
     _s("parameter", "covariates", "names", "data or unit id columns the population mean "
@@ -273,3 +278,26 @@ def _path(spec: Setting, value) -> str:
 
 _CONVERTERS = {"bool": _bool, "int": _int, "float": _float, "str": _str, "choice": _choice,
                "floats": _floats, "names": _names, "table": _table, "path": _path}
+
+
+def markdown() -> str:
+    """The settings table as README shows it (``python -m sdfit.settings``): one row per
+    key of a spec file, with its flag, what it takes and its default."""
+    titles = {"": "top level", "parameter": "`[parameters]` entry"}
+    lines = ["| key | flag | takes | default | meaning |", "| --- | --- | --- | --- | --- |"]
+    for section, table in SETTINGS.items():
+        where = titles.get(section, f"`[{section}]`")
+        for setting in table.values():
+            if setting.kind == "table" and setting.key not in ("aliases", "inputs"):
+                continue
+            value = setting.default
+            default = "" if value is None else f"`{str(value).lower()}`" if isinstance(
+                value, bool) else f"`{value}`"
+            flag = f"`{setting.flag}`" if setting.flag else ""
+            lines.append(f"| {where} `{setting.key}` | {flag} | {setting.describe()} | "
+                         f"{default} | {setting.help} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(markdown())

@@ -18,6 +18,8 @@ def add_parsers(commands) -> None:
                       help="unit ids as in params.csv: '6,37' or 'state=6,county=37' for "
                            "several id columns, or a county name ('Los Angeles')")
     plot.add_argument("--out", type=Path, help="folder for the PNGs (default DIR/figures)")
+    plot.add_argument("--together", action="store_true",
+                      help="one figure (units.png), a small panel per unit")
     plot.set_defaults(run=_plot)
     report = commands.add_parser(
         "report", help="write one self-contained HTML page about a results folder",
@@ -75,7 +77,7 @@ def _plot(args: argparse.Namespace) -> int:
     shapes = county_shapes()
     units = [parse_unit(text, result, shapes) for text in args.unit]
     out = args.out or args.folder / "figures"
-    written = plot_units(result, units, out, shapefile=shapes)
+    written = plot_units(result, units, out, shapefile=shapes, together=args.together)
     print(f"Wrote {', '.join(str(p) for p in written)}.")
     return 0
 

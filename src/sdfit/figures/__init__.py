@@ -24,6 +24,7 @@ from .stories import (
     pick_best_median_worst,
     story_grid,
     unit_figure,
+    units_overview,
     write_unit_figures,
 )
 from .units import is_counties, unit_keys, unit_labels
@@ -34,7 +35,7 @@ __all__ = [
     "observed_vs_fitted", "parameter_histograms", "pick_best_median_worst", "plot_units",
     "png_bytes",
     "save_png", "sse_histogram", "story_grid", "unit_figure", "unit_keys", "unit_labels",
-    "unmapped_units", "write_figures", "write_unit_figures",
+    "units_overview", "unmapped_units", "write_figures", "write_unit_figures",
 ]
 
 
@@ -66,7 +67,7 @@ def write_figures(result: FitResult, out: str | Path, *, excluded: Sequence[str]
 
 
 def plot_units(result: FitResult, units: Sequence, out: str | Path,
-               shapefile: str | Path | None = None) -> list[Path]:
+               shapefile: str | Path | None = None, together: bool = False) -> list[Path]:
     """What ``sdfit plot DIR --unit ID...`` does: simulate ``units`` of ``result`` again
     (ids as in its table, e.g. ``(6, 37)``, or row numbers; see
     :func:`sdfit.stories.unit_stories`) and write ``unit-<key>.png`` for each into ``out``,
@@ -78,5 +79,9 @@ def plot_units(result: FitResult, units: Sequence, out: str | Path,
         else None
     labels = dict(zip(unit_keys(result.table, result.unit_columns),
                       unit_labels(result, names), strict=True))
-    return write_unit_figures({k: dataclasses.replace(s, label=labels.get(k, s.label))
-                               for k, s in stories.items()}, out)
+    stories = {k: dataclasses.replace(s, label=labels.get(k, s.label))
+               for k, s in stories.items()}
+    if together:  # one figure of small multiples, a panel per unit
+        Path(out).mkdir(parents=True, exist_ok=True)
+        return [save_png(units_overview(stories), Path(out) / "units.png")]
+    return write_unit_figures(stories, out)

@@ -76,6 +76,29 @@ def story_grid(stories: Mapping[str, UnitStory]) -> Figure:
     return fig
 
 
+def units_overview(stories: Mapping[str, UnitStory], variable: str | None = None, *,
+                   columns: int = 4) -> Figure:
+    """Small multiples of many units: one panel per unit, one variable (default the first
+    each story draws), its trajectory over its observations."""
+    keys = list(stories)
+    columns = max(1, min(columns, len(keys)))
+    rows = -(-len(keys) // columns)
+    fig = canvas.new_figure(2.6 * columns + 0.4, 2.0 * rows + 0.8)
+    width, height = fig.get_size_inches()
+    grid = fig.add_gridspec(rows, columns, left=0.45 / width, right=1 - 0.1 / width,
+                            top=1 - 0.65 / height, bottom=0.3 / height, wspace=0.25,
+                            hspace=0.55)
+    for i, key in enumerate(keys):
+        story = stories[key]
+        shown = variable or drawn_variables(story)[0]
+        ax = fig.add_subplot(grid[i // columns, i % columns])
+        _panel(ax, story, shown)
+        ax.texts[-1].set_text(f"{story.label} ({shown})")
+    fig.legend(handles=_legend_handles(), loc="upper left", ncol=3, frameon=False,
+               fontsize=8)
+    return fig
+
+
 def pick_best_median_worst(sse: Mapping[str, float]) -> dict[str, str]:
     """``{"best": key, "median": key, "worst": key}`` by SSE (NaN last); fewer entries
     when there are fewer than three keys."""

@@ -89,6 +89,14 @@ class BatchModel(VariableTable):
         state["_programs"], state["_schedules"] = {}, {}
         return state
 
+    def __repr__(self) -> str:
+        kinds = {}
+        for v in self.variables.values():
+            kinds[v.kind] = kinds.get(v.kind, 0) + 1
+        counts = ", ".join(f"{n} {_plural(k, n)}" for k, n in kinds.items())
+        return (f"BatchModel('{self.name}': {counts}; {self.method}"
+                + (f", {self.random_sites} random functions" if self.random else "") + ")")
+
     @property
     def random(self) -> bool:
         """Whether the model draws random numbers (its runs then depend on ``seed`` and
@@ -227,6 +235,10 @@ class BatchModel(VariableTable):
         method
             ``"euler"`` or ``"rk4"``; default the model's own (:attr:`method`).
         """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) \
+                or batch_size < 1:
+            raise ModelError(f"The batch size of {self.name}.run must be a whole number of "
+                             f"units >= 1; got {batch_size!r}.")
         overrides = {}
         for names, kind in ((params, "constant"), (initial, "stock")):
             elements: dict[str, list] = {}
@@ -237,7 +249,8 @@ class BatchModel(VariableTable):
                 if index:
                     elements.setdefault(var.name, []).append((index, value))
                 else:
-                    overrides[var.ident] = batched(value, self.shape(var.name), batch_size)
+                    overrides[var.ident] = batched(value, self.shape(var.name), batch_size,
+                                                   var.name)
             for name, values in elements.items():
                 overrides[self.variable(name).ident] = self._by_element(name, kind, values,
                                                                         batch_size)
@@ -419,3 +432,9 @@ def _display(model: BatchModel, ident: str) -> str:
         if var.ident == ident:
             return var.name
     return ident
+
+
+def _plural(word: str, count: int) -> str:
+    if count == 1:
+        return word
+    return word[:-1] + "ies" if word.endswith("y") else word + "s"

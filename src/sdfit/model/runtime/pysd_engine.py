@@ -49,6 +49,9 @@ class PysdModel(VariableTable):
     random: bool = False  # the model draws random numbers
     file_method: str = "euler"  # what the model file asks for (PySD runs Euler anyway)
 
+    def __repr__(self) -> str:
+        return f"PysdModel('{self.name}': {len(self.variables)} variables, PySD's runtime)"
+
     @classmethod
     def load(cls, path: str | Path) -> PysdModel:
         """Load the model with PySD (in this process) and read its variables.

@@ -41,19 +41,34 @@ class Simulation:
     values: dict[str, np.ndarray]
     elements: dict[str, list[str]] = field(default_factory=dict)
 
-    def to_frame(self, unit: int = 0):
-        """One unit's outputs as a DataFrame indexed by time, like PySD's ``run``: one
-        column per element of a subscripted variable."""
+    @property
+    def units(self) -> int:
+        return next(iter(self.values.values())).shape[0] if self.values else 0
+
+    def __repr__(self) -> str:
+        names = list(self.values)
+        shown = ", ".join(names[:4]) + (f", ... ({len(names)} in all)" if len(names) > 4
+                                        else "")
+        span = f"{self.times[0]:g} to {self.times[-1]:g}" if len(self.times) else "no time"
+        return (f"Simulation({self.units} units x {len(self.times)} times from {span}: "
+                f"{shown})")
+
+    def to_frame(self, unit: int | None = None):
+        """The outputs as a DataFrame, one column per variable (per element of a
+        subscripted one): one unit's indexed by time, like PySD's ``run``; or, by default,
+        every unit's, tidy, with columns ``unit`` and ``time`` first."""
         import pandas as pd
 
-        columns = {}
+        rows = range(self.units) if unit is None else [unit]
+        columns: dict[str, np.ndarray] = {}
         for name, array in self.values.items():
-            if array.ndim > 2:
-                flat = array[unit].reshape(len(self.times), -1)
-                columns.update(zip(self.elements[name], flat.T, strict=True))
-            else:
-                columns[name] = array[unit]
-        return pd.DataFrame(columns, index=pd.Index(self.times, name="time"))
+            flat = array[list(rows)].reshape(len(rows) * len(self.times), -1)
+            labels = self.elements[name] if array.ndim > 2 else [name]
+            columns.update(zip(labels, flat.T, strict=True))
+        if unit is not None:
+            return pd.DataFrame(columns, index=pd.Index(self.times, name="time"))
+        return pd.DataFrame({"unit": np.repeat(np.arange(self.units), len(self.times)),
+                             "time": np.tile(self.times, self.units), **columns})
 
 
 class VariableTable:
@@ -137,12 +152,20 @@ def key(name: str) -> str:
     return canonical(unquoted(name))
 
 
-def batched(value, shape: tuple[int, ...], batch_size: int) -> np.ndarray:
+def batched(value, shape: tuple[int, ...], batch_size: int, name: str = "a value"
+            ) -> np.ndarray:
     """A value given for a variable of subscript ``shape``, with its batch axis: a scalar,
     one value per unit (B,), one per element (*shape) or per unit and element.  Values of
     subscripted variables are spread over every element (shape ``(B or 1, *shape)``)."""
-    value = np.asarray(value, dtype=float)
+    try:
+        value = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ModelError(f"The value given for '{name}' is not a number or an array of "
+                         f"numbers: {value!r}.") from None
     if not shape:
+        if value.ndim > 1 or (value.ndim == 1 and len(value) != batch_size):
+            raise ModelError(f"The value given for '{name}' has shape {value.shape}; give a "
+                             f"number or one value per unit ({batch_size}).")
         return value
     if value.ndim == 0:
         return np.full((1,) + shape, value)
@@ -151,7 +174,7 @@ def batched(value, shape: tuple[int, ...], batch_size: int) -> np.ndarray:
     if value.shape == (batch_size,):
         return np.broadcast_to(value.reshape((batch_size,) + (1,) * len(shape)),
                                (batch_size,) + shape)
-    if value.shape[1:] != shape:
-        raise ModelError(f"A value of shape {value.shape} does not fit {batch_size} units "
-                         f"of subscript shape {shape}.")
+    if value.shape[1:] != shape or value.shape[0] not in (1, batch_size):
+        raise ModelError(f"The value given for '{name}' has shape {value.shape}, which fits "
+                         f"neither {batch_size} units nor its subscript shape {shape}.")
     return value
