@@ -47,7 +47,6 @@ RANK_RTOL = 1e-6
 NULL_TOL = 0.05
 CONFIDENCE = 0.95
 
-DIAGNOSTIC_SUFFIXES = ("identifiable", "nullspace", "stderr", "ci_low", "ci_high")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from . import likelihoods
 from .objective import Objective
 from .resolved import Resolved, UnitData
 from .solvers import Solution, Solver, Status
+from .solvers.base import Outcomes
 from .solvers.joint import solve_shared
 
 #: Two starts reached the same optimum when their objectives differ by less than this,
@@ -34,7 +35,7 @@ class Payload:
 
 
 @dataclass(frozen=True)
-class ChunkResult:
+class ChunkResult(Outcomes):
     """Per-unit outcome of one chunk (arrays over its U units), as saved in checkpoints."""
 
     x: np.ndarray  # (U, P) best parameters
@@ -58,14 +59,6 @@ class ChunkResult:
 
     def __len__(self) -> int:
         return len(self.x)
-
-    @property
-    def success(self) -> np.ndarray:
-        return self.status > 0
-
-    @property
-    def messages(self) -> list[str]:
-        return [Status(s).message for s in self.status]
 
 
 def fit_chunk(payload: Payload, data: UnitData) -> ChunkResult:

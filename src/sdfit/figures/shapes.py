@@ -107,6 +107,7 @@ def load_county_shapes(shapefile: str | Path, *, cache: bool = True) -> CountySh
 
 @functools.lru_cache(maxsize=4)
 def _load(files: tuple[Path, ...], mtimes: tuple[int, ...], cache: bool) -> CountyShapes:
+    """(``mtimes`` is part of the memo key only: a changed file is read again.)"""
     digest = hashlib.sha256(f"county-shapes {CACHE_VERSION} {SNAP_METRES}".encode())
     for path in files:
         digest.update(path.read_bytes())

@@ -42,7 +42,8 @@ def load_model(path: str | Path, data_files: Iterable[str | Path] = ()) -> Batch
 
     def compile_now() -> BatchModel:
         from .compiler.compile import compile_model
-        from .translate import integration_method, translate
+        from .sources import integration_method
+        from .translate import translate
 
         return compile_model(translate(path), path, data_files, integration_method(path))
 

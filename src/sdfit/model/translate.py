@@ -9,9 +9,8 @@ from pathlib import Path
 
 from ..exceptions import ModelError
 from .sanitize import check_xml, guard_translators
-from .sources import extend, integration_method, locate, prepare_xmile, read_vensim
 
-__all__ = ["element_kind", "integration_method", "translate"]
+__all__ = ["element_kind", "translate"]
 
 VENSIM_SUFFIXES = {".mdl"}
 XMILE_SUFFIXES = {".xmile", ".xml", ".stmx"}
@@ -25,6 +24,8 @@ def translate(path: str | Path):
     ModelError
         If the file is missing, has an unknown suffix or cannot be parsed.
     """
+    from .sources import extend, locate, prepare_xmile, read_vensim  # PySD's grammar: slow
+
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in VENSIM_SUFFIXES | XMILE_SUFFIXES:

@@ -48,8 +48,22 @@ _MESSAGES = {
 }
 
 
+class Outcomes:
+    """Per-unit outcome helpers of anything with a ``status`` array of Status values."""
+
+    status: np.ndarray
+
+    @property
+    def success(self) -> np.ndarray:
+        return self.status > 0
+
+    @property
+    def messages(self) -> list[str]:
+        return [Status(s).message for s in self.status]
+
+
 @dataclass(frozen=True)
-class Solution:
+class Solution(Outcomes):
     """Per-unit outcome of a batched solve (arrays over the N units).
 
     ``nfev`` counts every residual evaluation spent on a unit, Jacobian
@@ -63,14 +77,6 @@ class Solution:
     status: np.ndarray  # (N,) Status values
     nfev: np.ndarray  # (N,)
     njev: np.ndarray  # (N,)
-
-    @property
-    def success(self) -> np.ndarray:
-        return self.status > 0
-
-    @property
-    def messages(self) -> list[str]:
-        return [Status(s).message for s in self.status]
 
 
 
