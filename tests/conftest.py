@@ -51,6 +51,14 @@ def original_model_path(shared_data) -> Path:
 
 
 @pytest.fixture(scope="session")
+def test_models(shared_data):
+    """Every folder of the test-models suite, run once per session by both engines."""
+    from suite import run_suite
+
+    return run_suite(shared_data / "test-models" / "tests")
+
+
+@pytest.fixture(scope="session")
 def aging_chain():
     return sdfit.load_model(aging_chain_path())
 
