@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from sdfit.cli import main
 from sdfit.conformance import compare
