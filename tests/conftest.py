@@ -101,14 +101,16 @@ class DaskCluster:
         self.workers[i] = None
 
     def tasks_on_worker(self, i: int) -> int:
-        """Tasks the scheduler has handed to worker ``i`` (running or queued there)."""
+        """Tasks of worker ``i`` that losing it would lose: running or queued there, or
+        finished and held in its memory (not yet gathered)."""
         from distributed import Client
 
         with Client(self.address, timeout=30) as client:
             names = {info["name"]: address
                      for address, info in client.scheduler_info()["workers"].items()}
             address = names[f"w{i}"]
-            return len(client.processing([address])[address])
+            return (len(client.processing([address])[address])
+                    + len(client.has_what([address])[address]))
 
     def wait_for_workers(self, timeout: float = 60) -> None:
         from distributed import Client

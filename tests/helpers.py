@@ -3,24 +3,7 @@ folder on the path)."""
 
 from __future__ import annotations
 
-import subprocess
-import time
-from pathlib import Path
-
 import numpy as np
-
-from sdfit.rundir import partial_folder
-
-
-def wait_for_chunks(out: Path, count: int, run: subprocess.Popen, timeout: float = 120) -> int:
-    """Wait until ``count`` chunk files are saved in ``out``; return how many there are."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and run.poll() is None:
-        done = len(list((partial_folder(out) / "chunks").glob("chunk-*.npz")))
-        if done >= count:
-            return done
-        time.sleep(0.002)
-    raise AssertionError(f"no {count} chunks saved in time:\n{run.communicate()[1]}")
 
 
 def compare_suite_with_pysd(test_models: dict, subscripted: bool,
