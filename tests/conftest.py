@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -96,9 +97,21 @@ class DaskCluster:
             "60s", "--local-directory", str(self.folder / f"w{i}"))
 
     def kill_worker(self, i: int) -> None:
-        """SIGKILL the whole `dask worker` process group: a machine lost mid-run."""
+        """SIGKILL the whole `dask worker` process group: a machine lost mid-run.  Returns
+        once the scheduler has removed it, so that a client asking for the results it held
+        learns they are lost instead of retrying the dead address until distributed's
+        30 s connect timeout (which is what a real client sometimes pays)."""
+        from distributed import Client
+
         _kill_group(self.workers[i], signal.SIGKILL)
+        self.workers[i].wait()
         self.workers[i] = None
+        with Client(self.address, timeout=30) as client:
+            # an event on the scheduler, polled: it has no blocking "worker gone" call
+            deadline = time.monotonic() + 30
+            while f"w{i}" in {w["name"] for w in client.scheduler_info()["workers"].values()}:
+                assert time.monotonic() < deadline, f"the scheduler never removed w{i}"
+                time.sleep(0.02)
 
     def tasks_on_worker(self, i: int) -> int:
         """Tasks of worker ``i`` that losing it would lose: running or queued there, or
