@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,14 @@ def original_model_path(shared_data) -> Path:
 
 
 @pytest.fixture(scope="session")
+def test_models(shared_data):
+    """Every folder of the test-models suite, run once per session by both engines."""
+    from suite import run_suite
+
+    return run_suite(shared_data / "test-models" / "tests")
+
+
+@pytest.fixture(scope="session")
 def aging_chain():
     return sdfit.load_model(aging_chain_path())
 
@@ -88,19 +97,33 @@ class DaskCluster:
             "60s", "--local-directory", str(self.folder / f"w{i}"))
 
     def kill_worker(self, i: int) -> None:
-        """SIGKILL the whole `dask worker` process group: a machine lost mid-run."""
+        """SIGKILL the whole `dask worker` process group: a machine lost mid-run.  Returns
+        once the scheduler has removed it, so that a client asking for the results it held
+        learns they are lost instead of retrying the dead address until distributed's
+        30 s connect timeout (which is what a real client sometimes pays)."""
+        from distributed import Client
+
         _kill_group(self.workers[i], signal.SIGKILL)
+        self.workers[i].wait()
         self.workers[i] = None
+        with Client(self.address, timeout=30) as client:
+            # an event on the scheduler, polled: it has no blocking "worker gone" call
+            deadline = time.monotonic() + 30
+            while f"w{i}" in {w["name"] for w in client.scheduler_info()["workers"].values()}:
+                assert time.monotonic() < deadline, f"the scheduler never removed w{i}"
+                time.sleep(0.02)
 
     def tasks_on_worker(self, i: int) -> int:
-        """Tasks the scheduler has handed to worker ``i`` (running or queued there)."""
+        """Tasks of worker ``i`` that losing it would lose: running or queued there, or
+        finished and held in its memory (not yet gathered)."""
         from distributed import Client
 
         with Client(self.address, timeout=30) as client:
             names = {info["name"]: address
                      for address, info in client.scheduler_info()["workers"].items()}
             address = names[f"w{i}"]
-            return len(client.processing([address])[address])
+            return (len(client.processing([address])[address])
+                    + len(client.has_what([address])[address]))
 
     def wait_for_workers(self, timeout: float = 60) -> None:
         from distributed import Client

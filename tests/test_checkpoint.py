@@ -9,12 +9,12 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import wait_for_chunks
 from sdfit import SdfitError, SpecError, __version__
 from sdfit.backends.local import SerialBackend
 from sdfit.calibrate import fit
@@ -271,16 +271,21 @@ def test_sigkill_midway_then_resume_gives_the_uninterrupted_params(census, tmp_p
                 "--no-figures", *extra]
 
     out = tmp_path / "interrupted"
-    run = subprocess.Popen(command(out, "--chunk-size", "16"), start_new_session=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    paused = [sys.executable, str(Path(__file__).parent / "pausing.py"),
+              *command(out, "--chunk-size", "16")[3:]]
+    paused[paused.index("processes")] = "pausing"
+    run = subprocess.Popen(paused, start_new_session=True, stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "SDFIT_PAUSE_BACKEND": "processes",
+                                "SDFIT_PAUSE_AFTER": "20"})
     try:
-        wait_for_chunks(out, 20, run)
+        assert run.stdout.readline() == "paused\n", run.stderr.read()  # 20 chunks saved
     finally:
         os.killpg(run.pid, signal.SIGKILL)
         run.wait()
     assert run.returncode == -signal.SIGKILL
     saved = len(list(chunks_of(out).glob("chunk-*.npz")))
-    assert 0 < saved < 197 and not (out / "params.csv").exists(), saved
+    assert saved == 20 and not (out / "params.csv").exists(), saved
 
     # a folder of another problem is refused, not mixed, and left as it was
     refused = subprocess.run(command(out, "--resume", "--param", "dec * loss rate=0.06"),

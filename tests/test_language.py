@@ -181,7 +181,6 @@ def test_lookups_equal_pysd_inside_at_and_beyond_the_points(mode):
 
 
 @pytest.mark.slow
-def test_every_scalar_test_model_equals_pysd(shared_data):
+def test_every_scalar_test_model_equals_pysd(test_models):
     """Not only within Vensim's 5 %: the same numbers as PySD, folder by folder."""
-    suite = shared_data / "test-models" / "tests"
-    assert compare_suite_with_pysd(suite, subscripted=False) == 69  # all without subscripts
+    assert compare_suite_with_pysd(test_models, subscripted=False) == 69  # all without subs

@@ -120,11 +120,11 @@ def test_us_counties_fit_gives_the_scalar_models_parameters(census):
 
 
 @pytest.mark.slow
-def test_every_subscripted_test_model_equals_pysd(shared_data):
+def test_every_subscripted_test_model_equals_pysd(test_models):
     """Every subscripted folder of the suite, variable by variable, against PySD itself
     (but GET TIME VALUE of other than the current time, which PySD lacks too)."""
-    suite = shared_data / "test-models" / "tests"
-    assert compare_suite_with_pysd(suite, subscripted=True, skip=("get_time_value",)) == 75
+    assert compare_suite_with_pysd(test_models, subscripted=True,
+                                   skip=("get_time_value",)) == 75
 
 
 ELM_MAP = """d: a, b, c

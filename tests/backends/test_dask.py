@@ -12,13 +12,13 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from conftest import DaskCluster
-from helpers import wait_for_chunks
 from sdfit import SdfitError, SpecError
 from sdfit.backends import get_backend
 from sdfit.calibrate import fit
@@ -143,17 +143,23 @@ def test_a_worker_killed_midway_loses_no_unit(dask_cluster, census, tmp_path):
     data = tmp_path / "counties.csv"
     census.to_csv(data)
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "sdfit.cli", "fit", "us-counties-recipe", "--data",
-               str(data), "--backend", "dask", "--scheduler", dask_cluster.address,
+    # the run pauses after 15 saved chunks (tests/pausing.py): the worker is killed while
+    # it holds chunks, at a known point, without watching the clock
+    command = [sys.executable, str(Path(__file__).parents[1] / "pausing.py"), "fit",
+               "us-counties-recipe", "--data", str(data), "--backend", "pausing",
                "--chunk-size", "16", "--out", str(out), "--quiet", "--no-figures"]
-    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "SDFIT_PAUSE_BACKEND": "dask",
+                                "SDFIT_PAUSE_SCHEDULER": dask_cluster.address,
+                                "SDFIT_PAUSE_AFTER": "15"})
     try:
-        done = wait_for_chunks(out, 15, run)
+        assert run.stdout.readline() == "paused\n", run.stderr.read()
+        done = 15
         lost = dask_cluster.tasks_on_worker(0)
         dask_cluster.kill_worker(0)
-        assert run.poll() is None, "the fit ended before the worker was killed"
         assert lost > 0, "the killed worker held no chunk"
-        stdout, stderr = run.communicate(timeout=300)
+        stdout, stderr = run.communicate("go\n", timeout=300)
     finally:
         if run.poll() is None:
             run.kill()

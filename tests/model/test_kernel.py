@@ -4,17 +4,15 @@ every test model it takes, and the NumPy program wherever it cannot run."""
 from __future__ import annotations
 
 import os
-import warnings
 
 import numpy as np
 import pytest
 
 import sdfit
-from sdfit import conformance, native
+from sdfit import native
 from sdfit.datasets import EXAMPLES
 from sdfit.model.runtime import kernel
 from sdfit.model.runtime.kernel_source import KernelUnsupported, generate
-from sdfit.model.translate import translate
 
 #: Without a C compiler these tests skip, but not in CI (CI=true), where one must be present.
 needs_compiler = pytest.mark.skipif(native.compiler() is None and not os.environ.get("CI"),
@@ -59,18 +57,13 @@ def _per_unit_constants(model: sdfit.BatchModel) -> dict:
 
 @needs_compiler
 @pytest.mark.slow
-def test_kernel_equals_the_numpy_program_on_every_test_model_it_takes(shared_data,
+def test_kernel_equals_the_numpy_program_on_every_test_model_it_takes(test_models,
                                                                         monkeypatch):
     compared = 0
-    for folder in conformance.suite_folders(shared_data / "test-models" / "tests"):
-        path = conformance.pick_model(folder)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # PySD's own deprecation and data warnings
-            try:
-                model = sdfit.model.compile_model(translate(path), path,
-                                                  folder.glob("data.tab"))
-            except sdfit.UnsupportedFeatureError:
-                continue
+    for folder in test_models.values():
+        model = folder.model
+        if model is None:
+            continue
         record = tuple(v.ident for v in model.variables.values() if v.kind != "lookup")
         if not model.prepare(record):
             continue
