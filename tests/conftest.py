@@ -41,6 +41,19 @@ def census_path(shared_data) -> Path:
     return shared_data / CENSUS
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items):
+    """The suite runs on two workers (pytest-xdist, ``--dist loadgroup``): a file's tests
+    stay together on one worker, so that its module fixtures are made once, and every file
+    that reads the test-models suite joins one group, so that the suite is run once."""
+    suite_files = {item.module.__name__ for item in items
+                   if "test_models" in getattr(item, "fixturenames", ())}
+    for item in items:
+        module = item.module.__name__
+        group = "test-models" if module in suite_files else module
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def census(census_path):
     return read_panel(census_path)
