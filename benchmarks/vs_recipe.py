@@ -74,8 +74,9 @@ def main() -> None:
     sdfit_sse = same.table["sse"].to_numpy()
 
     rows = [("recipe: PySD + L-BFGS-B, sequential", args.k, recipe_seconds),
-            (f"sdfit {everything.run.backend} ({everything.run.workers} workers), "
-             "all counties", len(census), everything.run.wall_time),
+            (f"sdfit {everything.run.backend} ({everything.run.workers} "
+             f"worker{'s' * (everything.run.workers > 1)}), all counties", len(census),
+             everything.run.wall_time),
             ("sdfit serial, the same sampled counties", args.k, same.run.wall_time)]
     per_recipe = recipe_seconds / args.k
     print(f"{'run':<48} {'counties':>8} {'seconds':>9} {'s/county':>11} {'recipe/this':>12}")
