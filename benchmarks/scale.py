@@ -60,8 +60,9 @@ def main() -> None:
     units = np.array([r["units"] for r in rows], float)
     seconds = np.array([r["fit"] for r in rows])
     slope, intercept = np.polyfit(units, seconds, 1)
+    workers = rows[0]["workers"]
     print(f"\nfit time = {intercept:.3f} s + {slope * 1e6:.1f} us x units "
-          f"({rows[0]['workers']} workers, backend {args.backend}); "
+          f"({workers} worker{'s' * (workers > 1)}, backend {args.backend}); "
           f"time per unit at the largest size {seconds[-1] / units[-1] * 1e6:.1f} us")
 
 

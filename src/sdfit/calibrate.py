@@ -249,8 +249,9 @@ def _run(resolved: Resolved, panel: Panel, data: UnitData, dropped: pd.DataFrame
             runner.close()
     record = RunRecord(**run, backend=runner.name, workers=runner.workers, chunks=len(chunks),
                        resumed_chunks=len(done), wall_time=wall)
+    # popped: each chunk (its Jacobians above all) is let go once assembled
     saved = (ChunkResult.from_arrays(store.load_chunk(i)) if store is not None
-             else results[i] for i in range(len(chunks)))
+             else results.pop(i) for i in range(len(chunks)))
     return assemble(resolved, panel, data, saved, dropped, record)
 
 

@@ -156,6 +156,10 @@ def aging_chain() -> BatchModel:
     return load_model(aging_chain_path())
 
 
+#: units simulated at once by :func:`synthetic_panel`
+SIMULATION_BLOCK = 65_536
+
+
 def synthetic_panel(
     model: BatchModel,
     n_units: int,
@@ -194,16 +198,19 @@ def synthetic_panel(
     params = {k: rng.uniform(lo, hi, n_units) for k, (lo, hi) in planted.items()}
     stocks = {k: _draw(rng, lo, hi, n_units) for k, (lo, hi) in initial.items()}
     names = list(variables) if variables is not None else list(initial)
-    sim = model.run(n_units, params=params, initial=stocks, start_time=start,
-                    stop_time=max(times), return_times=sorted({start, *times}),
-                    return_columns=names)
+    saved = sorted({start, *times})
+    values = np.empty((n_units, len(saved) * len(names)))
+    # simulated in blocks of units: a run's working arrays stay small at a million units
+    for first in range(0, n_units, SIMULATION_BLOCK):
+        rows = slice(first, min(first + SIMULATION_BLOCK, n_units))
+        sim = model.run(rows.stop - rows.start, params={k: v[rows] for k, v in params.items()},
+                        initial={k: v[rows] for k, v in stocks.items()}, start_time=start,
+                        stop_time=max(times), return_times=saved, return_columns=names)
+        for j in range(len(sim.times)):
+            for i, name in enumerate(names):
+                values[rows, j * len(names) + i] = sim.values[name][:, j]
     units = pd.RangeIndex(n_units, name="unit")
-    columns, values = [], []
-    for j, t in enumerate(sim.times):
-        for name in names:
-            columns.append((float(t), name))
-            values.append(sim.values[name][:, j])
-    values = np.column_stack(values)
+    columns = [(float(t), name) for t in sim.times for name in names]
     if noise:
         values = values * (1 + noise * rng.standard_normal(values.shape))
     frame = pd.DataFrame(values, index=units,

@@ -264,11 +264,23 @@ def _from_matrix(index: pd.Index, columns: list[tuple[float, str]], values: np.n
 
 def _panel(units, variables, unit, time, variable, value, obs_lines, unit_lines, source,
            notes) -> Panel:
-    order = np.lexsort((variable, time, unit))
-    return Panel(units, tuple(str(v) for v in variables), unit[order].astype(np.int64),
-                 np.asarray(time, float)[order], variable[order].astype(np.int32),
-                 np.asarray(value, float)[order], np.asarray(unit_lines),
-                 np.asarray(obs_lines)[order], source, notes)
+    time, value, obs_lines = np.asarray(time, float), np.asarray(value, float), \
+        np.asarray(obs_lines)
+    if not _ordered(unit, time, variable):  # a wide file's matrix is ordered already
+        order = np.lexsort((variable, time, unit))
+        unit, time, variable, value, obs_lines = (
+            unit[order], time[order], variable[order], value[order], obs_lines[order])
+    return Panel(units, tuple(str(v) for v in variables), unit.astype(np.int64, copy=False),
+                 time, variable.astype(np.int32, copy=False), value, np.asarray(unit_lines),
+                 obs_lines, source, notes)
+
+
+def _ordered(unit: np.ndarray, time: np.ndarray, variable: np.ndarray) -> bool:
+    """Whether the observations are sorted by unit, time and variable (ties allowed)."""
+    same_unit = unit[1:] == unit[:-1]
+    same_time = same_unit & (time[1:] == time[:-1])
+    return bool(np.all((unit[1:] > unit[:-1]) | (same_unit & (time[1:] > time[:-1]))
+                       | (same_time & (variable[1:] >= variable[:-1]))))
 
 
 # -- cells ------------------------------------------------------------------------------------

@@ -39,18 +39,15 @@ __all__ = [
 ]
 
 
-def write_figures(result: FitResult, out: str | Path, *, excluded: Sequence[str] = (),
-                  map_parameter: str | None = None,
+def write_figures(result: FitResult, out: str | Path, *, map_parameter: str | None = None,
                   shapefile: str | Path | None = None) -> list[Path]:
     """Write into ``out``: ``histogram.png`` (one panel per fitted parameter),
     ``observed_vs_fitted.png`` and, when the units are US counties, ``map.png`` (one
     map per parameter, as in the report; only ``map_parameter``, larger, when given).
 
     ``shapefile`` is the county shapefile; for counties without it, the map is not drawn
-    and a :class:`FigureWarning` says so.  ``excluded`` is ignored (every parameter now
-    has its own panel, the non-identifiable ones labelled).  Returns the paths written.
+    and a :class:`FigureWarning` says so.  Returns the paths written.
     """
-    del excluded  # accepted until the command line stops passing it
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = [save_png(parameter_histograms(result), out / "histogram.png"),

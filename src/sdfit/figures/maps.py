@@ -167,12 +167,12 @@ def _scale(fig: Figure, ax, bar: tuple, layer: MapLayer, one: str, many: str) ->
 
     not_identifiable = layer.count(NOT_IDENTIFIABLE)
     if not layer.count(VALUE) and not_identifiable:
-        ax.set_title(f"{layer.parameter}: NOT identifiable in any {one}", fontsize=10,
+        canvas.title(ax, f"{layer.parameter}: NOT identifiable in any {one}", fontsize=10,
                      color=canvas.FAILED)
         ax.text(0.5, -0.02, "its fitted values say where the solver started, not what the "
                 "data say", transform=ax.transAxes, ha="center", va="top", fontsize=8)
         return
-    ax.set_title(layer.parameter + (
+    canvas.title(ax, layer.parameter + (
         f" (not identifiable in {not_identifiable:,} {one if not_identifiable == 1 else many})"
         if not_identifiable else ""), fontsize=10)
     extend = {(False, False): "neither", (True, False): "min", (False, True): "max",

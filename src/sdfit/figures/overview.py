@@ -39,9 +39,9 @@ def parameter_histograms(result: FitResult, parameters: Sequence[str] | None = N
         ax.stairs(shown + grey, bins, baseline=shown, fill=True,
                   color=canvas.NOT_IDENTIFIABLE, label="not identifiable")
         if flags.any():
-            ax.set_title(name, fontsize=10)
+            canvas.title(ax, name, fontsize=10)
         else:
-            ax.set_title(f"{name}: NOT identifiable", fontsize=10, color=canvas.FAILED)
+            canvas.title(ax, f"{name}: NOT identifiable", fontsize=10, color=canvas.FAILED)
         notes = [f"grey: not identifiable in {(~flags).sum():,}"] if (~flags).any() else []
         if outside:
             notes.append(f"{outside:,} beyond the axis")
@@ -136,7 +136,7 @@ def sse_histogram(result: FitResult) -> Figure:
     ax.hist(np.log10(np.maximum(finite, np.finfo(float).tiny)), bins=60, color=COLOUR)
     ax.set_xlabel("log10 SSE (weighted sum of squared target residuals; 0 shown at -308)")
     ax.set_ylabel(unit_noun(result))
-    ax.set_title(f"SSE of {len(finite):,} {unit_noun(result)}"
+    canvas.title(ax, f"SSE of {len(finite):,} {unit_noun(result)}"
                  + (f" ({len(sse) - len(finite):,} without a finite SSE)"
                     if len(finite) < len(sse) else ""))
     _margins(fig, left=0.8, right=0.2, top=0.4, bottom=0.6)
@@ -155,7 +155,7 @@ def identifiability_bars(result: FitResult) -> Figure:
     ax.barh(names, 100 - share, left=share, color=canvas.FAILED, label="not identifiable")
     ax.set_xlim(0, 100)
     ax.set_xlabel(f"% of {int(assessed.sum()):,} assessed {unit_noun(result)}")
-    ax.set_title("Is each fitted parameter pinned down by the targets?", loc="left")
+    canvas.title(ax, "Is each fitted parameter pinned down by the targets?", loc="left")
     ax.legend(loc="lower right", bbox_to_anchor=(1, 1.04), ncol=2, frameon=False, fontsize=8)
     _margins(fig, left=1.6, right=0.2, top=0.6, bottom=0.55)
     return fig

@@ -325,10 +325,12 @@ class BatchModel(VariableTable):
         method = self._method(method)
         overrides = dict(overrides)
         tables = self._inputs(inputs or {}, overrides)
-        from .noise import Noise
+        noise = None
+        if self.random:  # imported only then: it needs scipy.special (0.15 s)
+            from .noise import Noise
 
-        noise = Noise(seed, np.arange(batch_size) if streams is None else streams,
-                      batch_size) if self.random else None
+            noise = Noise(seed, np.arange(batch_size) if streams is None else streams,
+                          batch_size)
         due = _every_saveper if return_times is None else _at_times(return_times)
         try:
             if not tables and noise is None and method == "euler":
