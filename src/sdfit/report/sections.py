@@ -49,7 +49,8 @@ def run(result: FitResult) -> str:
     prints = record.fingerprints
     rows = [("model", record.model), ("data", record.data),
             ("spec", record.spec or "(Python API)"),
-            ("backend", f"{record.backend} ({record.workers} workers, {record.chunks} chunks)"),
+            ("backend", f"{record.backend} ({_count(record.workers, 'worker')}, "
+                        f"{_count(record.chunks, 'chunk')})"),
             ("fit time", f"{record.wall_time:.2f} s")]
     rows += [(f"sha256 of {k}", prints[k] or "(not a file)") for k in sorted(prints)]
     spec = record.spec_dict or {"problem": record.problem}
@@ -211,3 +212,7 @@ def _unit_rows(result: FitResult, units: Units, rows, columns: list[str],
         else:
             out[name] = values
     return frame(out)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
