@@ -105,6 +105,7 @@ def test_fit_report_has_every_section(counties, tmp_path, formulation, shared_da
     else:
         assert "dec 1 loss rate fixed at 0.05 not fitted" in identifiability
         assert "Identifiability: 40 of 40 units have full rank" in identifiability
+        assert "Rank of the column-scaled Jacobian: 8 in 40 units." in identifiability
 
 
 def test_report_of_a_folder_without_results_is_one_sentence(tmp_path, capsys):

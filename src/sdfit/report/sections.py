@@ -143,11 +143,13 @@ def identifiability(result: FitResult, units: Units) -> str:
     ranks = data.loc[ok, "rank"].value_counts().sort_index()
     cond = data.loc[ok, "condition"]
     finite = cond[np.isfinite(cond)]
-    conditions = (f"infinite (fewer residuals than parameters) in {(~np.isfinite(cond)).sum():,}"
-                  " units" if len(finite) < len(cond) else "")
+    conditions = (f"infinite (a singular Jacobian) in "
+                  f"{_count(int((~np.isfinite(cond)).sum()), 'unit')}"
+                  if len(finite) < len(cond) else "")
     if len(finite):
         conditions += ("; " if conditions else "") + (
-            f"median {finite.median():.3g}, max {finite.max():.3g} over {len(finite):,} units")
+            f"median {finite.median():.3g}, max {finite.max():.3g} over "
+            f"{_count(len(finite), 'unit')}")
     flagged = np.flatnonzero(ok & ~np.all([figures.units.identifiable(result, p)
                                            for p in result.parameters], axis=0))
     listing = ""
@@ -162,7 +164,7 @@ def identifiability(result: FitResult, units: Units) -> str:
                              for line in summary.summary) + "</ul>"
             + table(rows, head)
             + "<p>Rank of the column-scaled Jacobian: "
-            + ", ".join(f"{int(r)} in {c:,} units" for r, c in ranks.items())
+            + ", ".join(f"{int(r)} in {_count(c, 'unit')}" for r, c in ranks.items())
             + f". Condition number of the column-scaled Jacobian: {conditions}.</p>"
             + "<p class='meta'>A parameter is not identifiable when more than "
             f"{summary.null_tol:g} of its column-scaled axis lies in the Jacobian's null "
