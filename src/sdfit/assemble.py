@@ -1,6 +1,8 @@
-"""Assemble chunk results (in unit order) into a :class:`~sdfit.results.FitResult`, one chunk
-at a time: each chunk's diagnostics come from its Jacobians, which are then let go, so
-memory grows with the tables only."""
+"""Assemble chunk results into a :class:`~sdfit.results.FitResult`, one chunk at a time and
+in any order: each chunk is reduced on arrival to its table columns (its diagnostics come
+from its Jacobians, which are then let go), and the tables are built at the end one column
+at a time, so that memory holds the finished tables and little else (a million units:
+issue 15)."""
 
 from __future__ import annotations
 
@@ -21,74 +23,104 @@ from .solvers import Status
 
 def assemble(resolved: Resolved, panel: Panel, data: UnitData, chunks: Iterable[ChunkResult],
              dropped: pd.DataFrame, run: RunRecord, joint: bool = False) -> FitResult:
-    """The result of a fit from its chunks, diagnosed chunk by chunk (or all at once when
-    shared parameters couple the units: ``joint``)."""
-    ids = panel.units.to_frame(index=False)
-    problem = resolved.describe()
-    names = resolved.parameters.names
-    tables, targets, penalty_only, first = [], [], Counter(), 0
-    jacobians = []
+    """The result of a fit from its chunks in unit order, diagnosed chunk by chunk (or all
+    at once when shared parameters couple the units: ``joint``)."""
+    assembler = Assembler(resolved, panel, data, joint)
+    first = 0
     for chunk in chunks:
-        rows = slice(first, first + len(chunk))
-        first = rows.stop
-        part = data.take(rows)
-        table = _unit_table(resolved, ids.iloc[rows], chunk, part)
-        if joint:
-            jacobians.append(chunk.jacobian)
+        assembler.add(first, chunk)
+        first += len(chunk)
+    return assembler.result(dropped, run)
+
+
+class Assembler:
+    """Collects chunk results as they come (``add(first_unit, chunk)``, any order) as
+    compact columns, then builds the :class:`FitResult` (``result``)."""
+
+    def __init__(self, resolved: Resolved, panel: Panel, data: UnitData, joint: bool = False):
+        self.resolved, self.panel, self.data, self.joint = resolved, panel, data, joint
+        self.parts: dict[int, tuple[dict, dict]] = {}  # first unit -> unit, target columns
+        self.penalty_only: Counter = Counter()
+        self.jacobians: dict[int, np.ndarray] = {}  # joint fits only
+
+    def add(self, first: int, chunk: ChunkResult) -> None:
+        part = self.data.take(slice(first, first + len(chunk)))
+        columns = _unit_columns(self.resolved, chunk, part)
+        if self.joint:
+            self.jacobians[first] = chunk.jacobian
         else:
-            columns, penalised = unit_diagnostics(chunk.jacobian, chunk.objective, chunk.x,
-                                                  names, part.n_obs, problem)
-            table = pd.concat([table, pd.DataFrame(columns)], axis=1)
-            penalty_only.update(penalised)
-        tables.append(table)
-        targets.append(_target_table(resolved, ids.iloc[rows], part, chunk))
-    result = FitResult(pd.concat(tables, ignore_index=True),
-                       pd.concat(targets, ignore_index=True), names, dropped, run)
-    if joint:
-        return add_diagnostics(result, np.concatenate(jacobians), data.n_obs)
-    return summarise(result, dict(penalty_only))
+            diagnostics, penalised = unit_diagnostics(
+                chunk.jacobian, chunk.objective, chunk.x, self.resolved.parameters.names,
+                part.n_obs, self.resolved.describe())
+            columns |= diagnostics
+            self.penalty_only.update(penalised)
+        mask = part.obs_mask
+        targets = {"unit": np.nonzero(mask)[0] + first, "time": part.obs_time[mask],
+                   "variable": part.obs_var[mask], "observed": part.obs_value[mask],
+                   "fitted": chunk.fitted[mask]}
+        self.parts[first] = (columns, targets)
+
+    def result(self, dropped: pd.DataFrame, run: RunRecord) -> FitResult:
+        order = sorted(self.parts)
+        units = [self.parts[k][0] for k in order]
+        targets = [self.parts[k][1] for k in order]
+        self.parts = {}
+        ids = self.panel.units.to_frame(index=False)
+        table = _frame(ids, units, self.resolved.parameters.names)
+        rows = _join(targets, "unit")
+        names = np.asarray(self.resolved.observations.names, dtype=object)
+        target_ids = {c: ids[c].to_numpy()[rows] for c in ids.columns}
+        del rows
+        target_table = pd.DataFrame(
+            target_ids | {"time": _join(targets, "time"),
+                          "variable": names[_join(targets, "variable")],
+                          "observed": _join(targets, "observed"),
+                          "fitted": _join(targets, "fitted")}, copy=False)
+        result = FitResult(table, target_table, self.resolved.parameters.names, dropped, run)
+        if self.joint:
+            jacobians = np.concatenate([self.jacobians[k] for k in order])
+            return add_diagnostics(result, jacobians, self.data.n_obs)
+        return summarise(result, dict(self.penalty_only))
 
 
-def _unit_table(resolved: Resolved, ids: pd.DataFrame, chunk: ChunkResult,
-                data: UnitData) -> pd.DataFrame:
-    """One row per unit: ids, fitted parameters, outcome, likelihood."""
-    table = pd.concat([ids.reset_index(drop=True),
-                       pd.DataFrame(chunk.x, columns=resolved.parameters.names)], axis=1)
-    table["sse"] = chunk.sse
-    table["success"] = chunk.status > 0
-    table["status"] = chunk.status
-    table["message"] = [Status(s).message for s in chunk.status]
-    table["nfev"] = chunk.nfev
+def _join(parts: list[dict], name: str) -> np.ndarray:
+    """One column of every part, in order; each part's piece is let go as it is copied."""
+    return np.concatenate([part.pop(name) for part in parts])
+
+
+def _frame(ids: pd.DataFrame, parts: list[dict], params: list[str]) -> pd.DataFrame:
+    """The unit table: ids, then the parts' columns joined one at a time (the frame takes
+    the joined arrays without copying them again)."""
+    columns = {c: ids[c] for c in ids.columns}
+    for name in list(parts[0]) if parts else []:
+        columns[name] = _join(parts, name)
+        if name == "status":
+            columns["message"] = np.array([Status(s).message for s in columns["status"]],
+                                          dtype=object)
+    if not parts:
+        columns |= {name: np.empty(0) for name in params}
+    return pd.DataFrame(columns, copy=False)
+
+
+def _unit_columns(resolved: Resolved, chunk: ChunkResult, data: UnitData) -> dict:
+    """One row per unit: fitted parameters, outcome, likelihood (``message`` is added when
+    the table is built, from ``status``)."""
+    columns = {name: chunk.x[:, j] for j, name in enumerate(resolved.parameters.names)}
+    columns |= {"sse": chunk.sse, "success": chunk.status > 0, "status": chunk.status,
+                "nfev": chunk.nfev}
     obs = resolved.observations
     n = data.n_obs
     k = (len(resolved.parameters) - int(resolved.parameters.shared.sum())
          + likelihoods.extra_parameters(obs.likelihood, obs.loss, chunk.dispersion.shape[1]))
-    table["n_obs"] = n
-    table["objective"] = chunk.objective
-    table["nll"] = chunk.nll
+    columns |= {"n_obs": n, "objective": chunk.objective, "nll": chunk.nll}
     with np.errstate(invalid="ignore", divide="ignore"):
-        table["aic"] = 2 * k + 2 * chunk.nll
-        table["bic"] = k * np.log(n) + 2 * chunk.nll
+        columns["aic"] = 2 * k + 2 * chunk.nll
+        columns["bic"] = k * np.log(n) + 2 * chunk.nll
     if resolved.starts > 1:
-        table["starts_agree"] = chunk.starts_agree
+        columns["starts_agree"] = chunk.starts_agree
     if chunk.dispersion.shape[1] == 1:
-        table["dispersion"] = chunk.dispersion[:, 0]
+        columns["dispersion"] = chunk.dispersion[:, 0]
     else:
         for j, name in enumerate(obs.names[:chunk.dispersion.shape[1]]):
-            table[f"{name}_dispersion"] = chunk.dispersion[:, j]
-    return table
-
-
-def _target_table(resolved: Resolved, ids: pd.DataFrame, data: UnitData,
-                  chunk: ChunkResult) -> pd.DataFrame:
-    """One row per observation compared: ids, time, variable, observed, fitted."""
-    mask = data.obs_mask
-    unit = np.nonzero(mask)[0]
-    names = np.asarray(resolved.observations.names, dtype=object)
-    return pd.DataFrame({
-        **{c: ids[c].to_numpy()[unit] for c in ids.columns},
-        "time": data.obs_time[mask],
-        "variable": names[data.obs_var[mask]],
-        "observed": data.obs_value[mask],
-        "fitted": chunk.fitted[mask],
-    })
+            columns[f"{name}_dispersion"] = chunk.dispersion[:, j]
+    return columns
