@@ -264,11 +264,17 @@ def _from_matrix(index: pd.Index, columns: list[tuple[float, str]], values: np.n
     if not np.array_equal(order, np.arange(len(order))):
         values, times, var_codes = values[:, order], times[order], var_codes[order]
     n_units, n_cols = values.shape
-    unit = np.repeat(np.arange(n_units, dtype=np.int64), n_cols)
+    unit = np.repeat(np.arange(n_units, dtype=_index_dtype(n_units)), n_cols)
+    lines = np.asarray(lines)
     return Panel(index, tuple(str(v) for v in variables), unit, np.tile(times, n_units),
                  np.tile(var_codes.astype(np.int32), n_units),
-                 np.ascontiguousarray(values, dtype=float).ravel(), np.asarray(lines),
-                 np.asarray(lines)[unit], source, notes)
+                 np.ascontiguousarray(values, dtype=float).ravel(), lines,
+                 lines.astype(_index_dtype(lines.max(initial=0)))[unit], source, notes)
+
+
+def _index_dtype(largest: int) -> type:
+    """int32 for unit rows and file lines while they fit: 8 bytes an observation fewer."""
+    return np.int32 if largest < np.iinfo(np.int32).max else np.int64
 
 
 def _panel(units, variables, unit, time, variable, value, obs_lines, unit_lines, source,
