@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import DataError
-from .files import atomic_write, read_csv, write_csv
+from .files import atomic_write, read_csv, write_csv, write_parquet
 
 OUTCOME_COLUMNS = ["sse", "success", "status", "message", "nfev"]
 RESULT_FILES = ("params.csv", "targets.csv", "params.parquet", "population.csv", "dropped.csv",
@@ -291,8 +291,7 @@ class FitResult:
         written = [write_csv(self.table, out / "params.csv"),
                    write_csv(self.targets, out / "targets.csv")]
         if _has_pyarrow():
-            written.append(atomic_write(out / "params.parquet",
-                                        lambda p: self.table.to_parquet(p, index=False)))
+            written.append(write_parquet(self.table, out / "params.parquet"))
         if len(self.dropped):
             written.append(write_csv(self.dropped, out / "dropped.csv"))
         if self.population is not None:
