@@ -141,7 +141,8 @@ class FitResult:
 
     def params(self) -> pd.DataFrame:
         """Fitted parameters indexed by unit."""
-        return self.table.set_index(self.unit_columns)[self.parameters]
+        # the columns first: set_index on the whole table would copy all of it
+        return self.table[self.unit_columns + self.parameters].set_index(self.unit_columns)
 
     def __repr__(self) -> str:
         n = len(self.table)

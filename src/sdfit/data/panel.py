@@ -83,7 +83,7 @@ class Panel:
 
     @property
     def times(self) -> list[float]:
-        return sorted(set(self.time.tolist()))
+        return np.unique(self.time).tolist()  # not a Python float per observation
 
     def __len__(self) -> int:
         return len(self.units)
