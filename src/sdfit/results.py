@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import DataError
-from .files import atomic_write, read_csv, write_csv
+from .files import atomic_write, read_csv, write_csv, write_parquet
 
 OUTCOME_COLUMNS = ["sse", "success", "status", "message", "nfev"]
 RESULT_FILES = ("params.csv", "targets.csv", "params.parquet", "population.csv", "dropped.csv",
@@ -149,7 +149,8 @@ class FitResult:
 
     def params(self) -> pd.DataFrame:
         """Fitted parameters indexed by unit."""
-        return self.table.set_index(self.unit_columns)[self.parameters]
+        # the columns first: set_index on the whole table would copy all of it
+        return self.table[self.unit_columns + self.parameters].set_index(self.unit_columns)
 
     def __repr__(self) -> str:
         n = len(self.table)
@@ -299,8 +300,7 @@ class FitResult:
         written = [write_csv(self.table, out / "params.csv"),
                    write_csv(self.targets, out / "targets.csv")]
         if _has_pyarrow():
-            written.append(atomic_write(out / "params.parquet",
-                                        lambda p: self.table.to_parquet(p, index=False)))
+            written.append(write_parquet(self.table, out / "params.parquet"))
         if len(self.dropped):
             written.append(write_csv(self.dropped, out / "dropped.csv"))
         if self.population is not None:
