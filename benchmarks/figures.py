@@ -1,5 +1,8 @@
 """How long looking at a fit takes: every figure and the report of the 3,137 US counties,
-with the county shapes cache cold (first use) and warm, side by side in one run.
+with the county shapes cache cold (first use) and warm, side by side in one run; and the
+whole commands, `sdfit fit us-counties --out DIR` (with and without figures) and
+`sdfit report DIR`, wall and CPU seconds (CPU: all processes of the command, so that a
+busy machine, which stretches the wall time, can be told apart).
 
 The counties are fitted once (`us-counties`, all cores) and written to a temporary
 folder.  Each measurement then runs in a fresh interpreter, as `sdfit fit` and
@@ -33,7 +36,15 @@ ROWS = [("imports", "import sdfit, matplotlib and the figure modules"),
         ("unit figure", "one unit's story"),
         ("story grid", "best, median and worst units"),
         ("write_report", "`sdfit report DIR` after imports: shapes, the grid's stories"),
-        ("report MB", "size of report.html")]
+        ("report MB", "size of report.html"),
+        ("sdfit fit", "whole command, figures included: wall"),
+        ("sdfit fit CPU", "... CPU of all its processes"),
+        ("sdfit fit --no-figures", "whole command without figures: wall"),
+        ("sdfit report", "whole command: wall"),
+        ("sdfit report CPU", "... CPU of all its processes")]
+COMMANDS = {"sdfit fit": ["fit", "us-counties", "--quiet", "--out"],
+            "sdfit fit --no-figures": ["fit", "us-counties", "--quiet", "--no-figures", "--out"],
+            "sdfit report": ["report"]}
 
 
 def child(mode: str, folder: Path, cold: bool) -> dict:
@@ -98,6 +109,27 @@ def measure(mode: str, folder: Path, cache: Path, state: str) -> dict:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
+def command(name: str, out: Path, cache: Path) -> dict:
+    """Wall and CPU seconds of one whole command in a fresh interpreter (cold: ``cache``
+    empty; the compiled model and the county shapes are made and cached).  The fits
+    write into ``out``, the report reads it (a folder `sdfit fit` wrote: `sdfit report`
+    refuses one the API wrote, which has no record of sdfit's own)."""
+    import resource
+    import shutil
+
+    if name != "sdfit report":
+        shutil.rmtree(out, ignore_errors=True)  # a fresh results folder each time
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "sdfit.cli", *COMMANDS[name], str(out)], env=env,
+                   capture_output=True, check=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {name: wall} | ({f"{name} CPU": cpu} if name != "sdfit fit --no-figures" else {})
+
+
 def fit_counties(folder: Path) -> float:
     """Fit the 3,137 counties into ``folder``, with the stories of the grid's units."""
     import pickle
@@ -142,6 +174,12 @@ def main() -> None:
                         for stale in cache.rglob("*.npz"):
                             stale.unlink()  # the report's shapes from scratch too
                     for key, value in measure(mode, folder, cache, state).items():
+                        best[state][key] = min(best[state].get(key, value), value)
+        for _ in range(args.repeats):  # the whole commands, each cold then warm
+            run = Path(tempfile.mkdtemp(dir=tmp))
+            for i, name in enumerate(COMMANDS):  # the report last: it reads the fit's folder
+                for state in ("cold", "warm"):
+                    for key, value in command(name, run / "out", run / f"cache{i}").items():
                         best[state][key] = min(best[state].get(key, value), value)
     print(f"3,137 US counties fitted in {fit_seconds:.2f} s; load average {load:.2f} before, "
           f"{os.getloadavg()[0]:.2f} after; best of {args.repeats} fresh interpreters, "

@@ -45,7 +45,8 @@ exclude = ["dec 1"]
 IN_MEMORY = """
 import sys, sdfit
 spec = sdfit.load_spec(sys.argv[1])
-result = sdfit.fit(spec.model, spec.data, spec.problem, workers=int(sys.argv[3]), progress=False)
+result = sdfit.fit(spec.model, spec.data.read(), spec.problem, workers=int(sys.argv[3]),
+                    progress=False)
 result.write(sys.argv[2])
 """
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import settings
-from .assemble import assemble
+from .assemble import Assembler, assemble
 from .backends import Backend, as_backend
 from .checkpoint import run_fingerprint
 from .data import Panel, read_panel
@@ -232,7 +232,8 @@ def _run(resolved: Resolved, panel: Panel, data: UnitData, dropped: pd.DataFrame
             size = len(chunks[0]) if chunks else 0
             done = store.begin(run_fingerprint(resolved, panel, solver, drop_invalid, size,
                                                len(data)), size, len(chunks), resume)
-        results: dict[int, ChunkResult] = {}
+        # without a folder, each chunk is reduced to its table columns as it arrives
+        assembler = Assembler(resolved, panel, data)
         start = time.perf_counter()
         with Progress(len(data), f"Fitting {resolved.model.name}", progress,
                       initial=sum(len(chunks[i]) for i in done)) as bar:
@@ -241,7 +242,7 @@ def _run(resolved: Resolved, panel: Panel, data: UnitData, dropped: pd.DataFrame
                 if store is not None:
                     store.save_chunk(key, chunk.arrays())  # as soon as it is done: nothing lost
                 else:
-                    results[key] = chunk
+                    assembler.add(int(chunks[key][0]), chunk)
                 bar.update(len(chunk))
         wall = time.perf_counter() - start
     finally:
@@ -249,9 +250,9 @@ def _run(resolved: Resolved, panel: Panel, data: UnitData, dropped: pd.DataFrame
             runner.close()
     record = RunRecord(**run, backend=runner.name, workers=runner.workers, chunks=len(chunks),
                        resumed_chunks=len(done), wall_time=wall)
-    # popped: each chunk (its Jacobians above all) is let go once assembled
-    saved = (ChunkResult.from_arrays(store.load_chunk(i)) if store is not None
-             else results.pop(i) for i in range(len(chunks)))
+    if store is None:
+        return assembler.result(dropped, record)
+    saved = (ChunkResult.from_arrays(store.load_chunk(i)) for i in range(len(chunks)))
     return assemble(resolved, panel, data, saved, dropped, record)
 
 

@@ -156,8 +156,8 @@ def aging_chain() -> BatchModel:
     return load_model(aging_chain_path())
 
 
-#: units simulated at once by :func:`synthetic_panel`
-SIMULATION_BLOCK = 65_536
+#: Units simulated at once by synthetic_panel.
+SIMULATION_BLOCK = 100_000
 
 
 def synthetic_panel(
@@ -198,17 +198,18 @@ def synthetic_panel(
     params = {k: rng.uniform(lo, hi, n_units) for k, (lo, hi) in planted.items()}
     stocks = {k: _draw(rng, lo, hi, n_units) for k, (lo, hi) in initial.items()}
     names = list(variables) if variables is not None else list(initial)
-    saved = sorted({start, *times})
-    values = np.empty((n_units, len(saved) * len(names)))
-    # simulated in blocks of units: a run's working arrays stay small at a million units
-    for first in range(0, n_units, SIMULATION_BLOCK):
+    return_times = sorted({start, *times})
+    values = np.empty((n_units, len(return_times) * len(names)))
+    # simulated a block of units at a time: the whole run of a million units at once
+    # would hold every variable of every unit (the same values: units are independent)
+    for first in range(0, max(n_units, 1), SIMULATION_BLOCK):
         rows = slice(first, min(first + SIMULATION_BLOCK, n_units))
         sim = model.run(rows.stop - rows.start, params={k: v[rows] for k, v in params.items()},
                         initial={k: v[rows] for k, v in stocks.items()}, start_time=start,
-                        stop_time=max(times), return_times=saved, return_columns=names)
-        for j in range(len(sim.times)):
-            for i, name in enumerate(names):
-                values[rows, j * len(names) + i] = sim.values[name][:, j]
+                        stop_time=max(times), return_times=return_times,
+                        return_columns=names)
+        values[rows] = np.column_stack([sim.values[name][:, j]
+                                        for j in range(len(sim.times)) for name in names])
     units = pd.RangeIndex(n_units, name="unit")
     columns = [(float(t), name) for t in sim.times for name in names]
     if noise:

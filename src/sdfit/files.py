@@ -24,17 +24,56 @@ def sha256(path: str | Path) -> str | None:
     return digest.hexdigest()
 
 
+#: Rows converted to Arrow at once when writing a table: a million-unit table is written
+#: without a second, Arrow copy of it beside the pandas one (issue 15).
+WRITE_BLOCK = 1 << 16
+
+
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     """Write a table as CSV atomically, floats with round-trip precision: with pyarrow's
     writer where it is installed (shortest exact representation, several times faster),
-    else pandas' with 17 significant digits."""
+    a block of rows at a time, else pandas' with 17 significant digits."""
     try:
-        import pyarrow as pa
         from pyarrow import csv
     except ImportError:
         return atomic_write(path, lambda p: frame.to_csv(p, index=False, float_format="%.17g"))
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    return atomic_write(path, lambda p: csv.write_csv(table, p))
+
+    def write(p):
+        schema = _schema(frame)
+        with csv.CSVWriter(p, schema) as writer:
+            for block in arrow_blocks(frame, schema):
+                writer.write_table(block)
+
+    return atomic_write(path, write)
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> Path:
+    """Write a table as Parquet atomically (needs pyarrow), a block of rows at a time."""
+    from pyarrow import parquet
+
+    def write(p):
+        schema = _schema(frame)
+        with parquet.ParquetWriter(p, schema) as writer:
+            for block in arrow_blocks(frame, schema):
+                writer.write_table(block)
+
+    return atomic_write(path, write)
+
+
+def arrow_blocks(frame: pd.DataFrame, schema):
+    """The frame as Arrow tables of WRITE_BLOCK rows (one, empty, for an empty frame), all
+    of the whole frame's ``schema``."""
+    import pyarrow as pa
+
+    for first in range(0, max(len(frame), 1), WRITE_BLOCK):
+        yield pa.Table.from_pandas(frame.iloc[first:first + WRITE_BLOCK], schema=schema,
+                                   preserve_index=False)
+
+
+def _schema(frame: pd.DataFrame):
+    import pyarrow as pa
+
+    return pa.Schema.from_pandas(frame, preserve_index=False)
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:

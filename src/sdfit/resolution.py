@@ -407,7 +407,7 @@ def _unit_data(resolved: Resolved, panel: Panel, inputs: dict):
     rows = rows[observed & ~(initialised & at_start)]
     layout, _ = panel.padded(rows)
     mask = layout >= 0
-    code_of = np.zeros(max(codes) + 1, dtype=np.int64)
+    code_of = np.zeros(max(codes) + 1, dtype=np.int32)  # (U, M) of them: compact
     code_of[list(codes)] = list(codes.values())
     data = UnitData(
         initial=np.column_stack(initial) if initial else np.empty((u, 0)),

@@ -4,6 +4,7 @@ all of it is written to a folder and read back."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import platform
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import DataError
-from .files import atomic_write, read_csv, write_csv
+from .files import atomic_write, read_csv, write_csv, write_parquet
 
 OUTCOME_COLUMNS = ["sse", "success", "status", "message", "nfev"]
 RESULT_FILES = ("params.csv", "targets.csv", "params.parquet", "population.csv", "dropped.csv",
@@ -71,6 +72,13 @@ class RunRecord:
 
 def versions() -> dict[str, str]:
     """Versions of sdfit and of what its numbers depend on."""
+    return dict(_versions())
+
+
+@functools.cache
+def _versions() -> dict[str, str]:
+    """Read once per process: the packages' metadata take ~8 ms to parse, a tenth of a
+    census fit, and cannot change under a running interpreter."""
     from importlib.metadata import PackageNotFoundError, version
 
     from ._version import __version__
@@ -141,7 +149,8 @@ class FitResult:
 
     def params(self) -> pd.DataFrame:
         """Fitted parameters indexed by unit."""
-        return self.table.set_index(self.unit_columns)[self.parameters]
+        # the columns first: set_index on the whole table would copy all of it
+        return self.table[self.unit_columns + self.parameters].set_index(self.unit_columns)
 
     def __repr__(self) -> str:
         n = len(self.table)
@@ -291,8 +300,7 @@ class FitResult:
         written = [write_csv(self.table, out / "params.csv"),
                    write_csv(self.targets, out / "targets.csv")]
         if _has_pyarrow():
-            written.append(atomic_write(out / "params.parquet",
-                                        lambda p: self.table.to_parquet(p, index=False)))
+            written.append(write_parquet(self.table, out / "params.parquet"))
         if len(self.dropped):
             written.append(write_csv(self.dropped, out / "dropped.csv"))
         if self.population is not None:

@@ -97,6 +97,7 @@ def test_fit_report_has_every_section(counties, tmp_path, formulation, shared_da
     for name, digest in run["fingerprints"].items():
         assert len(digest) == 64 and digest in text["run"], name
     assert "40 of 40 units succeeded, 0 failed" in text["outcome"]
+    assert "backend serial (1 worker, 1 chunk)" in text["run"]
     identifiability = text["identifiability"]
     if formulation == "us-counties-recipe":
         assert "dec 1 loss rate is not identifiable from the 2010 targets in 40 of 40" \
@@ -104,6 +105,7 @@ def test_fit_report_has_every_section(counties, tmp_path, formulation, shared_da
     else:
         assert "dec 1 loss rate fixed at 0.05 not fitted" in identifiability
         assert "Identifiability: 40 of 40 units have full rank" in identifiability
+        assert "Rank of the column-scaled Jacobian: 8 in 40 units." in identifiability
 
 
 def test_report_of_a_folder_without_results_is_one_sentence(tmp_path, capsys):

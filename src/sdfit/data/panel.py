@@ -24,6 +24,10 @@ from ..names import canonical, did_you_mean
 TIME_ATOL = 1e-9
 
 
+#: Observations hashed at once by Panel.content_hash.
+HASH_BLOCK = 1 << 20
+
+
 @dataclass(frozen=True)
 class Panel:
     """Observations of many units.
@@ -79,7 +83,7 @@ class Panel:
 
     @property
     def times(self) -> list[float]:
-        return sorted(set(self.time.tolist()))
+        return np.unique(self.time).tolist()  # not a Python float per observation
 
     def __len__(self) -> int:
         return len(self.units)
@@ -220,8 +224,13 @@ class Panel:
         digest.update(pd.util.hash_pandas_object(self.units.to_frame(index=False),
                                                  index=False).to_numpy().tobytes())
         digest.update(repr(self.variables).encode())
-        for column in (self.unit, self.time, self.variable, self.value):
-            digest.update(np.ascontiguousarray(column).tobytes())
+        # hashed as the int64 / int32 / float64 they always were, whatever the arrays'
+        # dtypes now (compact ones for big panels), a block at a time
+        for column, dtype in ((self.unit, np.int64), (self.time, np.float64),
+                              (self.variable, np.int32), (self.value, np.float64)):
+            for first in range(0, len(column), HASH_BLOCK):
+                block = column[first:first + HASH_BLOCK]
+                digest.update(np.ascontiguousarray(block, dtype=dtype).tobytes())
         return digest.hexdigest()
 
 

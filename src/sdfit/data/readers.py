@@ -247,7 +247,9 @@ def from_wide(frame: pd.DataFrame, source: str = "<data>", lines=None) -> Panel:
     ``lines`` numbers the units for messages (default 1, 2, ...)."""
     columns = [(float(t), str(v)) for t, v in frame.columns]
     lines = np.arange(len(frame)) + 1 if lines is None else np.asarray(lines)
-    return _from_matrix(frame.index, columns, frame.to_numpy(dtype=float), lines, source, {})
+    # a copy: the panel must not change when the caller later changes its frame
+    return _from_matrix(frame.index, columns, frame.to_numpy(dtype=float, copy=True), lines,
+                        source, {})
 
 
 def _from_matrix(index: pd.Index, columns: list[tuple[float, str]], values: np.ndarray,
@@ -255,11 +257,24 @@ def _from_matrix(index: pd.Index, columns: list[tuple[float, str]], values: np.n
     """A panel from a (units, columns) matrix of (time, variable) columns: every cell is an
     observation (NaN ones included, so that messages can name them)."""
     var_codes, variables = pd.factorize(np.array([v for _, v in columns], dtype=object))
+    times = np.array([t for t, _ in columns], dtype=float)
+    # every unit has every column: sorting the columns once puts the observations in the
+    # panel's order (unit, time, variable) without sorting, and copying, all of them
+    order = np.lexsort((var_codes, times))
+    if not np.array_equal(order, np.arange(len(order))):
+        values, times, var_codes = values[:, order], times[order], var_codes[order]
     n_units, n_cols = values.shape
-    unit = np.repeat(np.arange(n_units), n_cols)
-    return _panel(index, list(variables), unit, np.tile([t for t, _ in columns], n_units),
-                  np.tile(var_codes, n_units), values.ravel(), lines[unit], lines, source,
-                  notes)
+    unit = np.repeat(np.arange(n_units, dtype=_index_dtype(n_units)), n_cols)
+    lines = np.asarray(lines)
+    return Panel(index, tuple(str(v) for v in variables), unit, np.tile(times, n_units),
+                 np.tile(var_codes.astype(np.int32), n_units),
+                 np.ascontiguousarray(values, dtype=float).ravel(), lines,
+                 lines.astype(_index_dtype(lines.max(initial=0)))[unit], source, notes)
+
+
+def _index_dtype(largest: int) -> type:
+    """int32 for unit rows and file lines while they fit: 8 bytes an observation fewer."""
+    return np.int32 if largest < np.iinfo(np.int32).max else np.int64
 
 
 def _panel(units, variables, unit, time, variable, value, obs_lines, unit_lines, source,

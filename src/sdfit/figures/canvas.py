@@ -51,7 +51,9 @@ def png_bytes(figure: Figure, dpi: int = DPI_REPORT) -> bytes:
         palette[lightest] = 255
     indexed.putpalette(palette.ravel().tolist())
     buffer = io.BytesIO()
-    indexed.save(buffer, format="png")
+    # zlib's fastest level: the map is written three times as fast as at the default 6,
+    # for files a third larger (a palette image compresses well at any level)
+    indexed.save(buffer, format="png", compress_level=1)
     return buffer.getvalue()
 
 

@@ -1,5 +1,6 @@
 """US county boundaries for maps: read from a shapefile once, projected to an equal-area
-map, lightly simplified, and cached in the user cache under the sha256 of the files.
+map, lightly simplified, and cached in the user cache under the sha256 of the files and
+sdfit's version.
 
 The census shapefiles sdfit uses (``US_County_2000_2004`` and ``US_State``) already hold
 projected metres: the lower 48 states in USA Contiguous Albers (ESRI:102003, checked in
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._version import __version__
 from ..exceptions import DataError
 from ..files import atomic_write
 from ..names import did_you_mean
@@ -108,7 +110,9 @@ def load_county_shapes(shapefile: str | Path, *, cache: bool = True) -> CountySh
 @functools.lru_cache(maxsize=4)
 def _load(files: tuple[Path, ...], mtimes: tuple[int, ...], cache: bool) -> CountyShapes:
     """(``mtimes`` is part of the memo key only: a changed file is read again.)"""
-    digest = hashlib.sha256(f"county-shapes {CACHE_VERSION} {SNAP_METRES}".encode())
+    # keyed by sdfit's version too: a new release never reads what an old one cached
+    digest = hashlib.sha256(f"county-shapes {CACHE_VERSION} {SNAP_METRES} {__version__}"
+                            .encode())
     for path in files:
         digest.update(path.read_bytes())
     cached = _cache_path(digest.hexdigest()) if cache else None

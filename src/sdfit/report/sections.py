@@ -49,7 +49,8 @@ def run(result: FitResult) -> str:
     prints = record.fingerprints
     rows = [("model", record.model), ("data", record.data),
             ("spec", record.spec or "(Python API)"),
-            ("backend", f"{record.backend} ({record.workers} workers, {record.chunks} chunks)"),
+            ("backend", f"{record.backend} ({_count(record.workers, 'worker')}, "
+                        f"{_count(record.chunks, 'chunk')})"),
             ("fit time", f"{record.wall_time:.2f} s")]
     rows += [(f"sha256 of {k}", prints[k] or "(not a file)") for k in sorted(prints)]
     spec = record.spec_dict or {"problem": record.problem}
@@ -142,11 +143,13 @@ def identifiability(result: FitResult, units: Units) -> str:
     ranks = data.loc[ok, "rank"].value_counts().sort_index()
     cond = data.loc[ok, "condition"]
     finite = cond[np.isfinite(cond)]
-    conditions = (f"infinite (fewer residuals than parameters) in {(~np.isfinite(cond)).sum():,}"
-                  " units" if len(finite) < len(cond) else "")
+    conditions = (f"infinite (a singular Jacobian) in "
+                  f"{_count(int((~np.isfinite(cond)).sum()), 'unit')}"
+                  if len(finite) < len(cond) else "")
     if len(finite):
         conditions += ("; " if conditions else "") + (
-            f"median {finite.median():.3g}, max {finite.max():.3g} over {len(finite):,} units")
+            f"median {finite.median():.3g}, max {finite.max():.3g} over "
+            f"{_count(len(finite), 'unit')}")
     flagged = np.flatnonzero(ok & ~np.all([figures.units.identifiable(result, p)
                                            for p in result.parameters], axis=0))
     listing = ""
@@ -161,7 +164,7 @@ def identifiability(result: FitResult, units: Units) -> str:
                              for line in summary.summary) + "</ul>"
             + table(rows, head)
             + "<p>Rank of the column-scaled Jacobian: "
-            + ", ".join(f"{int(r)} in {c:,} units" for r, c in ranks.items())
+            + ", ".join(f"{int(r)} in {_count(c, 'unit')}" for r, c in ranks.items())
             + f". Condition number of the column-scaled Jacobian: {conditions}.</p>"
             + "<p class='meta'>A parameter is not identifiable when more than "
             f"{summary.null_tol:g} of its column-scaled axis lies in the Jacobian's null "
@@ -211,3 +214,7 @@ def _unit_rows(result: FitResult, units: Units, rows, columns: list[str],
         else:
             out[name] = values
     return frame(out)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
