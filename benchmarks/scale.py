@@ -70,7 +70,8 @@ def main() -> None:
         grow, base = np.polyfit(units, mib, 1)
         print(f"\nfit() time = {intercept:.3f} s + {slope * 1e6:.1f} us x units; peak memory = "
               f"{base:,.0f} MiB + {grow * 2**20:,.0f} bytes x units "
-              f"({rows[0]['workers']} workers, backend {args.backend})")
+              f"({rows[0]['workers']} worker{'s' * (rows[0]['workers'] > 1)}, "
+              f"backend {args.backend})")
 
 
 if __name__ == "__main__":

@@ -38,22 +38,21 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     except ImportError:
         return atomic_write(path, lambda p: frame.to_csv(p, index=False, float_format="%.17g"))
 
-    def write(p):
-        schema = _schema(frame)
-        with csv.CSVWriter(p, schema) as writer:
-            for block in arrow_blocks(frame, schema):
-                writer.write_table(block)
-
-    return atomic_write(path, write)
+    return _write_blocks(frame, path, csv.CSVWriter)
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> Path:
     """Write a table as Parquet atomically (needs pyarrow), a block of rows at a time."""
     from pyarrow import parquet
 
+    return _write_blocks(frame, path, parquet.ParquetWriter)
+
+
+def _write_blocks(frame: pd.DataFrame, path: Path, writer_class) -> Path:
+    """``frame`` through a pyarrow writer (``writer_class(file, schema)``), atomically."""
     def write(p):
         schema = _schema(frame)
-        with parquet.ParquetWriter(p, schema) as writer:
+        with writer_class(p, schema) as writer:
             for block in arrow_blocks(frame, schema):
                 writer.write_table(block)
 
