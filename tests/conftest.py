@@ -19,6 +19,11 @@ from sdfit.datasets import aging_chain_path
 
 CENSUS = "census/Males by decade and county.csv"
 
+# README's command gives a relative SDFIT_DATA (../shared/data); tests that change folder
+# (README's blocks run in a folder of their own) and PySD's model builds must still find it
+if os.environ.get("SDFIT_DATA"):
+    os.environ["SDFIT_DATA"] = str(Path(os.environ["SDFIT_DATA"]).resolve())
+
 
 def _shared_data() -> Path:
     root = os.environ.get("SDFIT_DATA")

@@ -117,3 +117,21 @@ def test_comparison_needs_every_column_and_the_same_times():
     assert not ok and detail == "no output for 'y'"
     ok, detail = compare(_frame({"x": [1.0, 2.0], "y": [1.0, 1.0]}, times=(0.0, 1.0)), expected)
     assert not ok and detail.startswith("saved times differ")
+
+
+def test_pysd_finds_the_external_files_of_a_model_named_by_a_relative_path(shared_data,
+                                                                           monkeypatch):
+    """PySD's model is built in a private folder; a relative model path (as from
+    `SDFIT_DATA=../shared/data`) must still lead it to the spreadsheet beside the model."""
+    from pathlib import Path
+
+    from sdfit import conformance
+
+    folder = shared_data / "test-models" / "tests" / "get_constants_incomplete_subscript"
+    assert (folder / "inputs.xls").is_file()
+    monkeypatch.chdir(folder.parent)
+    relative = Path(folder.name)
+    columns = list(conformance.read_canonical(relative).columns)
+    frame = conformance.simulate_pysd(relative, relative / conformance.pick_model(folder).name,
+                                      columns)
+    assert list(frame.columns) == columns and frame.notna().any().all()

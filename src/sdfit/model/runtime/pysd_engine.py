@@ -294,7 +294,9 @@ def load_pysd(path: str | Path, folder: Path, data_files=None):
     from .. import sanitize
     from ..translate import translate
 
-    source = Path(path)
+    # absolute: PySD finds the model's external files beside the model file, from the
+    # module it writes into ``folder``, where a relative path would point elsewhere
+    source = Path(path).resolve()
     abstract = translate(source)
     _refuse_extensions(abstract, str(source))
     sanitize.for_pysd(abstract, str(source))
