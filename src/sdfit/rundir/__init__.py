@@ -34,12 +34,11 @@ import numpy as np
 
 from ..checkpoint import Checkpoint
 from ..exceptions import ResultsFolderWarning, SdfitError, SpecError, warn_user
-from ..files import sha256
+from ..files import parse_json, sha256
 from .marker import (
     MARKER,
     fsync,
     is_complete,
-    parse_json,
     read_marker,
     seal,
     user_entries,
