@@ -27,7 +27,7 @@ import numpy as np
 from ._version import __version__
 from .data import Panel
 from .exceptions import ResultsFolderWarning, SdfitError, SpecError, warn_user
-from .files import atomic_write, sha256
+from .files import atomic_write, parse_json, sha256
 from .resolved import Resolved
 
 MANIFEST = "manifest.json"
@@ -193,13 +193,13 @@ class Checkpoint:
         except (OSError, UnicodeDecodeError) as error:
             raise ManifestError(f"Checkpoint manifest '{self.manifest_path}' cannot be read "
                                 f"({error})") from None
-        header = _json(lines[0]) if lines else None
+        header = parse_json(lines[0]) if lines else None
         problem = _header_problem(header)
         if problem:
             raise ManifestError(f"Checkpoint manifest '{self.manifest_path}' {problem}")
         chunks = {}
         for line in lines[1:]:  # a record torn by a kill is ignored: its chunk is re-fitted
-            record = _json(line)
+            record = parse_json(line)
             if (isinstance(record, dict) and _is_count(record.get("chunk"))
                     and isinstance(record.get("sha256"), str)):
                 chunks[record["chunk"]] = record["sha256"]
@@ -259,11 +259,6 @@ def _header_problem(header) -> str | None:
     return None
 
 
-def _json(line: str):
-    try:
-        return json.loads(line)
-    except ValueError:
-        return None
 
 
 def _is_count(value) -> bool:

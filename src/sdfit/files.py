@@ -105,3 +105,14 @@ def _current_umask() -> int:
 
 
 _UMASK = _current_umask()
+
+
+def parse_json(data: str | bytes):
+    """The JSON value in ``data``, or None if it is not JSON (a damaged record is a state
+    the callers handle, not an error)."""
+    import json
+
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None

@@ -221,6 +221,21 @@ def test_an_error_before_the_commit_leaves_the_previous_results_and_the_chunks(t
         "chunk-000003.npz", "chunks", "manifest.json"]  # no staging, no lock
 
 
+
+def test_a_failed_run_deletes_only_a_staging_it_made(tmp_path):
+    """A staging folder this run did not create (kept by an earlier run because it held
+    files sdfit did not write) is left as it is when the run fails."""
+    out = tmp_path / "results"
+    run(out, FIRST)
+    with pytest.raises(RuntimeError), ResultsFolder(out) as folder:
+        kept = folder.partial / "staging"
+        kept.mkdir()
+        (kept / "notes.txt").write_text("mine")
+        assert folder.staging == kept  # used, not made
+        raise RuntimeError("the fit failed")
+    assert (kept / "notes.txt").read_text() == "mine"
+    assert tree(out) == FIRST
+
 # -- the lock -------------------------------------------------------------------------------
 def test_a_second_run_into_the_same_folder_is_refused_while_the_first_lasts(tmp_path):
     out = tmp_path / "results"

@@ -34,12 +34,11 @@ import numpy as np
 
 from ..checkpoint import Checkpoint
 from ..exceptions import ResultsFolderWarning, SdfitError, SpecError, warn_user
-from ..files import sha256
+from ..files import parse_json, sha256
 from .marker import (
     MARKER,
     fsync,
     is_complete,
-    parse_json,
     read_marker,
     seal,
     user_entries,
@@ -88,6 +87,7 @@ class ResultsFolder:
         self.partial = partial_folder(self.out)
         self.checkpoint = Checkpoint(self.partial / "chunks", self.name)
         self._lock: int | None = None
+        self._made_staging = False  # this run created staging/: it may delete it
         self._swapped = False
 
     # -- the run's lifetime ---------------------------------------------------------------
@@ -103,7 +103,7 @@ class ResultsFolder:
     def __exit__(self, kind, error, traceback) -> None:
         if self._lock is not None:  # else the folder was never ours: touch nothing
             try:
-                if not self._swapped:  # an unfinished staging is of no use
+                if self._made_staging and not self._swapped:  # unfinished: of no use
                     shutil.rmtree(self.partial / "staging", ignore_errors=True)
                 os.unlink(self.partial / "lock")  # see _lock: a run waiting then tries again
                 with contextlib.suppress(OSError):  # not empty: chunks, or a new run's lock
@@ -146,6 +146,7 @@ class ResultsFolder:
         staging = self.partial / "staging"
         if not staging.is_dir():
             staging.mkdir()
+            self._made_staging = True
             write_marker(staging, None)
         return staging
 

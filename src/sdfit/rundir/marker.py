@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from .._version import __version__
-from ..files import atomic_write, sha256
+from ..files import atomic_write, parse_json, sha256
 
 MARKER = ".sdfit.json"
 
@@ -102,12 +102,4 @@ def read_json(path: Path):
     try:
         return parse_json(path.read_bytes())
     except OSError:
-        return None
-
-
-def parse_json(data: bytes):
-    """The JSON value in ``data``, or None if it is not JSON."""
-    try:
-        return json.loads(data)
-    except ValueError:
         return None

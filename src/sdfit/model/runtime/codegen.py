@@ -44,7 +44,10 @@ class Program:
         self.source = _generate(model, record, Tables(model, tables), method)
         namespace = {"np": np, "F": functions, "V": arrays, "A": model.arrays,
                      "RPREC": TIME_RPREC}
-        validate.check_program(self.source, model.path, namespace)  # before it runs
+        # sdfit's own source: model text is in it only as validated identifiers and
+        # repr-written numbers (see _generate), and the whole program is checked against
+        # a whitelist of node types, names and attributes before it runs
+        validate.check_program(self.source, model.path, namespace)
         namespace["__builtins__"] = validate.BUILTINS  # nothing else of Python's
         exec(compile(self.source, f"<sdfit program of {model.name}>", "exec"), namespace)
         self.run = namespace["run"]
