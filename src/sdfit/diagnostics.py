@@ -1,7 +1,9 @@
 """Can the targets pin the parameters down?  Identifiability, rank and standard errors of
 every unit's fit, from the Jacobian of its weighted residuals at the solution.
 
-All units are diagnosed at once with ``np.linalg.svd`` on the stack of Jacobians.
+All units are diagnosed at once by the SVD of the stack of Jacobians: compiled
+(``diagnostics.c``, one-sided Jacobi) when a C compiler is at hand, ``np.linalg.svd``
+otherwise (``SDFIT_NATIVE=0``; the reference).
 Each Jacobian's columns are first scaled to unit length, so the units of the
 parameters do not matter (a rate and a population weigh alike).  Then, per unit:
 
@@ -32,8 +34,11 @@ standard errors include the uncertainty of the shared values.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -79,9 +84,7 @@ def _diagnose(jac: np.ndarray, rank_rtol: float, null_tol: float) -> Diagnostics
     jac = np.where(finite[:, None, None], jac, 0.0)
     norms = np.sqrt(np.einsum("nrp,nrp->np", jac, jac))
     scale = np.where(norms > 0, norms, 1.0)  # a zero column stays zero: wholly null
-    _, sv, vh = np.linalg.svd(jac / scale[:, None, :], full_matrices=True)
-    # sv: (N, k), k = min(rows, P); pad to P singular values, structural zeros last
-    sv = np.concatenate([sv, np.zeros((n, p - sv.shape[1]))], axis=1)
+    sv, vh = singular(jac / scale[:, None, :])
     kept = sv > rank_rtol * sv[:, :1]
     rank = kept.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -98,6 +101,35 @@ def _diagnose(jac: np.ndarray, rank_rtol: float, null_tol: float) -> Diagnostics
         identifiable=identifiable & finite[:, None],
         variance=np.where(finite[:, None], variance, np.nan),
     )
+
+
+def singular(jac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Singular values (N, P), descending and padded with structural zeros, and right
+    singular vectors (N, P, P) of a stack of Jacobians (N, rows, P)."""
+    n, rows, p = jac.shape
+    library = _native(rows, p) if n and rows * p <= 4096 else None
+    if library is not None:
+        jac = np.ascontiguousarray(jac, dtype=float)
+        sv, vh = np.empty((n, p)), np.empty((n, p, p))
+        library.svd_stack(n, jac.ctypes.data, sv.ctypes.data, vh.ctypes.data)
+        return sv, vh
+    _, sv, vh = np.linalg.svd(jac, full_matrices=True)
+    # sv: (N, k), k = min(rows, P); pad to P singular values, structural zeros last
+    return np.concatenate([sv, np.zeros((n, p - sv.shape[1]))], axis=1), vh
+
+
+@cache
+def _native(rows: int, p: int):
+    """The compiled SVD (``diagnostics.c``) of ``rows`` x ``p`` matrices, or None (NumPy's
+    LAPACK then).  Small matrices only: the buffers live on the C stack."""
+    from . import native
+
+    source = (Path(__file__).parent / "diagnostics.c").read_text()
+    library = native.library(f"#define ROWS {rows}\n#define P {p}\n{source}")
+    if library is not None:
+        library.svd_stack.restype = None
+        library.svd_stack.argtypes = [ctypes.c_int64] + [ctypes.c_void_p] * 3
+    return library
 
 
 def unit_diagnostics(jacobian: np.ndarray, objective: np.ndarray, x: np.ndarray,

@@ -12,6 +12,7 @@ compiled and the callers run their NumPy code instead.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import platform
@@ -23,6 +24,7 @@ import sysconfig
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ._version import __version__
@@ -40,6 +42,7 @@ last_failure: str | None = None
 
 _LIBRARIES: dict[str, ctypes.CDLL] = {}
 _LOCK = threading.Lock()
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
 
 
 def library(source: str) -> ctypes.CDLL | None:
@@ -118,3 +121,29 @@ def _machine() -> str:
         except OSError:
             pass
     return f"{platform.machine()} {platform.processor()} {flags}"
+
+
+def threads() -> int:
+    """Threads compiled code runs on: one per core in the main process; one in a worker
+    process of a pool, whose siblings use the other cores (``SDFIT_THREADS`` overrides)."""
+    return _threads(os.getpid())
+
+
+@functools.cache
+def _threads(pid: int) -> int:
+    if "SDFIT_THREADS" in os.environ:
+        return max(1, int(os.environ["SDFIT_THREADS"]))
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        return 1
+    return os.cpu_count() or 1
+
+
+def pool() -> ThreadPoolExecutor:
+    """This process's thread pool for compiled calls, which release the GIL (a forked
+    child makes its own)."""
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid():
+        _POOL = (os.getpid(), ThreadPoolExecutor(threads(), thread_name_prefix="sdfit-native"))
+    return _POOL[1]
