@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import native
 from .exceptions import IdentifiabilityWarning, warn_user
 
 #: Singular values below this fraction of the largest (column-scaled) count as zero:
@@ -107,11 +108,20 @@ def singular(jac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Singular values (N, P), descending and padded with structural zeros, and right
     singular vectors (N, P, P) of a stack of Jacobians (N, rows, P)."""
     n, rows, p = jac.shape
-    library = _native(rows, p) if n and rows * p <= 4096 else None
+    library = _native(rows, p) if n and rows * p <= 1024 and p <= 32 else None
     if library is not None:
         jac = np.ascontiguousarray(jac, dtype=float)
         sv, vh = np.empty((n, p)), np.empty((n, p, p))
-        library.svd_stack(n, jac.ctypes.data, sv.ctypes.data, vh.ctypes.data)
+        # units are independent: a share of them per core (ctypes releases the GIL)
+        threads = min(native.threads(), -(-n // 256))
+        bounds = [n * t // threads for t in range(threads + 1)]
+
+        def part(t: int) -> None:
+            lo, size = bounds[t], bounds[t + 1] - bounds[t]
+            library.svd_stack(size, jac[lo:].ctypes.data, sv[lo:].ctypes.data,
+                              vh[lo:].ctypes.data)
+
+        list(native.pool().map(part, range(threads)) if threads > 1 else map(part, [0]))
         return sv, vh
     _, sv, vh = np.linalg.svd(jac, full_matrices=True)
     # sv: (N, k), k = min(rows, P); pad to P singular values, structural zeros last
@@ -121,9 +131,7 @@ def singular(jac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 @cache
 def _native(rows: int, p: int):
     """The compiled SVD (``diagnostics.c``) of ``rows`` x ``p`` matrices, or None (NumPy's
-    LAPACK then).  Small matrices only: the buffers live on the C stack."""
-    from . import native
-
+    LAPACK then).  Small matrices only: the buffers (8 units' worth) live on the C stack."""
     source = (Path(__file__).parent / "diagnostics.c").read_text()
     library = native.library(f"#define ROWS {rows}\n#define P {p}\n{source}")
     if library is not None:
