@@ -9,6 +9,16 @@
 
 #define EPS 2.220446049250313e-16
 
+/* A library built for one problem shape defines SHAPE_M and SHAPE_P (residuals and
+   parameters per unit): with them known at compile time the short loops over a row are
+   unrolled and vectorised and the work arrays have fixed sizes.  The arithmetic is the same
+   (no reassociation without fast-math), so the numbers are too. */
+#ifdef SHAPE_P
+#define FIX_SHAPE() (m = SHAPE_M, p = SHAPE_P)
+#else
+#define FIX_SHAPE() ((void)0)
+#endif
+
 static double nan_max(double a, double b) { return (a != a || b != b) ? NAN : (a > b ? a : b); }
 
 static double clip(double v, double lo, double hi) {
@@ -53,6 +63,7 @@ void lm_propose(int64_t nw, const int64_t *work, int64_t m, int64_t p, const dou
                 const double *jac, const double *r, const double *sse, const double *diag,
                 const double *mu, const double *lower, const double *upper, double gtol,
                 double *trial, double *step, double *d, unsigned char *done_g) {
+  FIX_SHAPE();
   double g[p], A[p * p], s[p];
   unsigned char free_[p];
   for (int64_t w = 0; w < nw; w++) {
@@ -112,6 +123,7 @@ void lm_update(int64_t nw, const int64_t *work, int64_t m, int64_t p, double fto
                int64_t *status, const int64_t *nfev, const double *r_new, const double *trial,
                const double *step, const double *d, const unsigned char *done_g,
                unsigned char *refresh) {
+  FIX_SHAPE();
   double predicted_r[m];
   for (int64_t w = 0; w < nw; w++) {
     const int64_t u = work[w];
@@ -176,6 +188,7 @@ void lm_update(int64_t nw, const int64_t *work, int64_t m, int64_t p, double fto
 /* Moré's scaling kept non-decreasing: diag = max(diag, column norms squared of jac). */
 void lm_rescale(int64_t nw, const int64_t *work, int64_t m, int64_t p, const double *jac,
                 double *diag) {
+  FIX_SHAPE();
   for (int64_t w = 0; w < nw; w++) {
     const int64_t u = work[w];
     const double *J = jac + u * m * p;
@@ -216,7 +229,8 @@ static double max1(double a) { return (a != a) ? a : (a > 1.0 ? a : 1.0); }
 /* Forward-difference Jacobians of the rows `rows`, every column in one call (as
    _Run.differentiate). */
 static int differentiate(const differences *D, int64_t n, const int64_t *rows) {
-  const int64_t m = D->m, p = D->p;
+  int64_t m = D->m, p = D->p;
+  FIX_SHAPE();
   if (n == 0) return 0;
   for (int64_t w = 0; w < n; w++) {
     const int64_t u = rows[w];
@@ -269,6 +283,7 @@ int lm_start(residual_fn fun, const void *context, int64_t n_rows, int64_t *next
              int64_t block, int64_t m, int64_t p, double diff_step, const int64_t *codes,
              double *x, double *jac, double *r, unsigned char *fresh, int64_t *status,
              int64_t *nfev, int64_t *njev, const double *upper) {
+  FIX_SHAPE();
   int64_t *rows = malloc(sizeof(int64_t) * block);
   differences *D = scratch(fun, context, block, m, p, diff_step, upper, x, r, jac, nfev, njev,
                            fresh);
@@ -301,6 +316,7 @@ int lm_solve(residual_fn fun, const void *context, int64_t n_rows, int64_t *next
              double *jac, double *r, double *sse, double *diag, double *mu, double *nu,
              unsigned char *fresh, int64_t *status, int64_t *nfev, int64_t *njev,
              const double *lower, const double *upper, const unsigned char *finite) {
+  FIX_SHAPE();
   int64_t *work = malloc(sizeof(int64_t) * block), *again = malloc(sizeof(int64_t) * block);
   double *trial = malloc(sizeof(double) * block * p), *step = malloc(sizeof(double) * block * p);
   double *d = malloc(sizeof(double) * block * p), *r_new = malloc(sizeof(double) * block * m);

@@ -203,13 +203,14 @@ class _Run:
         s, (n, p), m = self.settings, self.x.shape, compiled.n_residuals
         r, jac = np.empty((n, m)), np.full((n, m, p), np.nan)
         head = (compiled.function, compiled.context, n)
-        self._blocks(self.native.lm_start, head, (m, p, s.diff_step, _ptr(_CODES)),
+        library = _shaped(m, p) or self.native
+        self._blocks(library.lm_start, head, (m, p, s.diff_step, _ptr(_CODES)),
                      (self.x, jac, r, self.fresh, self.status, self.nfev, self.njev,
                       self.upper))
         sse = np.einsum("ij,ij->i", r, r)
         diag = np.einsum("ijk,ijk->ik", jac, jac)  # Moré's scaling, kept non-decreasing
         mu, nu = np.full(n, 1e-3), np.full(n, 2.0)
-        self._blocks(self.native.lm_solve, head,
+        self._blocks(library.lm_solve, head,
                      (m, p, s.diff_step, s.ftol, s.xtol, s.gtol, int(s.broyden),
                       self.max_nfev, _ptr(_CODES)),
                      (self.x, jac, r, sse, diag, mu, nu, self.fresh, self.status, self.nfev,
@@ -281,9 +282,20 @@ def compiled() -> bool:
 @cache
 def _native():
     """The compiled iteration (``lm.c``), or None (NumPy then)."""
+    return _load("")
+
+
+@cache
+def _shaped(m: int, p: int):
+    """``lm.c`` built for ``m`` residuals and ``p`` parameters per unit (its loops unrolled;
+    the same numbers), or the general build for shapes too large to unroll."""
+    return _load(f"#define SHAPE_M {m}\n#define SHAPE_P {p}\n") if m * p <= 1024 else None
+
+
+def _load(defines: str):
     from .. import native
 
-    library = native.library((Path(__file__).parent / "lm.c").read_text())
+    library = native.library(defines + (Path(__file__).parent / "lm.c").read_text())
     if library is None:
         return None
     types = {"i": ctypes.c_int64, "p": ctypes.c_void_p, "d": ctypes.c_double}
