@@ -117,7 +117,7 @@ def test_problems_the_c_residuals_do_not_cover_call_python(pk_model, pk_panel, c
 def test_without_a_compiler_the_fit_is_the_python_loops(pk_model, pk_panel, monkeypatch):
     resolved, data = resolve(PK, pk_model, pk_panel)
     expected = fit_chunk(Payload(resolved, LevenbergMarquardt()), data)
-    monkeypatch.setattr(lm, "_native", lambda: None)  # SDFIT_NATIVE=0 or no compiler
+    monkeypatch.setattr(lm, "_native", lambda shape=None: None)  # SDFIT_NATIVE=0 or no compiler
     monkeypatch.setattr(compiled_residuals, "_library", lambda: None)
     assert Residuals(Objective(resolved, data), np.arange(len(data))).native is None
     numpy = fit_chunk(Payload(resolved, LevenbergMarquardt()), data)

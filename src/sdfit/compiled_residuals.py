@@ -23,6 +23,7 @@ import numpy as np
 
 from . import native
 from .objective import Objective
+from .resolved import Resolved
 
 OWN, SHARED, PARAMETER, UNIT = range(4)  # how a kernel input is set (compiled_residuals.c)
 
@@ -65,15 +66,27 @@ class NativeResiduals:
         return ctypes.addressof(self.problem)
 
 
-def _compile(objective: Objective, units: np.ndarray) -> NativeResiduals | None:
-    resolved, data = objective.resolved, objective.data
+def covers(resolved: Resolved) -> bool:
+    """Whether the problem's residuals can be the C function (when the model's kernel
+    runs and a compiler is at hand): its layout alone decides."""
     obs, p = resolved.observations, resolved.parameters
     if (obs.likelihood != "gaussian" or obs.loss != "linear" or p.penalised.size
             or resolved.inputs.series or resolved.stocks.shapes or resolved.defaults
-            or not hasattr(resolved.model, "compiled")):
-        return None
-    if any(s.index for s in (*p.slots, *resolved.stocks.slots, *resolved.inputs.constants,
-                             *obs.slots, *(slot for slot, _ in p.fixed))):
+            or resolved.pooling is not None or not hasattr(resolved.model, "compiled")):
+        return False
+    return not any(s.index for s in (*p.slots, *resolved.stocks.slots, *obs.slots,
+                                     *resolved.inputs.constants, *(s for s, _ in p.fixed)))
+
+
+def prepare() -> bool:
+    """Build (or load) the C function now; True when it can be had."""
+    return _library() is not None
+
+
+def _compile(objective: Objective, units: np.ndarray) -> NativeResiduals | None:
+    resolved, data = objective.resolved, objective.data
+    obs, p = resolved.observations, resolved.parameters
+    if not covers(resolved):
         return None
     kernel = resolved.model.compiled(objective.record, resolved.method)
     library = _library()

@@ -108,7 +108,7 @@ def singular(jac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Singular values (N, P), descending and padded with structural zeros, and right
     singular vectors (N, P, P) of a stack of Jacobians (N, rows, P)."""
     n, rows, p = jac.shape
-    library = _native(rows, p) if n and rows * p <= 1024 and p <= 32 else None
+    library = _native(rows, p) if n and prepare(rows, p) else None
     if library is not None:
         jac = np.ascontiguousarray(jac, dtype=float)
         sv, vh = np.empty((n, p)), np.empty((n, p, p))
@@ -126,6 +126,12 @@ def singular(jac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     _, sv, vh = np.linalg.svd(jac, full_matrices=True)
     # sv: (N, k), k = min(rows, P); pad to P singular values, structural zeros last
     return np.concatenate([sv, np.zeros((n, p - sv.shape[1]))], axis=1), vh
+
+
+def prepare(rows: int, p: int) -> bool:
+    """Build (or load) the compiled SVD of ``rows`` x ``p`` Jacobians now; True when it
+    will run."""
+    return rows * p <= 1024 and p <= 32 and _native(rows, p) is not None
 
 
 @cache

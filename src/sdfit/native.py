@@ -35,13 +35,15 @@ ENABLED = os.environ.get("SDFIT_NATIVE", "1") != "0"
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared",
          "-w")
 
-#: Seconds spent compiling in this process (cache misses only): a first run's compile.
+#: Seconds spent compiling in this process (cache misses only; summed over builds that
+#: ran side by side): a first run's compile.
 compile_seconds = 0.0
 #: Why the last library could not be had.
 last_failure: str | None = None
 
 _LIBRARIES: dict[str, ctypes.CDLL] = {}
 _LOCK = threading.Lock()
+_BUILDING: dict[str, threading.Lock] = {}
 _POOL: tuple[int, ThreadPoolExecutor] | None = None
 
 
@@ -55,7 +57,9 @@ def library(source: str) -> ctypes.CDLL | None:
         return None
     key = hashlib.sha256("\0".join([source, *command, *FLAGS, __version__, _machine()])
                          .encode()).hexdigest()
-    with _LOCK:
+    with _LOCK:  # one build per source at a time; different sources build side by side
+        building = _BUILDING.setdefault(key, threading.Lock())
+    with building:
         if key in _LIBRARIES:
             return _LIBRARIES[key]
         path = cache_dir() / f"sdfit-{key[:32]}.so"
@@ -63,7 +67,8 @@ def library(source: str) -> ctypes.CDLL | None:
             started = time.perf_counter()
             if not _compile(command, source, path):
                 return None
-            compile_seconds += time.perf_counter() - started
+            with _LOCK:
+                compile_seconds += time.perf_counter() - started
         try:
             _LIBRARIES[key] = ctypes.CDLL(str(path))
         except OSError as error:  # a damaged cache entry: deleted, built next time

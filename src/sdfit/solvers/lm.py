@@ -77,7 +77,7 @@ class _Run:
         self.status = np.full(n, WORKING, dtype=np.int64)
         self.fresh = np.zeros(n, dtype=bool)  # Jacobian is a finite difference at x
         self.units = np.arange(n, dtype=np.int64)
-        self.native = _native()
+        self.native = None  # the compiled iteration, when solve() runs the Python loop
         self.addresses: dict[str, int] | None = None
 
     def evaluate(self, x: np.ndarray, units: np.ndarray) -> np.ndarray:
@@ -103,8 +103,11 @@ class _Run:
 
     def solve(self) -> Solution:
         compiled = getattr(self.fun, "native", None)
-        if self.native is not None and compiled is not None:
-            return self.solve_compiled(compiled)
+        if compiled is not None:
+            library = _native((compiled.n_residuals, self.x.shape[1]))
+            if library is not None:
+                return self.solve_compiled(compiled, library)
+        self.native = _native()
         n, p = self.x.shape
         r = np.ascontiguousarray(self.evaluate(self.x, self.units), dtype=float)
         sse = np.einsum("ij,ij->i", r, r)
@@ -195,7 +198,7 @@ class _Run:
         diag[work] = np.maximum(diag[work], np.einsum("ijk,ijk->ik", jac[work], jac[work]))
         return work[status == WORKING]
 
-    def solve_compiled(self, compiled) -> Solution:
+    def solve_compiled(self, compiled, library) -> Solution:
         """:meth:`solve` in compiled code (``lm_start``, then ``lm_solve``) calling the
         residuals' own C function: the same steps in the same order for every unit,
         without a return to Python per iteration, blocks of units shared out to every
@@ -203,7 +206,6 @@ class _Run:
         s, (n, p), m = self.settings, self.x.shape, compiled.n_residuals
         r, jac = np.empty((n, m)), np.full((n, m, p), np.nan)
         head = (compiled.function, compiled.context, n)
-        library = _shaped(m, p) or self.native
         self._blocks(library.lm_start, head, (m, p, s.diff_step, _ptr(_CODES)),
                      (self.x, jac, r, self.fresh, self.status, self.nfev, self.njev,
                       self.upper))
@@ -274,27 +276,21 @@ def _ptr(array: np.ndarray) -> int:
     return array.ctypes.data
 
 
-def compiled() -> bool:
-    """Build (or load) the compiled iteration now; True when the solver will use it."""
-    return _native() is not None
+def compiled(shape: tuple[int, int] | None = None) -> bool:
+    """Build (or load) the compiled iteration now, for one problem shape (residuals and
+    parameters per unit) or any; True when the solver will use it."""
+    return _native(shape) is not None
 
 
 @cache
-def _native():
-    """The compiled iteration (``lm.c``), or None (NumPy then)."""
-    return _load("")
-
-
-@cache
-def _shaped(m: int, p: int):
-    """``lm.c`` built for ``m`` residuals and ``p`` parameters per unit (its loops unrolled;
-    the same numbers), or the general build for shapes too large to unroll."""
-    return _load(f"#define SHAPE_M {m}\n#define SHAPE_P {p}\n") if m * p <= 1024 else None
-
-
-def _load(defines: str):
+def _native(shape: tuple[int, int] | None = None):
+    """``lm.c`` compiled, or None (NumPy then).  Built for one shape (``m`` residuals,
+    ``p`` parameters per unit) its short loops are unrolled, with the same numbers; shapes
+    too large to unroll get the general build."""
     from .. import native
 
+    m, p = shape or (0, 0)
+    defines = f"#define SHAPE_M {m}\n#define SHAPE_P {p}\n" if 0 < m * p <= 1024 else ""
     library = native.library(defines + (Path(__file__).parent / "lm.c").read_text())
     if library is None:
         return None
