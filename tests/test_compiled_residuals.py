@@ -19,7 +19,7 @@ from sdfit.datasets import EXAMPLES
 from sdfit.fitting import Payload, fit_chunk
 from sdfit.objective import Objective
 from sdfit.resolution import resolve
-from sdfit.solvers import LevenbergMarquardt, lm
+from sdfit.solvers import LevenbergMarquardt, Status, lm
 
 needs_compiler = pytest.mark.skipif(native.compiler() is None and not os.environ.get("CI"),
                                     reason="no C compiler")
@@ -70,6 +70,23 @@ def test_the_compiled_loop_is_the_python_loop_number_for_number(
     monkeypatch.setattr(compiled_residuals, "_compile", lambda objective, units: None)
     python = fit_chunk(payload, data)
     assert python.success.mean() > 0.9
+    for field, value in python.arrays().items():
+        np.testing.assert_array_equal(getattr(compiled, field), value, err_msg=field)
+
+
+@needs_compiler
+def test_a_unit_not_finite_at_its_start_fails_alone_in_the_compiled_loop(aging_chain, census,
+                                                                           monkeypatch):
+    counties = census.take(np.arange(40))
+    value = counties.value.copy()
+    value[counties.unit == 3] = 1e300  # residuals whose squares overflow: not finite
+    counties = dataclasses.replace(counties, value=value)
+    resolved, data = resolve(CENSUS, aging_chain, counties)
+    payload = Payload(resolved, LevenbergMarquardt())
+    compiled = fit_chunk(payload, data)
+    monkeypatch.setattr(compiled_residuals, "_compile", lambda objective, units: None)
+    python = fit_chunk(payload, data)
+    assert compiled.status[3] == Status.NOT_FINITE and compiled.success.sum() == 39
     for field, value in python.arrays().items():
         np.testing.assert_array_equal(getattr(compiled, field), value, err_msg=field)
 
