@@ -8,12 +8,12 @@ import warnings
 import matplotlib
 import numpy as np
 import pytest
-from matplotlib.collections import PathCollection
 from matplotlib.colors import Normalize, to_rgba
 
 from sdfit.exceptions import FigureWarning
 from sdfit.figures import county_map, load_county_shapes, map_layers, unmapped_units, write_figures
 from sdfit.figures.maps import CLIP, DROPPED, FAILED, NO_DATA, NOT_IDENTIFIABLE, VALUE
+from sdfit.figures.raster import CountyImage
 
 
 @pytest.fixture(scope="module")
@@ -80,14 +80,21 @@ def test_failed_and_dropped_units_are_named_apart_from_no_data(damaged, shapes):
 
 def test_the_figure_draws_the_layers_and_says_what_it_clips(damaged, shapes):
     figure = county_map(damaged, shapes)
-    maps = [ax for ax in figure.axes if any(isinstance(c, PathCollection)
-                                            for c in ax.collections)]
+    maps = [ax for ax in figure.axes if any(isinstance(i, CountyImage) for i in ax.images)]
     assert len(maps) == len(damaged.parameters)
+    figure.canvas.draw()
+    la = shapes.locate([6], [37])[0]
     for ax, layer in zip(maps, map_layers(damaged, shapes), strict=True):
-        drawn = next(c for c in ax.collections if isinstance(c, PathCollection))
+        drawn = next(i for i in ax.images if isinstance(i, CountyImage))
         assert drawn.get_label() == layer.parameter
-        np.testing.assert_array_equal(drawn.get_facecolors(), layer.colours())
-        assert len(ax.collections) == 2  # counties, then state borders
+        np.testing.assert_array_equal(drawn.colours, layer.colours())
+        # the pixels drawn: each county in its layer's colour, borders whitened over it
+        pixels = drawn.raster.paint(drawn.colours)
+        inside = (drawn.raster.index == la + 1) & (drawn.raster.border == 0)
+        assert inside.sum() > 20  # Los Angeles County covers pixels, in its own colour
+        expected = np.round(np.array(layer.colours()[la]) * 255)
+        assert (pixels[inside] == expected).all()
+        assert drawn.raster.border.max() == 255
     legend = [t.get_text() for t in figure.legends[0].get_texts()]
     # 33 units: one without a shape, one failed, one dropped
     assert legend[:3] == [f"no data in the panel: {len(shapes.state) - 32:,} counties",

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 
 from ..results import FitResult
 from . import canvas
+from .raster import CountyImage
 from .shapes import CountyShapes
 from .units import county_ids, identifiable, unit_keys, unit_noun
 
@@ -102,7 +103,6 @@ def county_map(result: FitResult, shapes: CountyShapes,
                parameters: Sequence[str] | None = None, *, columns: int = 3) -> Figure:
     """Small multiples: one map of US counties per fitted parameter (default all); a
     single parameter gets one large map."""
-    from matplotlib.collections import LineCollection, PathCollection
     from matplotlib.patches import Patch
 
     layers = map_layers(result, shapes, parameters)
@@ -115,21 +115,15 @@ def county_map(result: FitResult, shapes: CountyShapes,
     cell = title + height + scale
     fig = canvas.new_figure(width * columns + 0.2, top + rows * cell + bottom)
     size = fig.get_size_inches()
-    borders = shapes.borders()
     for i, layer in enumerate(layers):
         row, column = divmod(i, columns)
         left = 0.1 + column * width
         base = size[1] - top - (row + 1) * cell + scale  # the map's lower edge
         ax = fig.add_axes((left / size[0], base / size[1], width / size[0], height / size[1]))
-        # the limits are set below: no autolim, which measures every path
-        ax.add_collection(PathCollection(shapes.paths, facecolors=layer.colours(),
-                                         edgecolors="none", linewidths=0, label=layer.parameter,
-                                         antialiased=False),  # no seams between counties
-                          autolim=False)
-        ax.add_collection(LineCollection(borders, colors="white", linewidths=0.5),
-                          autolim=False)
         ax.set_xlim(xmin, xmax)
         ax.set_ylim(ymin, ymax)
+        # counties and state borders, from a raster of the axes' pixels
+        ax.add_image(CountyImage(ax, shapes, layer.colours(), label=layer.parameter))
         ax.set_aspect("equal")
         ax.set_axis_off()
         bar = ((left + 0.1 * width) / size[0], (base - 0.25) / size[1], 0.8 * width / size[0],
