@@ -100,11 +100,15 @@ def test_the_figure_draws_the_layers_and_says_what_it_clips(damaged, shapes):
     assert legend[:3] == [f"no data in the panel: {len(shapes.state) - 32:,} counties",
                           "fit failed: 1 county", "dropped for invalid data: 1 county"]
     assert legend[3] == "not identifiable (counted in each title)"
-    labels = [ax.get_xlabel() for ax in figure.axes if ax.get_xlabel()]
+    labels = [t.get_text() for t in maps[0].texts if t.get_text().startswith("colours")]
     layer = map_layers(damaged, shapes)[0]
     assert layer.below == 1  # 2 % of 31 counties
-    assert labels[0] == (f"colours clipped to the 2%\u201398% quantiles: 1 county below, "
-                         f"{layer.above} above")
+    assert labels == [f"colours clipped to the 2%\u201398% quantiles: 1 county below, "
+                      f"{layer.above} above"]
+    # the colour scale: the colours of the layer's limits, a triangle at each clipped end
+    gradient = next(i for i in maps[0].images if not isinstance(i, CountyImage))
+    assert (gradient.norm.vmin, gradient.norm.vmax) == (0, 1)
+    assert len([p for p in maps[0].patches if p.get_fill()]) == 2  # below and above
     titles = [t.get_text() for ax in figure.axes for t in ax.texts + [ax.title]]
     assert "dec 2 loss rate (not identifiable in 1 county)" in titles
     caption = figure.texts[-1].get_text()
@@ -152,3 +156,26 @@ def test_units_that_are_not_counties_get_no_map(county_fit, tmp_path):
         warnings.simplefilter("error")
         written = write_figures(other, tmp_path, shapefile=None)
     assert "map.png" not in [p.name for p in written]
+
+
+@pytest.mark.parametrize("low, high", [(-0.0891, -0.0132), (0.0123, 0.271), (1.2e-6, 3.4e-6),
+                                       (1000.51, 1000.93), (-3.0, 250.0)])
+def test_the_colour_scale_is_ticked_as_a_colour_bar_would_be(low, high):
+    """The map's scale is drawn without an Axes: its ticks, labels and offset text are
+    what matplotlib's own colour bar of the same size shows."""
+    from matplotlib.cm import ScalarMappable
+
+    from sdfit.figures.canvas import new_figure
+    from sdfit.figures.scale import _ticks
+
+    figure = new_figure(5.2, 1.0)
+    bar = figure.colorbar(ScalarMappable(Normalize(low, high), "viridis"),
+                          cax=figure.add_axes((0.1, 0.5, 0.8, 0.12)), orientation="horizontal")
+    bar.ax.tick_params(labelsize=7)
+    figure.canvas.draw()
+    shown = [(t.get_position()[0], t.get_text()) for t in bar.ax.get_xticklabels()
+             if low <= t.get_position()[0] <= high]
+    ticks, labels, offset = _ticks(low, high, 0.8 * 5.2 * 72, 7)
+    np.testing.assert_allclose(ticks, [x for x, _ in shown])
+    assert labels == [text for _, text in shown]
+    assert offset == bar.ax.xaxis.get_offset_text().get_text()

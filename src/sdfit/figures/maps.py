@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from ..results import FitResult
 from . import canvas
 from .raster import CountyImage
+from .scale import colour_scale
 from .shapes import CountyShapes
 from .units import county_ids, identifiable, unit_keys, unit_noun
 
@@ -156,8 +157,6 @@ def _counties(n: int) -> str:
 def _scale(fig: Figure, ax, bar: tuple, layer: MapLayer, one: str, many: str) -> None:
     """Title and colour bar (in ``bar``, figure fractions) of one map."""
     import matplotlib
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
 
     not_identifiable = layer.count(NOT_IDENTIFIABLE)
     if not layer.count(VALUE) and not_identifiable:
@@ -171,13 +170,11 @@ def _scale(fig: Figure, ax, bar: tuple, layer: MapLayer, one: str, many: str) ->
         if not_identifiable else ""), fontsize=10)
     extend = {(False, False): "neither", (True, False): "min", (False, True): "max",
               (True, True): "both"}[(layer.below > 0, layer.above > 0)]
-    colourbar = fig.colorbar(
-        ScalarMappable(Normalize(layer.low, layer.high), matplotlib.colormaps[CMAP]),
-        cax=fig.add_axes(bar), orientation="horizontal", extend=extend)
-    colourbar.ax.tick_params(labelsize=7)
-    colourbar.set_label(f"colours clipped to the {CLIP[0]:.0%}\u2013{CLIP[1]:.0%} quantiles: "
-                        f"{layer.below:,} {one if layer.below == 1 else many} below, "
-                        f"{layer.above:,} above", fontsize=7)
+    colour_scale(fig, ax, bar, matplotlib.colormaps[CMAP], layer.low, layer.high,
+                 extend=extend, fontsize=7,
+                 label=f"colours clipped to the {CLIP[0]:.0%}\u2013{CLIP[1]:.0%} quantiles: "
+                       f"{layer.below:,} {one if layer.below == 1 else many} below, "
+                       f"{layer.above:,} above")
 
 
 def _caption(result: FitResult, shapes: CountyShapes) -> str:
