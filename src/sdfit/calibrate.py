@@ -333,11 +333,10 @@ def _prepare(resolved: Resolved, data: UnitData) -> tuple[float, bool]:
     """Build the compiled C this fit will run here, once, before workers start (forked
     workers find it built; others load it from the cache): the model's kernel, the
     solver's loop or iteration, the residuals' C function, the diagnostics' SVD — side by
-    side, one compiler per core, when the user cache does not have them yet.  Returns
+    side on this process's threads for compiled code (one per core), when the user cache
+    does not have them yet.  Returns
     the wall seconds spent compiling (0 when the cache had everything) and whether the
     model runs as a compiled kernel."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from . import compiled_residuals, diagnostics, native
     from .solvers import lm
 
@@ -351,8 +350,7 @@ def _prepare(resolved: Resolved, data: UnitData) -> tuple[float, bool]:
         builds += [lambda: lm.compiled((m, p)), compiled_residuals.prepare]
     else:
         builds.append(lm.compiled)
-    with ThreadPoolExecutor(len(builds)) as pool:
-        kernel = list(pool.map(lambda build: build(), builds))[0]
+    kernel = list(native.pool().map(lambda build: build(), builds))[0]
     compiled = native.compile_seconds > before
     return (time.perf_counter() - started if compiled else 0.0), bool(kernel)
 
