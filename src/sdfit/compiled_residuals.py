@@ -45,13 +45,12 @@ class _Problem(ctypes.Structure):
 class Residuals:
     """The residuals of solver rows (unit ``units[row]``): ``fun(x, rows)``."""
 
-    def __init__(self, objective: Objective, units: np.ndarray, alpha=None):
-        self.objective, self.units, self.alpha = objective, units, alpha
-        self.native = _compile(objective, units) if alpha is None else None
+    def __init__(self, objective: Objective, units: np.ndarray):
+        self.objective, self.units = objective, units
+        self.native = _compile(objective, units)
 
     def __call__(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        alpha = None if self.alpha is None else self.alpha[rows]
-        return self.objective.residuals(x, self.units[rows], alpha)
+        return self.objective.residuals(x, self.units[rows])
 
 
 class NativeResiduals:
