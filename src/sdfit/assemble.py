@@ -13,10 +13,11 @@ import pandas as pd
 
 from . import likelihoods
 from .data import Panel
+from .data.panel import code_dtype
 from .diagnostics import add_diagnostics, summarise, unit_diagnostics
 from .fitting import ChunkResult
 from .resolved import Resolved, UnitData
-from .results import FitResult, RunRecord, code_dtype, status_messages
+from .results import FitResult, RunRecord, status_messages
 
 
 def assemble(resolved: Resolved, panel: Panel, data: UnitData, chunks: Iterable[ChunkResult],

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .data.panel import code_dtype
 from .exceptions import DataError
 from .files import atomic_write, read_csv, write_csv, write_parquet
 from .solvers import Status
@@ -350,11 +351,6 @@ def status_messages(status: np.ndarray) -> pd.Categorical:
 
 def _messages() -> list[str]:
     return [s.message for s in sorted(Status)]
-
-
-def code_dtype(n_categories: int) -> type:
-    """The integer type pandas keeps the codes of ``n_categories`` categories in."""
-    return next(t for t in (np.int8, np.int16, np.int32) if n_categories < np.iinfo(t).max)
 
 
 def _categorical(column: pd.Series, categories: list[str]) -> pd.Series:

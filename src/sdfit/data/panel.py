@@ -43,8 +43,10 @@ class Panel:
         position in ``variables`` and the value (NaN when missing or not a number).
     lines : ndarray
         The file line of each unit (its row, or its first observation), for messages.
-    obs_lines : ndarray
-        The file line of each observation, for messages.
+    obs_lines : ndarray or None
+        The file line of each observation, for messages; None when it is its unit's line
+        (a wide table: a row per unit), so that no copy of ``lines`` per observation is
+        kept (see :meth:`obs_line`).
     source : str
         Where the data came from.
     non_numeric : dict
@@ -59,7 +61,7 @@ class Panel:
     variable: np.ndarray
     value: np.ndarray
     lines: np.ndarray
-    obs_lines: np.ndarray
+    obs_lines: np.ndarray | None
     source: str = "<data>"
     non_numeric: dict[tuple[int, float, str], str] = field(default_factory=dict)
     layout: dict = field(default_factory=dict)  # how to read it again: {units, time} if tidy
@@ -156,9 +158,14 @@ class Panel:
         layout[units, position] = rows
         return layout, counts
 
+    def obs_line(self, row: int) -> int:
+        """The file line of one observation."""
+        return int(self.lines[self.unit[row]] if self.obs_lines is None
+                   else self.obs_lines[row])
+
     def describe_observation(self, row: int) -> str:
         """'line 7 (state=1, county=3)' of one observation, for messages."""
-        return f"line {self.obs_lines[row]} ({describe_ids(self.units[[self.unit[row]]])})"
+        return f"line {self.obs_line(row)} ({describe_ids(self.units[[self.unit[row]]])})"
 
     def describe_rows(self, rows: Sequence[int], limit: int = 5) -> str:
         """'line 7 (state=1, county=3), ...' for messages about some unit rows."""
@@ -179,7 +186,8 @@ class Panel:
         kept = kept[np.argsort(renumber[self.unit[kept]], kind="stable")]
         return Panel(self.units[rows], self.variables, renumber[self.unit[kept]],
                      self.time[kept], self.variable[kept], self.value[kept], self.lines[rows],
-                     self.obs_lines[kept], self.source, self.non_numeric, self.layout)
+                     None if self.obs_lines is None else self.obs_lines[kept], self.source,
+                     self.non_numeric, self.layout)
 
     def head(self, n: int) -> Panel:
         return self.take(np.arange(min(n, len(self))))
@@ -232,6 +240,12 @@ class Panel:
                 block = column[first:first + HASH_BLOCK]
                 digest.update(np.ascontiguousarray(block, dtype=dtype).tobytes())
         return digest.hexdigest()
+
+
+def code_dtype(n_codes: int) -> type:
+    """The smallest integer type of codes 0..n_codes-1 (variables of a panel, targets, the
+    categories of a table's column: pandas keeps a categorical's codes in the same one)."""
+    return next(t for t in (np.int8, np.int16, np.int32) if n_codes < np.iinfo(t).max)
 
 
 def describe_ids(index: pd.Index) -> str:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..exceptions import DataError
 from ..names import canonical, did_you_mean
-from .panel import Panel
+from .panel import Panel, code_dtype
 
 LONG_COLUMNS = ("time", "variable", "value")
 MISSING_MARKS = ["nan", "na", "n/a"]
@@ -265,15 +265,15 @@ def _from_matrix(index: pd.Index, columns: list[tuple[float, str]], values: np.n
         values, times, var_codes = values[:, order], times[order], var_codes[order]
     n_units, n_cols = values.shape
     unit = np.repeat(np.arange(n_units, dtype=_index_dtype(n_units)), n_cols)
-    lines = np.asarray(lines)
+    # each observation's line is its unit's row: obs_lines None, not a copy per observation
     return Panel(index, tuple(str(v) for v in variables), unit, np.tile(times, n_units),
-                 np.tile(var_codes.astype(np.int32), n_units),
-                 np.ascontiguousarray(values, dtype=float).ravel(), lines,
-                 lines.astype(_index_dtype(lines.max(initial=0)))[unit], source, notes)
+                 np.tile(var_codes.astype(code_dtype(len(variables))), n_units),
+                 np.ascontiguousarray(values, dtype=float).ravel(), np.asarray(lines), None,
+                 source, notes)
 
 
 def _index_dtype(largest: int) -> type:
-    """int32 for unit rows and file lines while they fit: 8 bytes an observation fewer."""
+    """int32 for unit rows while they fit: 4 bytes an observation fewer."""
     return np.int32 if largest < np.iinfo(np.int32).max else np.int64
 
 
@@ -286,8 +286,8 @@ def _panel(units, variables, unit, time, variable, value, obs_lines, unit_lines,
         unit, time, variable, value, obs_lines = (
             unit[order], time[order], variable[order], value[order], obs_lines[order])
     return Panel(units, tuple(str(v) for v in variables), unit.astype(np.int64, copy=False),
-                 time, variable.astype(np.int32, copy=False), value, np.asarray(unit_lines),
-                 obs_lines, source, notes)
+                 time, variable.astype(code_dtype(len(variables)), copy=False), value,
+                 np.asarray(unit_lines), obs_lines, source, notes)
 
 
 def _ordered(unit: np.ndarray, time: np.ndarray, variable: np.ndarray) -> bool:
