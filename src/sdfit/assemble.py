@@ -44,6 +44,9 @@ class Assembler:
         self.offsets = np.concatenate([[0], np.cumsum(data.n_obs)])
         # the target variables' codes kept as those of the finished categorical column
         self.codes = code_dtype(len(resolved.observations.slots))
+        # every unit has every slot (a dense panel): the targets' time, variable and observed
+        # columns are then the unit data's arrays flattened, not a second copy of them
+        self.dense = bool(data.obs_mask.all())
         self.units: dict[str, np.ndarray] = {}
         self.targets: dict[str, np.ndarray] = {}
         self.penalty_only: Counter = Counter()
@@ -63,9 +66,11 @@ class Assembler:
             self.penalty_only.update(penalised)
         mask = part.obs_mask
         # no unit number per target row: the rows of unit i are offsets[i]:offsets[i + 1]
-        targets = {"time": part.obs_time[mask],
-                   "variable": part.obs_var[mask].astype(self.codes),
-                   "observed": part.obs_value[mask], "fitted": chunk.fitted[mask]}
+        targets = {"fitted": chunk.fitted[mask]}
+        if not self.dense:
+            targets |= {"time": part.obs_time[mask],
+                        "variable": part.obs_var[mask].astype(self.codes),
+                        "observed": part.obs_value[mask]}
         _put(self.units, columns, rows, len(self.data))
         _put(self.targets, targets, slice(self.offsets[rows.start], self.offsets[rows.stop]),
              int(self.offsets[-1]))
@@ -82,6 +87,10 @@ class Assembler:
             columns |= {name: np.empty(0) for name in names}
         table = pd.DataFrame(columns, copy=False)
         targets, self.units, self.targets = self.targets or _no_targets(self.codes), {}, {}
+        if self.dense:  # shared with the unit data the result keeps as its context
+            data = self.data
+            targets |= {"time": data.obs_time.reshape(-1), "variable": data.obs_var.reshape(-1),
+                        "observed": data.obs_value.reshape(-1)}
         n_obs = np.diff(self.offsets)
         columns = {c: np.repeat(ids[c].to_numpy(), n_obs) for c in ids.columns}
         variable = pd.Categorical.from_codes(targets["variable"],
