@@ -106,13 +106,14 @@ class FitResult:
     ----------
     table : DataFrame
         One row per unit: the unit id columns, one column per fitted parameter (named as in
-        the model), then ``sse, success, status, message, nfev``, then ``n_obs``,
+        the model), then ``sse, success, status, message, nfev`` (``message`` a categorical
+        of every status's message), then ``n_obs``,
         ``objective``, ``nll``, ``aic``, ``bic`` (``starts_agree`` with several starts,
         ``dispersion...`` for the negative binomial), then the diagnostics of
         :mod:`sdfit.diagnostics`.
     targets : DataFrame
-        Every observation compared: unit ids, ``time``, ``variable``, ``observed``,
-        ``fitted``.
+        Every observation compared: unit ids, ``time``, ``variable`` (a categorical of the
+        target names), ``observed``, ``fitted``.
     parameters : list of str
         The fitted parameters, in table order.
     dropped : DataFrame
