@@ -409,7 +409,7 @@ def _unit_data(resolved: Resolved, panel: Panel, inputs: dict):
     layout, _ = panel.padded(rows)
     mask = layout >= 0
     # (U, M) of them: compact, in the type of the result's categorical codes
-    code_of = np.zeros(max(codes) + 1, dtype=code_dtype(len(codes)))
+    code_of = np.zeros(max(codes) + 1, dtype=code_dtype(len(obs.slots)))
     code_of[list(codes)] = list(codes.values())
     data = UnitData(
         initial=np.column_stack(initial) if initial else np.empty((u, 0)),

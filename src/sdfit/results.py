@@ -343,8 +343,8 @@ class FitResult:
 
 def status_messages(status: np.ndarray) -> pd.Categorical:
     """The message of each status, as a categorical of every status's message: a byte a
-    unit, where strings would take about 46 (and a copy of them all into Arrow's strings
-    when the table is made)."""
+    unit, where strings took about 46 (Arrow strings made from a passing array of Python
+    ones)."""
     statuses = sorted(Status)
     codes = np.searchsorted(statuses, status).astype(code_dtype(len(statuses)))
     return pd.Categorical.from_codes(codes, _messages())
