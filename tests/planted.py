@@ -4,7 +4,11 @@ population: the data of the pooling and uncertainty tests and of benchmarks/pool
 
 The residuals are built here from :meth:`BatchModel.run`, independently of sdfit's
 problem layer: ``model - observed`` at each unit's own times, padded with exact zeros
-after its ``n_obs`` observations."""
+after its ``n_obs`` observations.
+
+:func:`irregular_panel` plants a theophylline-like panel: each unit its own dose and its
+own sampling times off the TIME STEP grid, simulated by hand (:func:`euler_concentration`).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 import sdfit
+from sdfit import Parameter, Problem
 
 MODELS = Path(__file__).parent / "fixtures"
 
@@ -98,3 +104,40 @@ def decay_units(seed: int, units: int = 300, low: int = 2, high: int = 4,
     obs.values = np.where(obs.mask, obs.outputs(truth, np.arange(units))
                           + noise * rng.standard_normal(times.shape), 0.0)
     return obs, truth
+
+
+DT = 1 / 128  # the TIME STEP of examples/theophylline.mdl
+PK = Problem([Parameter("ka", x0=1.5, bounds=(0.01, 20)),
+              Parameter("ke", x0=0.1, bounds=(0.001, 2)),
+              Parameter("volume", x0=0.5, bounds=(0.01, 5))],
+             targets=["conc"], inputs={"dose": "Dose"})
+
+
+def euler_concentration(ka, ke, volume, dose, times):
+    """The theophylline model stepped by hand (Euler, TIME STEP 1/128 h from 0), the model
+    read between two steps by linear interpolation: independent of sdfit's program."""
+    steps = int(np.ceil(max(times) / DT)) + 1
+    gut, central = dose, 0.0
+    values = [central / volume]
+    for _ in range(steps):
+        absorption, elimination = ka * gut, ke * central
+        gut, central = gut - absorption * DT, central + (absorption - elimination) * DT
+        values.append(central / volume)
+    return np.interp(times, np.arange(len(values)) * DT, values)
+
+
+def irregular_panel(n_units: int, seed: int, counts=(6, 11)):
+    """Units with planted (ka, ke, volume), their own doses and their own times."""
+    rng = np.random.default_rng(seed)
+    truth = pd.DataFrame({"ka": rng.uniform(0.8, 3.0, n_units),
+                          "ke": rng.uniform(0.05, 0.2, n_units),
+                          "volume": rng.uniform(0.3, 0.7, n_units),
+                          "dose": rng.uniform(3.0, 6.0, n_units)})
+    rows = []
+    for unit, (ka, ke, volume, dose) in truth.iterrows():
+        count = rng.integers(*counts, endpoint=True)  # as Theoph: about half while absorbing
+        times = np.sort(np.concatenate([rng.uniform(0.1, 2.0, count // 2),
+                                        rng.uniform(2.0, 24.0, count - count // 2)]))
+        for t, c in zip(times, euler_concentration(ka, ke, volume, dose, times), strict=True):
+            rows.append({"Subject": f"s{unit}", "Dose": dose, "Time": t, "conc": c})
+    return pd.DataFrame(rows), truth

@@ -24,7 +24,8 @@ LAYERS = [
     ["data"],  # panels and their readers
     ["problem", "datasets"],  # what to fit; data shipped or fetched
     ["resolved", "validate_units", "resolution"],  # problem x model x panel -> typed blocks
-    ["likelihoods", "objective", "solvers", "diagnostics"],  # residuals, solvers, diagnostics
+    ["likelihoods", "objective", "compiled_residuals", "solvers", "diagnostics"],  # residuals
+    # (in C for the compiled solver loop), solvers, diagnostics
     ["fitting"],  # one chunk on a worker: starts, dispersion, best start
     ["results", "assemble", "checkpoint", "rundir", "backends"],  # tables, files; where chunks run
     ["calibrate"],  # sdfit.fit(): chunk, map, save, assemble

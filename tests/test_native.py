@@ -83,7 +83,7 @@ def test_compiled_iteration_equals_the_numpy_iteration(aging_chain, census, monk
     payload = Payload(task, LevenbergMarquardt(broyden=broyden))
     assert lm.compiled()
     compiled = fit_chunk(payload, data)
-    monkeypatch.setattr(lm, "_native", lambda: None)
+    monkeypatch.setattr(lm, "_native", lambda shape=None: None)
     reference = fit_chunk(payload, data)
     assert reference.success.all() and compiled.success.all()
     if bounds is None:
@@ -94,3 +94,25 @@ def test_compiled_iteration_equals_the_numpy_iteration(aging_chain, census, monk
     np.testing.assert_allclose(compiled.x, reference.x, rtol=0, atol=1e-8)
     # exact fits differ at round-off (1e-24 people²), the others to 1e-9 of their SSE
     np.testing.assert_allclose(compiled.sse, reference.sse, rtol=1e-9, atol=1e-12)
+
+
+@needs_compiler
+@pytest.mark.parametrize("shape", [(300, 9, 8), (40, 3, 5), (30, 12, 4)])
+def test_the_compiled_svd_gives_numpys_diagnostics(shape, monkeypatch):
+    from sdfit import diagnostics
+
+    rng = np.random.default_rng(7)
+    jac = rng.normal(size=shape) * np.logspace(0, -5, shape[2])  # columns of unlike scale
+    jac[::3, :, -1] = 2 * jac[::3, :, 0] - jac[::3, :, 1]  # rank deficient in a third
+    jac[::5, :, 1] = 0.0
+    jac[4, 0, 0] = np.nan
+    assert diagnostics._native(*shape[1:]) is not None
+    compiled = diagnostics.diagnose(jac)
+    monkeypatch.setattr(diagnostics, "_native", lambda rows, p: None)
+    reference = diagnostics.diagnose(jac)
+    np.testing.assert_array_equal(compiled.rank, reference.rank)
+    np.testing.assert_array_equal(compiled.identifiable, reference.identifiable)
+    full = reference.rank == shape[2]  # a condition of round-off alone is not compared
+    np.testing.assert_allclose(compiled.condition[full], reference.condition[full], rtol=1e-9)
+    np.testing.assert_allclose(compiled.nullspace, reference.nullspace, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(compiled.variance, reference.variance, rtol=1e-9)

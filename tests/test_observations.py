@@ -11,52 +11,17 @@ import pandas as pd
 import pytest
 
 import sdfit
+from planted import DT, PK, irregular_panel
 from sdfit import Parameter, Problem
 from sdfit.data import read_panel
 from sdfit.datasets import EXAMPLES
 from sdfit.objective import Objective
 from sdfit.resolution import resolve
 
-DT = 1 / 128
-PK = Problem([Parameter("ka", x0=1.5, bounds=(0.01, 20)),
-              Parameter("ke", x0=0.1, bounds=(0.001, 2)),
-              Parameter("volume", x0=0.5, bounds=(0.01, 5))],
-             targets=["conc"], inputs={"dose": "Dose"})
-
 
 @pytest.fixture(scope="module")
 def pk_model():
     return sdfit.load_model(EXAMPLES / "theophylline.mdl")
-
-
-def euler_concentration(ka, ke, volume, dose, times):
-    """The theophylline model stepped by hand (Euler, TIME STEP 1/128 h from 0), the model
-    read between two steps by linear interpolation: independent of sdfit's program."""
-    steps = int(np.ceil(max(times) / DT)) + 1
-    gut, central = dose, 0.0
-    values = [central / volume]
-    for _ in range(steps):
-        absorption, elimination = ka * gut, ke * central
-        gut, central = gut - absorption * DT, central + (absorption - elimination) * DT
-        values.append(central / volume)
-    return np.interp(times, np.arange(len(values)) * DT, values)
-
-
-def irregular_panel(n_units: int, seed: int, counts=(6, 11)):
-    """Units with planted (ka, ke, volume), their own doses and their own times."""
-    rng = np.random.default_rng(seed)
-    truth = pd.DataFrame({"ka": rng.uniform(0.8, 3.0, n_units),
-                          "ke": rng.uniform(0.05, 0.2, n_units),
-                          "volume": rng.uniform(0.3, 0.7, n_units),
-                          "dose": rng.uniform(3.0, 6.0, n_units)})
-    rows = []
-    for unit, (ka, ke, volume, dose) in truth.iterrows():
-        count = rng.integers(*counts, endpoint=True)  # as Theoph: about half while absorbing
-        times = np.sort(np.concatenate([rng.uniform(0.1, 2.0, count // 2),
-                                        rng.uniform(2.0, 24.0, count - count // 2)]))
-        for t, c in zip(times, euler_concentration(ka, ke, volume, dose, times), strict=True):
-            rows.append({"Subject": f"s{unit}", "Dose": dose, "Time": t, "conc": c})
-    return pd.DataFrame(rows), truth
 
 
 def test_irregular_off_grid_times_recover_planted_parameters(pk_model):

@@ -201,7 +201,7 @@ def _run(resolved: Resolved, panel: Panel, data: UnitData, dropped: pd.DataFrame
     shared = bool(resolved.parameters.shared.any())
     solver = solver or default_solver(engine, shared=shared or resolved.pooling is not None)
     payload = Payload(resolved, solver)
-    compile_time, kernel = _prepare(resolved)
+    compile_time, kernel = _prepare(resolved, data)
     problem = resolved.describe()
     problem["method"] = resolved.method or getattr(resolved.model, "method", "euler")
     run = dict(model=resolved.model.path, data=panel.source, problem=problem,
@@ -329,19 +329,32 @@ def _model_load(model) -> dict:
     return {"seconds": last.seconds, "cached": last.cached}
 
 
-def _prepare(resolved: Resolved) -> tuple[float, bool]:
-    """Build the compiled kernel of the model and of the solver's arithmetic here, once,
-    before workers start (forked workers find them built; others load them from the
-    cache).  Returns the seconds spent compiling (0 when the caches had everything) and
-    whether the model runs as a compiled kernel."""
-    from . import native
+def _prepare(resolved: Resolved, data: UnitData) -> tuple[float, bool]:
+    """Build the compiled C this fit will run here, once, before workers start (forked
+    workers find it built; others load it from the cache): the model's kernel, the
+    solver's loop or iteration, the residuals' C function, the diagnostics' SVD — side by
+    side, one compiler per core, when the user cache does not have them yet.  Returns
+    the wall seconds spent compiling (0 when the cache had everything) and whether the
+    model runs as a compiled kernel."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import compiled_residuals, diagnostics, native
     from .solvers import lm
 
-    before = native.compile_seconds
-    kernel = isinstance(resolved.model, BatchModel) and resolved.model.prepare(
-        tuple(dict.fromkeys(s.ident for s in resolved.observations.slots)))
-    lm.compiled()
-    return native.compile_seconds - before, bool(kernel)
+    before, started = native.compile_seconds, time.perf_counter()
+    record = tuple(dict.fromkeys(s.ident for s in resolved.observations.slots))
+    p = len(resolved.parameters)
+    m = data.obs_mask.shape[1] + len(resolved.parameters.penalised)
+    builds = [lambda: isinstance(resolved.model, BatchModel) and resolved.model.prepare(record),
+              lambda: diagnostics.prepare(m, p)]
+    if compiled_residuals.covers(resolved):  # the solver's whole loop in C, for this shape
+        builds += [lambda: lm.compiled((m, p)), compiled_residuals.prepare]
+    else:
+        builds.append(lm.compiled)
+    with ThreadPoolExecutor(len(builds)) as pool:
+        kernel = list(pool.map(lambda build: build(), builds))[0]
+    compiled = native.compile_seconds > before
+    return (time.perf_counter() - started if compiled else 0.0), bool(kernel)
 
 
 def plan_chunks(n_units: int, chunk_size: int | None, workers: int) -> list[np.ndarray]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from . import likelihoods
+from .compiled_residuals import Residuals
 from .objective import Objective
 from .resolved import Resolved, UnitData
 from .solvers import Solution, Solver, Status
@@ -116,7 +117,7 @@ def _solve(objective: Objective, solve, x0: np.ndarray, units: np.ndarray):
     dispersions until they settle.  Returns the solution and the dispersions (or None)."""
     obs = objective.resolved.observations
     if obs.likelihood != "negative-binomial":
-        return solve(lambda x, rows: objective.residuals(x, units[rows]), x0), None
+        return solve(Residuals(objective, units), x0), None
     groups = len(obs.slots) if obs.dispersion == "variable" else 1
     alpha = np.full((len(x0), groups), 0.1)
     total, x = None, x0

@@ -12,6 +12,7 @@ compiled and the callers run their NumPy code instead.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import platform
@@ -23,6 +24,7 @@ import sysconfig
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ._version import __version__
@@ -33,13 +35,16 @@ ENABLED = os.environ.get("SDFIT_NATIVE", "1") != "0"
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared",
          "-w")
 
-#: Seconds spent compiling in this process (cache misses only): a first run's compile.
+#: Seconds spent compiling in this process (cache misses only; summed over builds that
+#: ran side by side): a first run's compile.
 compile_seconds = 0.0
 #: Why the last library could not be had.
 last_failure: str | None = None
 
 _LIBRARIES: dict[str, ctypes.CDLL] = {}
 _LOCK = threading.Lock()
+_BUILDING: dict[str, threading.Lock] = {}
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
 
 
 def library(source: str) -> ctypes.CDLL | None:
@@ -52,7 +57,9 @@ def library(source: str) -> ctypes.CDLL | None:
         return None
     key = hashlib.sha256("\0".join([source, *command, *FLAGS, __version__, _machine()])
                          .encode()).hexdigest()
-    with _LOCK:
+    with _LOCK:  # one build per source at a time; different sources build side by side
+        building = _BUILDING.setdefault(key, threading.Lock())
+    with building:
         if key in _LIBRARIES:
             return _LIBRARIES[key]
         path = cache_dir() / f"sdfit-{key[:32]}.so"
@@ -60,7 +67,8 @@ def library(source: str) -> ctypes.CDLL | None:
             started = time.perf_counter()
             if not _compile(command, source, path):
                 return None
-            compile_seconds += time.perf_counter() - started
+            with _LOCK:
+                compile_seconds += time.perf_counter() - started
         try:
             _LIBRARIES[key] = ctypes.CDLL(str(path))
         except OSError as error:  # a damaged cache entry: deleted, built next time
@@ -83,9 +91,9 @@ def compiler() -> list[str] | None:
 
 def cache_dir() -> Path:
     """Where compiled libraries are kept: ``<user cache>/sdfit/native``."""
-    import pooch
+    import platformdirs  # pooch.os_cache's folder; importing pooch costs 40 ms
 
-    return Path(pooch.os_cache("sdfit")) / "native"
+    return Path(platformdirs.user_cache_dir("sdfit")) / "native"
 
 
 def _compile(command: list[str], source: str, path: Path) -> bool:
@@ -118,3 +126,29 @@ def _machine() -> str:
         except OSError:
             pass
     return f"{platform.machine()} {platform.processor()} {flags}"
+
+
+def threads() -> int:
+    """Threads compiled code runs on: one per core in the main process; one in a worker
+    process of a pool, whose siblings use the other cores (``SDFIT_THREADS`` overrides)."""
+    return _threads(os.getpid())
+
+
+@functools.cache
+def _threads(pid: int) -> int:
+    if "SDFIT_THREADS" in os.environ:
+        return max(1, int(os.environ["SDFIT_THREADS"]))
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        return 1
+    return os.cpu_count() or 1
+
+
+def pool() -> ThreadPoolExecutor:
+    """This process's thread pool for compiled calls, which release the GIL (a forked
+    child makes its own)."""
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid():
+        _POOL = (os.getpid(), ThreadPoolExecutor(threads(), thread_name_prefix="sdfit-native"))
+    return _POOL[1]

@@ -272,6 +272,20 @@ def test_a_scheduler_lost_mid_run_is_one_sentence_and_the_chunks_are_kept(own_cl
 
 
 @pytest.mark.slow
+def test_a_finished_chunk_whose_scheduler_froze_is_one_sentence_not_a_hang(own_cluster):
+    """A chunk can finish just before the scheduler goes: its result, fetched through the
+    scheduler, must not be waited for forever (a race the test above met once)."""
+    from distributed import wait
+
+    with get_backend("dask", scheduler=own_cluster.address, timeout=3) as backend:
+        future = backend.client.submit(int, 7)
+        wait([future])
+        os.killpg(own_cluster.scheduler.pid, signal.SIGSTOP)
+        with pytest.raises(SdfitError, match="no answer within 3 s"):
+            backend._result(future, 0)
+
+
+@pytest.mark.slow
 def test_a_scheduler_without_workers_is_one_sentence(tmp_path):
     pytest.importorskip("distributed")
     from distributed import Client

@@ -8,12 +8,12 @@ import warnings
 import matplotlib
 import numpy as np
 import pytest
-from matplotlib.collections import PathCollection
 from matplotlib.colors import Normalize, to_rgba
 
 from sdfit.exceptions import FigureWarning
 from sdfit.figures import county_map, load_county_shapes, map_layers, unmapped_units, write_figures
 from sdfit.figures.maps import CLIP, DROPPED, FAILED, NO_DATA, NOT_IDENTIFIABLE, VALUE
+from sdfit.figures.raster import CountyImage
 
 
 @pytest.fixture(scope="module")
@@ -80,24 +80,35 @@ def test_failed_and_dropped_units_are_named_apart_from_no_data(damaged, shapes):
 
 def test_the_figure_draws_the_layers_and_says_what_it_clips(damaged, shapes):
     figure = county_map(damaged, shapes)
-    maps = [ax for ax in figure.axes if any(isinstance(c, PathCollection)
-                                            for c in ax.collections)]
+    maps = [ax for ax in figure.axes if any(isinstance(i, CountyImage) for i in ax.images)]
     assert len(maps) == len(damaged.parameters)
+    figure.canvas.draw()
+    la = shapes.locate([6], [37])[0]
     for ax, layer in zip(maps, map_layers(damaged, shapes), strict=True):
-        drawn = next(c for c in ax.collections if isinstance(c, PathCollection))
+        drawn = next(i for i in ax.images if isinstance(i, CountyImage))
         assert drawn.get_label() == layer.parameter
-        np.testing.assert_array_equal(drawn.get_facecolors(), layer.colours())
-        assert len(ax.collections) == 2  # counties, then state borders
+        np.testing.assert_array_equal(drawn.colours, layer.colours())
+        # the pixels drawn: each county in its layer's colour, borders whitened over it
+        pixels = drawn.raster.paint(drawn.colours)
+        inside = (drawn.raster.index == la + 1) & (drawn.raster.border == 0)
+        assert inside.sum() > 20  # Los Angeles County covers pixels, in its own colour
+        expected = np.round(np.array(layer.colours()[la]) * 255)
+        assert (pixels[inside] == expected).all()
+        assert drawn.raster.border.max() == 255
     legend = [t.get_text() for t in figure.legends[0].get_texts()]
     # 33 units: one without a shape, one failed, one dropped
     assert legend[:3] == [f"no data in the panel: {len(shapes.state) - 32:,} counties",
                           "fit failed: 1 county", "dropped for invalid data: 1 county"]
     assert legend[3] == "not identifiable (counted in each title)"
-    labels = [ax.get_xlabel() for ax in figure.axes if ax.get_xlabel()]
+    labels = [t.get_text() for t in maps[0].texts if t.get_text().startswith("colours")]
     layer = map_layers(damaged, shapes)[0]
     assert layer.below == 1  # 2 % of 31 counties
-    assert labels[0] == (f"colours clipped to the 2%\u201398% quantiles: 1 county below, "
-                         f"{layer.above} above")
+    assert labels == [f"colours clipped to the 2%\u201398% quantiles: 1 county below, "
+                      f"{layer.above} above"]
+    # the colour scale: the colours of the layer's limits, a triangle at each clipped end
+    gradient = next(i for i in maps[0].images if not isinstance(i, CountyImage))
+    assert (gradient.norm.vmin, gradient.norm.vmax) == (0, 1)
+    assert len([p for p in maps[0].patches if p.get_fill()]) == 2  # below and above
     titles = [t.get_text() for ax in figure.axes for t in ax.texts + [ax.title]]
     assert "dec 2 loss rate (not identifiable in 1 county)" in titles
     caption = figure.texts[-1].get_text()
@@ -145,3 +156,26 @@ def test_units_that_are_not_counties_get_no_map(county_fit, tmp_path):
         warnings.simplefilter("error")
         written = write_figures(other, tmp_path, shapefile=None)
     assert "map.png" not in [p.name for p in written]
+
+
+@pytest.mark.parametrize("low, high", [(-0.0891, -0.0132), (0.0123, 0.271), (1.2e-6, 3.4e-6),
+                                       (1000.51, 1000.93), (-3.0, 250.0)])
+def test_the_colour_scale_is_ticked_as_a_colour_bar_would_be(low, high):
+    """The map's scale is drawn without an Axes: its ticks, labels and offset text are
+    what matplotlib's own colour bar of the same size shows."""
+    from matplotlib.cm import ScalarMappable
+
+    from sdfit.figures.canvas import new_figure
+    from sdfit.figures.scale import _ticks
+
+    figure = new_figure(5.2, 1.0)
+    bar = figure.colorbar(ScalarMappable(Normalize(low, high), "viridis"),
+                          cax=figure.add_axes((0.1, 0.5, 0.8, 0.12)), orientation="horizontal")
+    bar.ax.tick_params(labelsize=7)
+    figure.canvas.draw()
+    shown = [(t.get_position()[0], t.get_text()) for t in bar.ax.get_xticklabels()
+             if low <= t.get_position()[0] <= high]
+    ticks, labels, offset = _ticks(low, high, 0.8 * 5.2 * 72, 7)
+    np.testing.assert_allclose(ticks, [x for x, _ in shown])
+    assert labels == [text for _, text in shown]
+    assert offset == bar.ax.xaxis.get_offset_text().get_text()

@@ -29,8 +29,8 @@ PLACES = [((-77.0365, 38.8977), (11, 1)),  # the White House, District of Columb
 
 @pytest.fixture(scope="module")
 def shapes(county_shapefile, tmp_path_factory, monkeypatch_module):
-    monkeypatch_module.setattr(shapes_module, "_cache_path",
-                               lambda digest: tmp_path_factory.mktemp("cache") / "c.npz")
+    monkeypatch_module.setattr(shapes_module, "cache_file",
+                               lambda kind, digest: tmp_path_factory.mktemp("cache") / "c.npz")
     return load_county_shapes(county_shapefile)
 
 
@@ -113,7 +113,7 @@ def test_census_shapes_with_names_holes_and_state_borders(shapes):
 def test_shapes_are_read_once_then_come_from_the_cache(county_shapefile, tmp_path,
                                                        monkeypatch):
     cache = tmp_path / "shapes.npz"
-    monkeypatch.setattr(shapes_module, "_cache_path", lambda digest: cache)
+    monkeypatch.setattr(shapes_module, "cache_file", lambda kind, digest: cache)
     shapes_module._load.cache_clear()
     first = load_county_shapes(county_shapefile)
     assert cache.is_file()
@@ -124,7 +124,7 @@ def test_shapes_are_read_once_then_come_from_the_cache(county_shapefile, tmp_pat
     np.testing.assert_array_equal(again.name, first.name)
     # a damaged cache file is read from the shapefile again, and replaced
     monkeypatch.undo()
-    monkeypatch.setattr(shapes_module, "_cache_path", lambda digest: cache)
+    monkeypatch.setattr(shapes_module, "cache_file", lambda kind, digest: cache)
     cache.write_bytes(cache.read_bytes()[:1000])
     shapes_module._load.cache_clear()
     np.testing.assert_array_equal(load_county_shapes(county_shapefile).vertices,

@@ -81,7 +81,7 @@ def test_aging_chain_runs_compiled_and_equals_numpy(aging_chain, monkeypatch, un
     rates = {f"dec {k} loss rate": np.linspace(0.01, 0.05, units) for k in range(1, 10)}
     stocks = {f"dec {k}": np.linspace(100, 5000, units) for k in range(1, 10)}
     assert aging_chain.prepare(("v_dec_9",))
-    monkeypatch.setattr(kernel, "_threads", lambda pid: 2)
+    monkeypatch.setattr(native, "_threads", lambda pid: 2)
     compiled, reference = _both(aging_chain, monkeypatch, batch_size=units, params=rates,
                                 initial=stocks, return_columns=["dec 9", "dec 2 loss"])
     _assert_same(compiled, reference, "aging chain")

@@ -143,7 +143,11 @@ class DaskBackend(Backend):
         from distributed import KilledWorker
 
         try:
-            return future.result()
+            while True:  # a finished chunk's result still comes through the scheduler
+                try:
+                    return future.result(timeout=self.timeout)
+                except TimeoutError:  # raises the lost scheduler's sentence if it is gone
+                    self._ask(self.client.scheduler.identity)
         except KilledWorker:
             raise SdfitError(f"Chunk {key} ended every Dask worker at '{self.address}' that "
                              "ran it (out of memory?); fit it with fewer units per chunk "

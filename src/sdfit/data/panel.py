@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -124,13 +125,24 @@ class Panel:
     def at(self, time: float, variable: int) -> tuple[np.ndarray, np.ndarray]:
         """Each unit's value of ``variable`` (an index) at ``time``: values (U,) with NaN
         where the unit has none, and the observation row of each (-1 where none)."""
-        rows = np.flatnonzero((self.variable == variable)
-                              & (np.abs(self.time - time) <= TIME_ATOL))
+        start, stop = np.searchsorted(self._variables_sorted, [variable, variable + 1])
+        rows = self._by_variable[start:stop]  # this variable's rows, in panel order
+        rows = rows[np.abs(self.time[rows] - time) <= TIME_ATOL]
         values = np.full(len(self), np.nan)
         where = np.full(len(self), -1)
         values[self.unit[rows]] = self.value[rows]
         where[self.unit[rows]] = rows
         return values, where
+
+    @cached_property
+    def _by_variable(self) -> np.ndarray:
+        """Observation rows grouped by variable (a stable sort: panel order within each), so
+        that :meth:`at`, called per variable and time, reads only that variable's rows."""
+        return np.argsort(self.variable, kind="stable")
+
+    @cached_property
+    def _variables_sorted(self) -> np.ndarray:
+        return self.variable[self._by_variable]
 
     def rows_of(self, variables: Sequence[int], times: Sequence[float] | None = None
                 ) -> np.ndarray:

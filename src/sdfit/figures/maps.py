@@ -12,6 +12,8 @@ from matplotlib.figure import Figure
 
 from ..results import FitResult
 from . import canvas
+from .raster import CountyImage
+from .scale import colour_scale
 from .shapes import CountyShapes
 from .units import county_ids, identifiable, unit_keys, unit_noun
 
@@ -102,7 +104,6 @@ def county_map(result: FitResult, shapes: CountyShapes,
                parameters: Sequence[str] | None = None, *, columns: int = 3) -> Figure:
     """Small multiples: one map of US counties per fitted parameter (default all); a
     single parameter gets one large map."""
-    from matplotlib.collections import LineCollection, PathCollection
     from matplotlib.patches import Patch
 
     layers = map_layers(result, shapes, parameters)
@@ -115,21 +116,15 @@ def county_map(result: FitResult, shapes: CountyShapes,
     cell = title + height + scale
     fig = canvas.new_figure(width * columns + 0.2, top + rows * cell + bottom)
     size = fig.get_size_inches()
-    borders = shapes.borders()
     for i, layer in enumerate(layers):
         row, column = divmod(i, columns)
         left = 0.1 + column * width
         base = size[1] - top - (row + 1) * cell + scale  # the map's lower edge
         ax = fig.add_axes((left / size[0], base / size[1], width / size[0], height / size[1]))
-        # the limits are set below: no autolim, which measures every path
-        ax.add_collection(PathCollection(shapes.paths, facecolors=layer.colours(),
-                                         edgecolors="none", linewidths=0, label=layer.parameter,
-                                         antialiased=False),  # no seams between counties
-                          autolim=False)
-        ax.add_collection(LineCollection(borders, colors="white", linewidths=0.5),
-                          autolim=False)
         ax.set_xlim(xmin, xmax)
         ax.set_ylim(ymin, ymax)
+        # counties and state borders, from a raster of the axes' pixels
+        ax.add_image(CountyImage(ax, shapes, layer.colours(), label=layer.parameter))
         ax.set_aspect("equal")
         ax.set_axis_off()
         bar = ((left + 0.1 * width) / size[0], (base - 0.25) / size[1], 0.8 * width / size[0],
@@ -162,8 +157,6 @@ def _counties(n: int) -> str:
 def _scale(fig: Figure, ax, bar: tuple, layer: MapLayer, one: str, many: str) -> None:
     """Title and colour bar (in ``bar``, figure fractions) of one map."""
     import matplotlib
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
 
     not_identifiable = layer.count(NOT_IDENTIFIABLE)
     if not layer.count(VALUE) and not_identifiable:
@@ -177,13 +170,11 @@ def _scale(fig: Figure, ax, bar: tuple, layer: MapLayer, one: str, many: str) ->
         if not_identifiable else ""), fontsize=10)
     extend = {(False, False): "neither", (True, False): "min", (False, True): "max",
               (True, True): "both"}[(layer.below > 0, layer.above > 0)]
-    colourbar = fig.colorbar(
-        ScalarMappable(Normalize(layer.low, layer.high), matplotlib.colormaps[CMAP]),
-        cax=fig.add_axes(bar), orientation="horizontal", extend=extend)
-    colourbar.ax.tick_params(labelsize=7)
-    colourbar.set_label(f"colours clipped to the {CLIP[0]:.0%}\u2013{CLIP[1]:.0%} quantiles: "
-                        f"{layer.below:,} {one if layer.below == 1 else many} below, "
-                        f"{layer.above:,} above", fontsize=7)
+    colour_scale(fig, ax, bar, matplotlib.colormaps[CMAP], layer.low, layer.high,
+                 extend=extend, fontsize=7,
+                 label=f"colours clipped to the {CLIP[0]:.0%}\u2013{CLIP[1]:.0%} quantiles: "
+                       f"{layer.below:,} {one if layer.below == 1 else many} below, "
+                       f"{layer.above:,} above")
 
 
 def _caption(result: FitResult, shapes: CountyShapes) -> str:

@@ -78,6 +78,15 @@ class CountyShapes:
         return [MplPath(self.vertices[a:b], codes[a:b]) for a, b in zip(cuts[:-1], cuts[1:],
                                                                            strict=True)]
 
+    @functools.cached_property
+    def digest(self) -> str:
+        """sha256 of the outlines: what a raster of them is keyed by."""
+        digest = hashlib.sha256()
+        for array in (self.vertices, self.ring_starts, self.record_rings,
+                      self.border_vertices, self.border_starts):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
+
     def borders(self) -> list[np.ndarray]:
         starts = self.border_starts
         return [self.border_vertices[a:b] for a, b in zip(starts[:-1], starts[1:], strict=True)]
@@ -115,7 +124,7 @@ def _load(files: tuple[Path, ...], mtimes: tuple[int, ...], cache: bool) -> Coun
                             .encode())
     for path in files:
         digest.update(path.read_bytes())
-    cached = _cache_path(digest.hexdigest()) if cache else None
+    cached = cache_file("county-shapes", digest.hexdigest()) if cache else None
     if cached is not None and cached.is_file():
         try:
             with np.load(cached, allow_pickle=False) as arrays:
@@ -142,7 +151,8 @@ def _files(shp: Path) -> tuple[Path, ...]:
     return shp, dbf
 
 
-def _cache_path(digest: str) -> Path | None:
+def cache_file(kind: str, digest: str) -> Path | None:
+    """``<user cache>/<kind>-<digest>.npz``; None when the cache folder cannot be made."""
     from ..datasets import cache_dir
 
     try:
@@ -150,7 +160,7 @@ def _cache_path(digest: str) -> Path | None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None
-    return folder / f"county-shapes-{digest[:32]}.npz"
+    return folder / f"{kind}-{digest[:32]}.npz"
 
 
 def _save(shapes: CountyShapes, path: str) -> None:

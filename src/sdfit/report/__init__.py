@@ -16,6 +16,7 @@ from pathlib import Path
 from .._version import __version__
 from ..exceptions import SdfitError
 from ..figures import grid_units, is_counties, load_county_shapes, unit_keys, unit_labels
+from ..figures.fork import run_split
 from ..files import atomic_write
 from ..results import FitResult
 from ..stories import UnitStory, unit_stories
@@ -79,15 +80,18 @@ def render(result: FitResult, shapefile: str | Path | None = None,
     run = result.run
     title = (f"sdfit report: {Path(str(run.model if run else 'model')).stem} on "
              f"{len(result.table):,} units")
+    parts = [lambda: sections.run(result), lambda: sections.outcome(result, units),
+             lambda: sections.sse(result), lambda: sections.parameters(result),
+             lambda: sections.fit(result),
+             lambda: sections.county_map(result, shapes, _MISSING_SHAPES),
+             lambda: sections.identifiability(result, units),
+             lambda: sections.unit_section(result, units), lambda: lookup(result, units)]
     body = [f"<h1>{escape(title)}</h1>",
             f"<p class='meta'>sdfit {__version__} &middot; spec "
             f"{escape((run.spec if run else None) or '-')}</p>",
             "<nav>" + "".join(f"<a href='#{key}'>{key}</a>" for key in SECTIONS) + "</nav>",
-            sections.run(result), sections.outcome(result, units), sections.sse(result),
-            sections.parameters(result), sections.fit(result),
-            sections.county_map(result, shapes, _MISSING_SHAPES),
-            sections.identifiability(result, units), sections.unit_section(result, units),
-            lookup(result, units)]
+            # the maps and the units' grid (about half the drawing) by a forked copy
+            *run_split(parts, child=[SECTIONS.index("map"), SECTIONS.index("units")])]
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>{escape(title)}</title><style>{CSS}</style></head>\n<body>\n"
             + "\n".join(body) + "\n</body></html>\n")

@@ -5,8 +5,19 @@
    lm_propose and lm_update, by the caller, for every unit at once. */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #define EPS 2.220446049250313e-16
+
+/* A library built for one problem shape defines SHAPE_M and SHAPE_P (residuals and
+   parameters per unit): with them known at compile time the short loops over a row are
+   unrolled and vectorised and the work arrays have fixed sizes.  The arithmetic is the same
+   (no reassociation without fast-math), so the numbers are too. */
+#ifdef SHAPE_P
+#define FIX_SHAPE() (m = SHAPE_M, p = SHAPE_P)
+#else
+#define FIX_SHAPE() ((void)0)
+#endif
 
 static double nan_max(double a, double b) { return (a != a || b != b) ? NAN : (a > b ? a : b); }
 
@@ -52,6 +63,7 @@ void lm_propose(int64_t nw, const int64_t *work, int64_t m, int64_t p, const dou
                 const double *jac, const double *r, const double *sse, const double *diag,
                 const double *mu, const double *lower, const double *upper, double gtol,
                 double *trial, double *step, double *d, unsigned char *done_g) {
+  FIX_SHAPE();
   double g[p], A[p * p], s[p];
   unsigned char free_[p];
   for (int64_t w = 0; w < nw; w++) {
@@ -111,6 +123,7 @@ void lm_update(int64_t nw, const int64_t *work, int64_t m, int64_t p, double fto
                int64_t *status, const int64_t *nfev, const double *r_new, const double *trial,
                const double *step, const double *d, const unsigned char *done_g,
                unsigned char *refresh) {
+  FIX_SHAPE();
   double predicted_r[m];
   for (int64_t w = 0; w < nw; w++) {
     const int64_t u = work[w];
@@ -175,6 +188,7 @@ void lm_update(int64_t nw, const int64_t *work, int64_t m, int64_t p, double fto
 /* Moré's scaling kept non-decreasing: diag = max(diag, column norms squared of jac). */
 void lm_rescale(int64_t nw, const int64_t *work, int64_t m, int64_t p, const double *jac,
                 double *diag) {
+  FIX_SHAPE();
   for (int64_t w = 0; w < nw; w++) {
     const int64_t u = work[w];
     const double *J = jac + u * m * p;
@@ -184,4 +198,165 @@ void lm_rescale(int64_t nw, const int64_t *work, int64_t m, int64_t p, const dou
       diag[u * p + k] = nan_max(diag[u * p + k], norm2);
     }
   }
+}
+
+/* ---- The whole solve in compiled code, for residuals that are a C function too ---------
+   lm_solve runs _Run.solve's loop (after its first evaluation and Jacobian) on blocks of
+   rows taken from a shared counter, so threads share the work however unevenly the rows
+   converge: per block, the steps above on its working rows, the residual function called
+   between them, forward differences where a step calls for them, and the final Jacobian.
+   Rows are independent, so a row's result does not depend on its block or thread. */
+
+typedef int (*residual_fn)(const void *context, int64_t n, const int64_t *rows,
+                           const double *X, double *R);
+
+typedef struct {
+  residual_fn fun;
+  const void *context;
+  int64_t m, p;
+  double diff_step;
+  const double *upper;
+  double *x, *r, *jac;
+  int64_t *nfev, *njev;
+  unsigned char *fresh;
+  /* scratch for n rows: their p perturbed rows, the rows' indices, residuals, steps */
+  double *xs, *rs, *h;
+  int64_t *xrows;
+} differences;
+
+static double max1(double a) { return (a != a) ? a : (a > 1.0 ? a : 1.0); }
+
+/* Forward-difference Jacobians of the rows `rows`, every column in one call (as
+   _Run.differentiate). */
+static int differentiate(const differences *D, int64_t n, const int64_t *rows) {
+  int64_t m = D->m, p = D->p;
+  FIX_SHAPE();
+  if (n == 0) return 0;
+  for (int64_t w = 0; w < n; w++) {
+    const int64_t u = rows[w];
+    const double *xu = D->x + u * p;
+    for (int64_t k = 0; k < p; k++) {
+      double h = D->diff_step * max1(fabs(xu[k]));
+      if (xu[k] + h > D->upper[u * p + k]) h = -h;
+      for (int64_t j = 0; j < p; j++) D->xs[(w * p + j) * p + k] = j == k ? xu[k] + h : xu[k];
+      D->h[w * p + k] = D->xs[(w * p + k) * p + k] - xu[k];
+      D->xrows[w * p + k] = u;
+    }
+  }
+  if (D->fun(D->context, n * p, D->xrows, D->xs, D->rs)) return 1;
+  for (int64_t w = 0; w < n; w++) {
+    const int64_t u = rows[w];
+    D->nfev[u] += p;
+    D->njev[u] += 1;
+    D->fresh[u] = 1;
+    for (int64_t j = 0; j < m; j++)
+      for (int64_t k = 0; k < p; k++)
+        D->jac[(u * m + j) * p + k] =
+            (D->rs[(w * p + k) * m + j] - D->r[u * m + j]) / D->h[w * p + k];
+  }
+  return 0;
+}
+
+/* Scratch of one thread for blocks of `block` rows; NULL when memory ran out. */
+static differences *scratch(residual_fn fun, const void *context, int64_t block, int64_t m,
+                            int64_t p, double diff_step, const double *upper, double *x,
+                            double *r, double *jac, int64_t *nfev, int64_t *njev,
+                            unsigned char *fresh) {
+  differences *D = malloc(sizeof(differences));
+  if (!D) return 0;
+  *D = (differences){fun, context, m, p, diff_step, upper, x, r, jac, nfev, njev, fresh,
+                     malloc(sizeof(double) * block * p * p),
+                     malloc(sizeof(double) * block * p * m), malloc(sizeof(double) * block * p),
+                     malloc(sizeof(int64_t) * block * p)};
+  return D;
+}
+
+static void release(differences *D) {
+  if (!D) return;
+  free(D->xs); free(D->rs); free(D->h); free(D->xrows); free(D);
+}
+
+/* The start of _Run.solve for blocks of rows: the residuals at x (r) and, for the rows where
+   they are finite, the Jacobian; other rows get the status codes[5] (not finite).  Returns 0,
+   or 1 when memory ran out. */
+int lm_start(residual_fn fun, const void *context, int64_t n_rows, int64_t *next,
+             int64_t block, int64_t m, int64_t p, double diff_step, const int64_t *codes,
+             double *x, double *jac, double *r, unsigned char *fresh, int64_t *status,
+             int64_t *nfev, int64_t *njev, const double *upper) {
+  FIX_SHAPE();
+  int64_t *rows = malloc(sizeof(int64_t) * block);
+  differences *D = scratch(fun, context, block, m, p, diff_step, upper, x, r, jac, nfev, njev,
+                           fresh);
+  int failed = !(rows && D && D->xs && D->rs && D->h && D->xrows);
+  while (!failed) {
+    const int64_t first = __atomic_fetch_add(next, block, __ATOMIC_RELAXED);
+    if (first >= n_rows) break;
+    const int64_t stop = first + block < n_rows ? first + block : n_rows, n = stop - first;
+    for (int64_t i = 0; i < n; i++) rows[i] = first + i;
+    if (fun(context, n, rows, x + first * p, r + first * m)) { failed = 1; break; }
+    int64_t nf = 0;
+    for (int64_t u = first; u < stop; u++) {
+      nfev[u] += 1;
+      double sse = 0.0;  /* finite exactly when NumPy's sum is: the terms are not negative */
+      for (int64_t j = 0; j < m; j++) sse += r[u * m + j] * r[u * m + j];
+      if (isfinite(sse)) rows[nf++] = u;
+      else status[u] = codes[5];
+    }
+    if (differentiate(D, nf, rows)) failed = 1;
+  }
+  free(rows);
+  release(D);
+  return failed;
+}
+
+/* Returns 0, or 1 when memory ran out (in this thread or the residual function). */
+int lm_solve(residual_fn fun, const void *context, int64_t n_rows, int64_t *next,
+             int64_t block, int64_t m, int64_t p, double diff_step, double ftol, double xtol,
+             double gtol, int64_t broyden, int64_t max_nfev, const int64_t *codes, double *x,
+             double *jac, double *r, double *sse, double *diag, double *mu, double *nu,
+             unsigned char *fresh, int64_t *status, int64_t *nfev, int64_t *njev,
+             const double *lower, const double *upper, const unsigned char *finite) {
+  FIX_SHAPE();
+  int64_t *work = malloc(sizeof(int64_t) * block), *again = malloc(sizeof(int64_t) * block);
+  double *trial = malloc(sizeof(double) * block * p), *step = malloc(sizeof(double) * block * p);
+  double *d = malloc(sizeof(double) * block * p), *r_new = malloc(sizeof(double) * block * m);
+  unsigned char *done_g = malloc(block), *refresh = malloc(block);
+  differences *D = scratch(fun, context, block, m, p, diff_step, upper, x, r, jac, nfev, njev,
+                           fresh);
+  int failed = !(work && again && trial && step && d && r_new && done_g && refresh && D &&
+                 D->xs && D->rs && D->h && D->xrows);
+  while (!failed) {
+    const int64_t first = __atomic_fetch_add(next, block, __ATOMIC_RELAXED);
+    if (first >= n_rows) break;
+    const int64_t stop = first + block < n_rows ? first + block : n_rows;
+    int64_t nw = 0;
+    for (int64_t u = first; u < stop; u++)
+      if (status[u] == codes[0]) work[nw++] = u;
+    while (nw > 0 && !failed) {
+      lm_propose(nw, work, m, p, x, jac, r, sse, diag, mu, lower, upper, gtol, trial, step, d,
+                 done_g);
+      for (int64_t w = 0; w < nw; w++) nfev[work[w]] += 1;
+      if (fun(context, nw, work, trial, r_new)) { failed = 1; break; }
+      lm_update(nw, work, m, p, ftol, xtol, broyden, max_nfev, codes, x, jac, r, sse, mu, nu,
+                fresh, status, nfev, r_new, trial, step, d, done_g, refresh);
+      int64_t n_again = 0;
+      for (int64_t w = 0; w < nw; w++)
+        if (refresh[w]) again[n_again++] = work[w];
+      if (differentiate(D, n_again, again)) { failed = 1; break; }
+      lm_rescale(nw, work, m, p, jac, diag);
+      int64_t left = 0;
+      for (int64_t w = 0; w < nw; w++)
+        if (status[work[w]] == codes[0]) work[left++] = work[w];
+      nw = left;
+    }
+    /* rows that stopped on an accepted step: the Jacobian at their final point */
+    int64_t n_final = 0;
+    for (int64_t u = first; u < stop; u++)
+      if (finite[u] && !fresh[u]) again[n_final++] = u;
+    if (!failed && differentiate(D, n_final, again)) failed = 1;
+  }
+  free(work); free(again); free(trial); free(step); free(d); free(r_new); free(done_g);
+  free(refresh);
+  release(D);
+  return failed;
 }

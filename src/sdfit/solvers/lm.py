@@ -77,7 +77,7 @@ class _Run:
         self.status = np.full(n, WORKING, dtype=np.int64)
         self.fresh = np.zeros(n, dtype=bool)  # Jacobian is a finite difference at x
         self.units = np.arange(n, dtype=np.int64)
-        self.native = _native()
+        self.native = None  # the compiled iteration, when solve() runs the Python loop
         self.addresses: dict[str, int] | None = None
 
     def evaluate(self, x: np.ndarray, units: np.ndarray) -> np.ndarray:
@@ -102,6 +102,12 @@ class _Run:
         jac[units] = ((rs - r[units][:, None, :]) / h[:, :, None]).transpose(0, 2, 1)
 
     def solve(self) -> Solution:
+        compiled = getattr(self.fun, "native", None)
+        if compiled is not None:
+            library = _native((compiled.n_residuals, self.x.shape[1]))
+            if library is not None:
+                return self.solve_compiled(compiled, library)
+        self.native = _native()
         n, p = self.x.shape
         r = np.ascontiguousarray(self.evaluate(self.x, self.units), dtype=float)
         sse = np.einsum("ij,ij->i", r, r)
@@ -192,6 +198,42 @@ class _Run:
         diag[work] = np.maximum(diag[work], np.einsum("ijk,ijk->ik", jac[work], jac[work]))
         return work[status == WORKING]
 
+    def solve_compiled(self, compiled, library) -> Solution:
+        """:meth:`solve` in compiled code (``lm_start``, then ``lm_solve``) calling the
+        residuals' own C function: the same steps in the same order for every unit,
+        without a return to Python per iteration, blocks of units shared out to every
+        core.  Only the sums that start the scaling are NumPy's, as in :meth:`solve`."""
+        s, (n, p), m = self.settings, self.x.shape, compiled.n_residuals
+        r, jac = np.empty((n, m)), np.full((n, m, p), np.nan)
+        head = (compiled.function, compiled.context, n)
+        self._blocks(library.lm_start, head, (m, p, s.diff_step, _ptr(_CODES)),
+                     (self.x, jac, r, self.fresh, self.status, self.nfev, self.njev,
+                      self.upper))
+        sse = np.einsum("ij,ij->i", r, r)
+        diag = np.einsum("ijk,ijk->ik", jac, jac)  # Moré's scaling, kept non-decreasing
+        mu, nu = np.full(n, 1e-3), np.full(n, 2.0)
+        self._blocks(library.lm_solve, head,
+                     (m, p, s.diff_step, s.ftol, s.xtol, s.gtol, int(s.broyden),
+                      self.max_nfev, _ptr(_CODES)),
+                     (self.x, jac, r, sse, diag, mu, nu, self.fresh, self.status, self.nfev,
+                      self.njev, self.lower, self.upper, np.isfinite(sse)))
+        return Solution(self.x, r, jac, sse, self.status, self.nfev, self.njev)
+
+    @staticmethod
+    def _blocks(function, head, settings, arrays) -> None:
+        """Run a compiled pass over blocks of rows taken from a shared counter, on every
+        core (ctypes releases the GIL)."""
+        from .. import native
+
+        counter = np.zeros(1, dtype=np.int64)  # the next block's first row, for all threads
+        args = (*head, _ptr(counter), BLOCK, *settings, *map(_ptr, arrays))
+        threads = min(native.threads(), -(-head[2] // BLOCK))
+        if threads <= 1:
+            failed = function(*args)
+        else:
+            failed = max(native.pool().map(lambda _: function(*args), range(threads)))
+        if failed:
+            raise MemoryError("The compiled solver could not allocate its buffers.")
 
     def iterate_native(self, work, r, sse, jac, diag, mu, nu) -> np.ndarray:
         """:meth:`iterate` with its per-unit arithmetic compiled (``lm.c``)."""
@@ -220,9 +262,13 @@ class _Run:
         return work[self.status[work] == WORKING]
 
 
+#: Units per block of the compiled loop: a step's trial points fill one block of the
+#: model's kernel, and blocks are small enough to share a tail of slow units out evenly.
+BLOCK = 64
+
 #: Status codes as lm.c receives them: working, then the stopping tests in their order.
-_CODES = np.array([WORKING, Status.GTOL, Status.FTOL, Status.XTOL, Status.MAX_NFEV],
-                  dtype=np.int64)
+_CODES = np.array([WORKING, Status.GTOL, Status.FTOL, Status.XTOL, Status.MAX_NFEV,
+                   Status.NOT_FINITE], dtype=np.int64)
 
 
 def _ptr(array: np.ndarray) -> int:
@@ -230,25 +276,32 @@ def _ptr(array: np.ndarray) -> int:
     return array.ctypes.data
 
 
-def compiled() -> bool:
-    """Build (or load) the compiled iteration now; True when the solver will use it."""
-    return _native() is not None
+def compiled(shape: tuple[int, int] | None = None) -> bool:
+    """Build (or load) the compiled iteration now, for one problem shape (residuals and
+    parameters per unit) or any; True when the solver will use it."""
+    return _native(shape) is not None
 
 
 @cache
-def _native():
-    """The compiled iteration (``lm.c``), or None (NumPy then)."""
+def _native(shape: tuple[int, int] | None = None):
+    """``lm.c`` compiled, or None (NumPy then).  Built for one shape (``m`` residuals,
+    ``p`` parameters per unit) its short loops are unrolled, with the same numbers; shapes
+    too large to unroll get the general build."""
     from .. import native
 
-    library = native.library((Path(__file__).parent / "lm.c").read_text())
+    m, p = shape or (0, 0)
+    defines = f"#define SHAPE_M {m}\n#define SHAPE_P {p}\n" if 0 < m * p <= 1024 else ""
+    library = native.library(defines + (Path(__file__).parent / "lm.c").read_text())
     if library is None:
         return None
     types = {"i": ctypes.c_int64, "p": ctypes.c_void_p, "d": ctypes.c_double}
     for name, signature in (("lm_propose", "ipii" + "p" * 8 + "d" + "p" * 4),
                             ("lm_update", "ipiiddii" + "p" * 16),
-                            ("lm_rescale", "ipiipp")):
+                            ("lm_rescale", "ipiipp"),
+                            ("lm_start", "ppipiiidp" + "p" * 8),
+                            ("lm_solve", "ppipiiiddddiip" + "p" * 14)):
         function = getattr(library, name)
-        function.restype = None
+        function.restype = ctypes.c_int if name in ("lm_start", "lm_solve") else None
         function.argtypes = [types[t] for t in signature]
     return library
 

@@ -102,9 +102,9 @@ def _code_digest() -> str:
 
 def cache_dir() -> Path:
     """``<user cache>/sdfit/models``."""
-    import pooch
+    import platformdirs  # pooch.os_cache's folder; importing pooch costs 40 ms
 
-    return Path(pooch.os_cache("sdfit")) / "models"
+    return Path(platformdirs.user_cache_dir("sdfit")) / "models"
 
 
 def _read(key: str):

@@ -16,9 +16,7 @@ FMA contraction) and runs at about 1.4 ns per unit-step on the aging chain.
 from __future__ import annotations
 
 import ctypes
-import functools
 import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,8 +36,6 @@ THREADED_FROM = 8 * LANES
 
 #: Why the last program the kernel could not take runs on NumPy (for diagnostics).
 last_fallback: str | None = None
-
-_POOL: tuple[int, ThreadPoolExecutor] | None = None
 
 
 class Kernel:
@@ -101,6 +97,26 @@ class Kernel:
         if status:
             raise MemoryError("The compiled kernel could not allocate its buffers.")
         return stamps, [out[k].T for k in range(len(record))]
+
+    def entry(self, overrides, per_row: set[str], stop_time, return_times):
+        """What compiled code needs to call this kernel itself, for runs that override
+        ``overrides`` (one value for all rows) and the identifiers ``per_row``: the
+        function's address, then the arguments that follow its inputs (times, saving slots,
+        step and saved counts, TIME STEP, tables); None when :meth:`run` would not take
+        such calls (a lookup replaced, controls that differ between rows)."""
+        if not self.tables.isdisjoint({*overrides, *per_row}):
+            return None
+        if any(not self._depends[c].isdisjoint(per_row) for c in CONTROLS):
+            return None
+        controls = self.controls(overrides)
+        if controls is None:
+            return None
+        times, saved, stamps = self.schedule(controls, stop_time, return_times)
+        if not len(stamps):
+            return None
+        address = ctypes.cast(self.function, ctypes.c_void_p).value
+        return (address, times, saved, len(times), len(stamps), controls["v_time_step"],
+                self.source.tables)
 
     def controls(self, overrides) -> dict[str, float] | None:
         """INITIAL TIME, FINAL TIME, TIME STEP and SAVEPER under ``overrides``, or None when
@@ -165,31 +181,10 @@ def kernel_for(model: BatchModel, record: tuple[str, ...]) -> Kernel | None:
 
 def _call(function, batch_size: int, args) -> int:
     """Run the kernel over the batch, split in whole blocks over threads when it pays."""
-    threads = _threads(os.getpid())
+    threads = native.threads()
     if threads == 1 or batch_size < THREADED_FROM:
         return function(0, batch_size, *args)
     blocks = -(-batch_size // LANES)
     bounds = [min(batch_size, LANES * (blocks * t // threads)) for t in range(threads + 1)]
-    pool = _pool(threads)
-    return max(pool.map(lambda t: function(bounds[t], bounds[t + 1], *args), range(threads)))
-
-
-@functools.cache
-def _threads(pid: int) -> int:
-    """One thread per core in the main process; one in a worker process of a pool, whose
-    siblings use the other cores (``SDFIT_THREADS`` overrides)."""
-    if "SDFIT_THREADS" in os.environ:
-        return max(1, int(os.environ["SDFIT_THREADS"]))
-    import multiprocessing
-
-    if multiprocessing.parent_process() is not None:
-        return 1
-    return os.cpu_count() or 1
-
-
-def _pool(threads: int) -> ThreadPoolExecutor:
-    """This process's thread pool (a forked child makes its own)."""
-    global _POOL
-    if _POOL is None or _POOL[0] != os.getpid():
-        _POOL = (os.getpid(), ThreadPoolExecutor(threads, thread_name_prefix="sdfit-kernel"))
-    return _POOL[1]
+    return max(native.pool().map(lambda t: function(bounds[t], bounds[t + 1], *args),
+                                 range(threads)))

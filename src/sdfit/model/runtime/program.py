@@ -357,6 +357,13 @@ class BatchModel(VariableTable):
         they find it built); True when :meth:`execute` will run it rather than NumPy."""
         return self._kernel(tuple(record)) is not None
 
+    def compiled(self, record: Iterable[str], method: str | None = None):
+        """The compiled kernel :meth:`execute` runs for ``record`` under ``method`` when no
+        per-unit input tables are given, or None (the NumPy program runs)."""
+        if self.random or self._method(method) != "euler":
+            return None
+        return self._kernel(tuple(record))
+
     def _kernel(self, record: tuple[str, ...]):
         key = ("kernel", record)
         if key not in self._programs:
