@@ -125,7 +125,7 @@ class Panel:
     def at(self, time: float, variable: int) -> tuple[np.ndarray, np.ndarray]:
         """Each unit's value of ``variable`` (an index) at ``time``: values (U,) with NaN
         where the unit has none, and the observation row of each (-1 where none)."""
-        start, stop = np.searchsorted(self._variables_sorted, [variable, variable + 1])
+        start, stop = self._variable_starts[variable:variable + 2]
         rows = self._by_variable[start:stop]  # this variable's rows, in panel order
         rows = rows[np.abs(self.time[rows] - time) <= TIME_ATOL]
         values = np.full(len(self), np.nan)
@@ -137,12 +137,16 @@ class Panel:
     @cached_property
     def _by_variable(self) -> np.ndarray:
         """Observation rows grouped by variable (a stable sort: panel order within each), so
-        that :meth:`at`, called per variable and time, reads only that variable's rows."""
-        return np.argsort(self.variable, kind="stable")
+        that :meth:`at`, called per variable and time, reads only that variable's rows.
+        Kept as long as the panel: int32 while the rows fit, 4 bytes an observation."""
+        order = np.argsort(self.variable, kind="stable")
+        return order.astype(np.int32) if len(order) < np.iinfo(np.int32).max else order
 
     @cached_property
-    def _variables_sorted(self) -> np.ndarray:
-        return self.variable[self._by_variable]
+    def _variable_starts(self) -> np.ndarray:
+        """Where each variable's rows begin in ``_by_variable``, and where the last ends."""
+        counts = np.bincount(self.variable, minlength=len(self.variables))
+        return np.concatenate([[0], np.cumsum(counts)])
 
     def rows_of(self, variables: Sequence[int], times: Sequence[float] | None = None
                 ) -> np.ndarray:
