@@ -50,3 +50,19 @@ def test_in_memory_fit_equals_the_fit_through_an_out_folder(tmp_path):
     written = FitResult.read(tmp_path / "out")
     np.testing.assert_array_equal(written.table[memory.parameters].to_numpy(),
                                   memory.table[memory.parameters].to_numpy())
+
+
+def test_targets_are_compact():
+    """The message of each unit and the variable of each target row are categoricals (a
+    million units would otherwise hold tens of millions of strings), and the targets of a
+    dense panel share the unit data's arrays."""
+    result = sdfit.fit(aging_chain(), _panel(), DEMO_PROBLEM, backend="serial", progress=False)
+    message, variable = result.table["message"], result.targets["variable"]
+    assert list(message.cat.categories) == [s.message for s in sorted(Status)]
+    assert list(variable.cat.categories) == result.run.problem["targets"]
+    assert message.cat.codes.dtype == variable.cat.codes.dtype == np.int8
+    assert (result.targets.groupby("variable", observed=True).size() == len(_panel())).all()
+    # every unit has every target: the observations are the unit data's, not a copy
+    data = result.context[1]
+    assert np.shares_memory(result.targets["observed"].to_numpy(), data.obs_value)
+    assert np.shares_memory(result.targets["time"].to_numpy(), data.obs_time)

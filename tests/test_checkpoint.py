@@ -26,6 +26,7 @@ from sdfit.files import read_csv
 from sdfit.model import load_model
 from sdfit.problem import Parameter, Problem
 from sdfit.resolution import resolve
+from sdfit.results import FitResult
 from sdfit.rundir import partial_folder
 from sdfit.solvers import LevenbergMarquardt
 
@@ -66,7 +67,7 @@ def test_a_fit_with_an_out_folder_equals_one_in_memory(aging_chain, subset, tmp_
                    out=tmp_path)
     pd.testing.assert_frame_equal(streamed.table, in_memory.table)
     pd.testing.assert_frame_equal(streamed.targets, in_memory.targets)
-    pd.testing.assert_frame_equal(read_csv(tmp_path / "params.csv"), in_memory.table)
+    pd.testing.assert_frame_equal(FitResult.read(tmp_path).table, in_memory.table)
     assert not partial_folder(tmp_path).exists()  # chunks removed once the results are written
 
 
@@ -84,7 +85,7 @@ def test_resume_runs_only_the_chunks_not_saved(aging_chain, subset, tmp_path):
                   resume=True)
     assert counting.ran == [3, 4, 5, 6, 7] and resumed.run.resumed_chunks == 3
     whole = fit(aging_chain, subset, RECIPE, backend="serial", chunk_size=8, progress=False)
-    pd.testing.assert_frame_equal(read_csv(tmp_path / "params.csv"), whole.table)
+    pd.testing.assert_frame_equal(FitResult.read(tmp_path).table, whole.table)
 
 
 def test_resume_refuses_chunks_of_another_run(aging_chain, subset, tmp_path):
@@ -162,7 +163,7 @@ def test_damaged_copied_and_stray_chunks_are_fitted_again_never_trusted(aging_ch
     assert "chunk-copy.npz' is not a chunk file sdfit writes; it is ignored" in said
     assert "chunk-copy.npz' in place: sdfit did not write it" in said
     whole = fit(aging_chain, subset, RECIPE, backend="serial", chunk_size=8, progress=False)
-    pd.testing.assert_frame_equal(read_csv(tmp_path / "params.csv"), whole.table)
+    pd.testing.assert_frame_equal(FitResult.read(tmp_path).table, whole.table)
     # what sdfit wrote is gone, the stray file it did not write is not
     assert [p.name for p in partial_folder(tmp_path).rglob("*")] == ["chunks", "chunk-copy.npz"]
 

@@ -130,7 +130,7 @@ def test_written_diagnostics_round_trip(aging_chain, census, tmp_path):
     with pytest.warns(IdentifiabilityWarning):
         result = fit(aging_chain, census.head(8), RECIPE, backend="serial", progress=False)
     result.write(tmp_path)
-    again = sdfit.results.read_csv(tmp_path / "params.csv")
+    again = sdfit.FitResult.read(tmp_path).table
     pd.testing.assert_frame_equal(again, result.table)
     assert NULL_TOL == result.identifiability.null_tol
 

@@ -9,8 +9,8 @@ import pytest
 from sdfit import DataError
 from sdfit.calibrate import MAX_CHUNK, fit, plan_chunks
 from sdfit.data import from_wide
-from sdfit.files import read_csv
 from sdfit.problem import Parameter, Problem
+from sdfit.results import FitResult
 
 # the recipe's problem is under-determined: its identifiability warning is tested elsewhere
 pytestmark = pytest.mark.filterwarnings("ignore::sdfit.IdentifiabilityWarning")
@@ -52,8 +52,11 @@ def test_result_table_columns_and_targets(aging_chain, subset):
 def test_written_tables_round_trip_exactly(aging_chain, subset, tmp_path):
     result = fit(aging_chain, subset, RECIPE, backend="serial", progress=False)
     result.write(tmp_path)
-    again = read_csv(tmp_path / "params.csv")
-    pd.testing.assert_frame_equal(again, result.table)
+    again = FitResult.read(tmp_path)  # message and variable categorical again, as written
+    pd.testing.assert_frame_equal(again.table, result.table)
+    # whole times are read back as integers
+    pd.testing.assert_frame_equal(again.targets, result.targets, check_dtype=False)
+    assert again.targets["variable"].dtype == result.targets["variable"].dtype
     assert not list(tmp_path.glob(".*tmp"))  # no temporary files left behind
 
 

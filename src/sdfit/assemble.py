@@ -13,11 +13,11 @@ import pandas as pd
 
 from . import likelihoods
 from .data import Panel
+from .data.panel import code_dtype
 from .diagnostics import add_diagnostics, summarise, unit_diagnostics
 from .fitting import ChunkResult
 from .resolved import Resolved, UnitData
-from .results import FitResult, RunRecord
-from .solvers import Status
+from .results import FitResult, RunRecord, status_messages
 
 
 def assemble(resolved: Resolved, panel: Panel, data: UnitData, chunks: Iterable[ChunkResult],
@@ -42,6 +42,11 @@ class Assembler:
         self.resolved, self.panel, self.data, self.joint = resolved, panel, data, joint
         # first target row of each unit
         self.offsets = np.concatenate([[0], np.cumsum(data.n_obs)])
+        # the target variables' codes kept as those of the finished categorical column
+        self.codes = code_dtype(len(resolved.observations.slots))
+        # every unit has every slot (a dense panel): the targets' time, variable and observed
+        # columns are then the unit data's arrays flattened, not a second copy of them
+        self.dense = bool(data.obs_mask.all())
         self.units: dict[str, np.ndarray] = {}
         self.targets: dict[str, np.ndarray] = {}
         self.penalty_only: Counter = Counter()
@@ -60,9 +65,12 @@ class Assembler:
             columns |= diagnostics
             self.penalty_only.update(penalised)
         mask = part.obs_mask
-        targets = {"unit": np.nonzero(mask)[0] + first, "time": part.obs_time[mask],
-                   "variable": part.obs_var[mask], "observed": part.obs_value[mask],
-                   "fitted": chunk.fitted[mask]}
+        # no unit number per target row: the rows of unit i are offsets[i]:offsets[i + 1]
+        targets = {"fitted": chunk.fitted[mask]}
+        if not self.dense:
+            targets |= {"time": part.obs_time[mask],
+                        "variable": part.obs_var[mask].astype(self.codes),
+                        "observed": part.obs_value[mask]}
         _put(self.units, columns, rows, len(self.data))
         _put(self.targets, targets, slice(self.offsets[rows.start], self.offsets[rows.stop]),
              int(self.offsets[-1]))
@@ -74,16 +82,20 @@ class Assembler:
         for name, values in self.units.items():
             columns[name] = values
             if name == "status":
-                columns["message"] = _messages(values)
+                columns["message"] = status_messages(values)
         if not self.units:
             columns |= {name: np.empty(0) for name in names}
         table = pd.DataFrame(columns, copy=False)
-        targets, self.units, self.targets = self.targets or _no_targets(), {}, {}
-        rows = targets.pop("unit")
-        columns = {c: ids[c].to_numpy()[rows] for c in ids.columns}
-        del rows
-        variables = np.asarray(self.resolved.observations.names, dtype=object)
-        columns |= {"time": targets["time"], "variable": variables[targets["variable"]],
+        targets, self.units, self.targets = self.targets or _no_targets(self.codes), {}, {}
+        if self.dense:  # shared with the unit data the result keeps as its context
+            data = self.data
+            targets |= {"time": data.obs_time.reshape(-1), "variable": data.obs_var.reshape(-1),
+                        "observed": data.obs_value.reshape(-1)}
+        n_obs = np.diff(self.offsets)
+        columns = {c: np.repeat(ids[c].to_numpy(), n_obs) for c in ids.columns}
+        variable = pd.Categorical.from_codes(targets["variable"],
+                                             self.resolved.observations.names)
+        columns |= {"time": targets["time"], "variable": variable,
                     "observed": targets["observed"], "fitted": targets["fitted"]}
         result = FitResult(table, pd.DataFrame(columns, copy=False), names, dropped, run)
         if self.joint:
@@ -101,15 +113,9 @@ def _put(table: dict[str, np.ndarray], columns: dict, rows: slice, length: int) 
         table[name][rows] = values
 
 
-def _messages(status: np.ndarray) -> np.ndarray:
-    """The message of each status, as one shared string per distinct status."""
-    codes, inverse = np.unique(status, return_inverse=True)
-    return np.array([Status(s).message for s in codes], dtype=object)[inverse.ravel()]
-
-
-def _no_targets() -> dict[str, np.ndarray]:
-    return {"unit": np.empty(0, np.int64), "time": np.empty(0), "variable": np.empty(0, int),
-            "observed": np.empty(0), "fitted": np.empty(0)}
+def _no_targets(codes: type) -> dict[str, np.ndarray]:
+    return {"time": np.empty(0), "variable": np.empty(0, codes), "observed": np.empty(0),
+            "fitted": np.empty(0)}
 
 
 def _unit_columns(resolved: Resolved, chunk: ChunkResult, data: UnitData) -> dict:

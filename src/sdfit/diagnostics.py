@@ -340,8 +340,9 @@ def _summarise(result, penalty_only, rank_rtol, null_tol) -> Identifiability:
     shared_params = problem.get("shared", [])
     p_local = len(params) - len(shared_params)
     n_obs = table["n_obs"].to_numpy()
-    # distinct times without a Python float per target row (9 million at a million units)
-    times = np.unique(result.targets["time"].to_numpy()).tolist()
+    # distinct times without a Python float per target row (9 million at a million units),
+    # nor the sorted copy of them all np.unique makes: hashed, then the few sorted
+    times = np.sort(pd.unique(result.targets["time"].to_numpy())).tolist()
     which = ("the " + ", ".join(f"{t:g}" for t in times) + " targets" if len(times) <= 4
              else "their observations")
     not_identifiable = {p: int((~identifiable[assessed, j]).sum())

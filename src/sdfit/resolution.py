@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .data import Panel
+from .data.panel import code_dtype
 from .exceptions import DataError, ModelError, SpecError
 from .model.interface import Engine
 from .model.runtime.program import TIME_RPREC
@@ -323,7 +324,7 @@ def _noted(panel: Panel, rows: np.ndarray) -> np.ndarray:
     names = panel.variables
     for k in np.flatnonzero(np.isnan(panel.value[rows])):
         r = rows[k]
-        noted[k] = (int(panel.obs_lines[r]), float(panel.time[r]),
+        noted[k] = (panel.obs_line(r), float(panel.time[r]),
                     names[panel.variable[r]]) in panel.non_numeric
     return noted
 
@@ -407,7 +408,8 @@ def _unit_data(resolved: Resolved, panel: Panel, inputs: dict):
     rows = rows[observed & ~(initialised & at_start)]
     layout, _ = panel.padded(rows)
     mask = layout >= 0
-    code_of = np.zeros(max(codes) + 1, dtype=np.int32)  # (U, M) of them: compact
+    # (U, M) of them: compact, in the type of the result's categorical codes
+    code_of = np.zeros(max(codes) + 1, dtype=code_dtype(len(obs.slots)))
     code_of[list(codes)] = list(codes.values())
     data = UnitData(
         initial=np.column_stack(initial) if initial else np.empty((u, 0)),

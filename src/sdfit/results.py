@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .data.panel import code_dtype
 from .exceptions import DataError
 from .files import atomic_write, read_csv, write_csv, write_parquet
+from .solvers import Status
 
 OUTCOME_COLUMNS = ["sse", "success", "status", "message", "nfev"]
 RESULT_FILES = ("params.csv", "targets.csv", "params.parquet", "population.csv", "dropped.csv",
@@ -104,13 +106,14 @@ class FitResult:
     ----------
     table : DataFrame
         One row per unit: the unit id columns, one column per fitted parameter (named as in
-        the model), then ``sse, success, status, message, nfev``, then ``n_obs``,
+        the model), then ``sse, success, status, message, nfev`` (``message`` a categorical
+        of every status's message), then ``n_obs``,
         ``objective``, ``nll``, ``aic``, ``bic`` (``starts_agree`` with several starts,
         ``dispersion...`` for the negative binomial), then the diagnostics of
         :mod:`sdfit.diagnostics`.
     targets : DataFrame
-        Every observation compared: unit ids, ``time``, ``variable``, ``observed``,
-        ``fitted``.
+        Every observation compared: unit ids, ``time``, ``variable`` (a categorical of the
+        target names), ``observed``, ``fitted``.
     parameters : list of str
         The fitted parameters, in table order.
     dropped : DataFrame
@@ -240,6 +243,7 @@ class FitResult:
             lines[0] += f"; first-run compile {first:.2f} s." if first >= 0.01 else "."
         if failed:
             reasons = self.table.loc[~self.table["success"], "message"].value_counts()
+            reasons = reasons[reasons > 0]  # a categorical counts its absent messages too
             lines += [f"  {count} x {reason}" for reason, count in reasons.items()]
         if len(self.dropped):
             lines.append(f"Dropped {len(self.dropped)} units with invalid data "
@@ -324,11 +328,37 @@ class FitResult:
             raise DataError(f"'{folder / 'run.json'}' is not a run record this sdfit can "
                             f"read ({error}); fit again to report on it.") from None
         dropped, population = folder / "dropped.csv", folder / "population.csv"
-        return cls(read_csv(folder / "params.csv"), read_csv(folder / "targets.csv"),
-                   list(run.problem["parameters"]),
+        table, targets = read_csv(folder / "params.csv"), read_csv(folder / "targets.csv")
+        # the categorical columns the fit made, as they were
+        if "message" in table:
+            table["message"] = _categorical(table["message"], _messages())
+        if "variable" in targets:
+            targets["variable"] = _categorical(targets["variable"],
+                                               run.problem.get("targets", []))
+        return cls(table, targets, list(run.problem["parameters"]),
                    dropped=read_csv(dropped) if dropped.is_file() else pd.DataFrame(),
                    run=run,
                    population=read_csv(population) if population.is_file() else None)
+
+
+def status_messages(status: np.ndarray) -> pd.Categorical:
+    """The message of each status, as a categorical of every status's message: a byte a
+    unit, where strings took about 46 (Arrow strings made from a passing array of Python
+    ones)."""
+    statuses = sorted(Status)
+    codes = np.searchsorted(statuses, status).astype(code_dtype(len(statuses)))
+    return pd.Categorical.from_codes(codes, _messages())
+
+
+def _messages() -> list[str]:
+    return [s.message for s in sorted(Status)]
+
+
+def _categorical(column: pd.Series, categories: list[str]) -> pd.Series:
+    """A column of strings read back as the categorical it was written from, unless some
+    value is none of ``categories`` (a folder written otherwise): then as it was read."""
+    found = column.astype(pd.CategoricalDtype(categories))
+    return column if (found.isna() & column.notna()).any() else found
 
 
 def _strict(value):

@@ -105,7 +105,7 @@ def _flag(reasons: dict, panel: Panel, values: np.ndarray, where: np.ndarray, na
 
 def _why(panel: Panel, row: int, name: str, time: float) -> str:
     value = panel.value[row]
-    text = panel.non_numeric.get((int(panel.obs_lines[row]), time, name))
+    text = panel.non_numeric.get((panel.obs_line(row), time, name))
     kind = (f"non-numeric value '{text}'" if text is not None else
             "missing value" if np.isnan(value) else "infinite value")
     return f"{kind} in column '{name}' at time {time:g}"

@@ -24,8 +24,8 @@ from sdfit.backends import get_backend
 from sdfit.calibrate import fit
 from sdfit.cli import main
 from sdfit.datasets import aging_chain_path
-from sdfit.files import read_csv
 from sdfit.problem import Parameter, Problem
+from sdfit.results import FitResult
 from sdfit.rundir import ResultsFolder
 
 pytestmark = pytest.mark.cluster
@@ -169,7 +169,7 @@ def test_a_worker_killed_midway_loses_no_unit(dask_cluster, census, tmp_path):
     print(f"killed worker w0 holding {lost} chunk task(s) after {done} of 197 chunks were "
           f"saved; the fit said:\n{stdout}")
     assert "Fitted 3137 units: 3137 succeeded, 0 failed." in stdout
-    table = read_csv(out / "params.csv")
+    table = FitResult.read(out).table
     undisturbed = fit(aging_chain_path(), census, RECIPE, backend="processes", workers=2,
                       chunk_size=16, progress=False).table
     assert not table.duplicated(["state", "county"]).any()

@@ -44,8 +44,10 @@ class Panel:
         position in ``variables`` and the value (NaN when missing or not a number).
     lines : ndarray
         The file line of each unit (its row, or its first observation), for messages.
-    obs_lines : ndarray
-        The file line of each observation, for messages.
+    obs_lines : ndarray or None
+        The file line of each observation, for messages; None when it is its unit's line
+        (a wide table: a row per unit), so that no copy of ``lines`` per observation is
+        kept (see :meth:`obs_line`).
     source : str
         Where the data came from.
     non_numeric : dict
@@ -60,7 +62,7 @@ class Panel:
     variable: np.ndarray
     value: np.ndarray
     lines: np.ndarray
-    obs_lines: np.ndarray
+    obs_lines: np.ndarray | None
     source: str = "<data>"
     non_numeric: dict[tuple[int, float, str], str] = field(default_factory=dict)
     layout: dict = field(default_factory=dict)  # how to read it again: {units, time} if tidy
@@ -123,7 +125,7 @@ class Panel:
     def at(self, time: float, variable: int) -> tuple[np.ndarray, np.ndarray]:
         """Each unit's value of ``variable`` (an index) at ``time``: values (U,) with NaN
         where the unit has none, and the observation row of each (-1 where none)."""
-        start, stop = np.searchsorted(self._variables_sorted, [variable, variable + 1])
+        start, stop = self._variable_starts[variable:variable + 2]
         rows = self._by_variable[start:stop]  # this variable's rows, in panel order
         rows = rows[np.abs(self.time[rows] - time) <= TIME_ATOL]
         values = np.full(len(self), np.nan)
@@ -135,12 +137,16 @@ class Panel:
     @cached_property
     def _by_variable(self) -> np.ndarray:
         """Observation rows grouped by variable (a stable sort: panel order within each), so
-        that :meth:`at`, called per variable and time, reads only that variable's rows."""
-        return np.argsort(self.variable, kind="stable")
+        that :meth:`at`, called per variable and time, reads only that variable's rows.
+        Kept as long as the panel: int32 while the rows fit, 4 bytes an observation."""
+        order = np.argsort(self.variable, kind="stable")
+        return order.astype(np.int32) if len(order) < np.iinfo(np.int32).max else order
 
     @cached_property
-    def _variables_sorted(self) -> np.ndarray:
-        return self.variable[self._by_variable]
+    def _variable_starts(self) -> np.ndarray:
+        """Where each variable's rows begin in ``_by_variable``, and where the last ends."""
+        counts = np.bincount(self.variable, minlength=len(self.variables))
+        return np.concatenate([[0], np.cumsum(counts)])
 
     def rows_of(self, variables: Sequence[int], times: Sequence[float] | None = None
                 ) -> np.ndarray:
@@ -168,9 +174,14 @@ class Panel:
         layout[units, position] = rows
         return layout, counts
 
+    def obs_line(self, row: int) -> int:
+        """The file line of one observation."""
+        return int(self.lines[self.unit[row]] if self.obs_lines is None
+                   else self.obs_lines[row])
+
     def describe_observation(self, row: int) -> str:
         """'line 7 (state=1, county=3)' of one observation, for messages."""
-        return f"line {self.obs_lines[row]} ({describe_ids(self.units[[self.unit[row]]])})"
+        return f"line {self.obs_line(row)} ({describe_ids(self.units[[self.unit[row]]])})"
 
     def describe_rows(self, rows: Sequence[int], limit: int = 5) -> str:
         """'line 7 (state=1, county=3), ...' for messages about some unit rows."""
@@ -191,7 +202,8 @@ class Panel:
         kept = kept[np.argsort(renumber[self.unit[kept]], kind="stable")]
         return Panel(self.units[rows], self.variables, renumber[self.unit[kept]],
                      self.time[kept], self.variable[kept], self.value[kept], self.lines[rows],
-                     self.obs_lines[kept], self.source, self.non_numeric, self.layout)
+                     None if self.obs_lines is None else self.obs_lines[kept], self.source,
+                     self.non_numeric, self.layout)
 
     def head(self, n: int) -> Panel:
         return self.take(np.arange(min(n, len(self))))
@@ -244,6 +256,12 @@ class Panel:
                 block = column[first:first + HASH_BLOCK]
                 digest.update(np.ascontiguousarray(block, dtype=dtype).tobytes())
         return digest.hexdigest()
+
+
+def code_dtype(n_codes: int) -> type:
+    """The smallest integer type of codes 0..n_codes-1 (variables of a panel, targets, the
+    categories of a table's column: pandas keeps a categorical's codes in the same one)."""
+    return next(t for t in (np.int8, np.int16, np.int32) if n_codes < np.iinfo(t).max)
 
 
 def describe_ids(index: pd.Index) -> str:

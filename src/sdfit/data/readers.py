@@ -14,9 +14,9 @@ Three layouts:
 
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,11 +25,13 @@ import pandas as pd
 
 from ..exceptions import DataError
 from ..names import canonical, did_you_mean
-from .panel import Panel
+from .panel import Panel, code_dtype
 
 LONG_COLUMNS = ("time", "variable", "value")
 MISSING_MARKS = ["nan", "na", "n/a"]
 PARQUET_SUFFIXES = (".parquet", ".pq")
+#: Bytes of a data file checked at once for UTF-8.
+ENCODING_BLOCK = 1 << 24
 
 
 def read_panel(data: str | Path | pd.DataFrame, units: Sequence[str] | str | None = None,
@@ -76,15 +78,18 @@ def read_panel(data: str | Path | pd.DataFrame, units: Sequence[str] | str | Non
         if isinstance(frame.columns, pd.MultiIndex):  # a wide frame written by pandas
             return from_wide(frame, str(path))
         return from_long(frame, str(path))
-    text = _text(path)
+    # pandas reads the file itself: an io.StringIO of its text would hold 4 bytes a
+    # character (1.4 GB for a million units of 18 columns)
+    encoding = _encoding(path)
     if units is not None:
-        return from_tidy(_read_csv(io.StringIO(text), path), _names(units), time, str(path))
-    head = [row for _, row in zip(range(3), csv.reader(io.StringIO(text)), strict=False)]
+        return from_tidy(_read_csv(path, encoding), _names(units), time, str(path))
+    with path.open(encoding=encoding, newline="") as handle:
+        head = [row for _, row in zip(range(3), csv.reader(handle), strict=False)]
     if not head or not any(cell.strip() for cell in head[0]):
         raise DataError(f"Data file '{path}' is empty.")
     if {canonical(c) for c in head[0]} >= set(LONG_COLUMNS):
-        return from_long(_read_csv(io.StringIO(text), path), str(path))
-    return _read_wide(text, path, head)
+        return from_long(_read_csv(path, encoding), str(path))
+    return _read_wide(path, encoding, head)
 
 
 # -- tidy -------------------------------------------------------------------------------------
@@ -172,7 +177,7 @@ def from_long(frame: pd.DataFrame, source: str = "<data>") -> Panel:
 
 
 # -- wide -------------------------------------------------------------------------------------
-def _read_wide(text: str, path: Path, head: list[list[str]]) -> Panel:
+def _read_wide(path: Path, encoding: str, head: list[list[str]]) -> Panel:
     if len(head) < 3:
         raise DataError(
             f"Data file '{path}' is neither wide (a row of times, a row of variables, then "
@@ -211,7 +216,7 @@ def _read_wide(text: str, path: Path, head: list[list[str]]) -> Panel:
     # ids as text; values parsed as floats by the C parser (8 bytes a cell), a column
     # holding text comes back as strings and is looked at alone
     try:
-        raw = pd.read_csv(io.StringIO(text), header=None, skiprows=first_line - 1,
+        raw = pd.read_csv(path, encoding=encoding, header=None, skiprows=first_line - 1,
                           dtype={j: str for j in range(n_ids)}, keep_default_na=False,
                           na_values={j: [""] for j in range(n_ids, len(times_row))})
     except pd.errors.EmptyDataError:
@@ -265,15 +270,15 @@ def _from_matrix(index: pd.Index, columns: list[tuple[float, str]], values: np.n
         values, times, var_codes = values[:, order], times[order], var_codes[order]
     n_units, n_cols = values.shape
     unit = np.repeat(np.arange(n_units, dtype=_index_dtype(n_units)), n_cols)
-    lines = np.asarray(lines)
+    # each observation's line is its unit's row: obs_lines None, not a copy per observation
     return Panel(index, tuple(str(v) for v in variables), unit, np.tile(times, n_units),
-                 np.tile(var_codes.astype(np.int32), n_units),
-                 np.ascontiguousarray(values, dtype=float).ravel(), lines,
-                 lines.astype(_index_dtype(lines.max(initial=0)))[unit], source, notes)
+                 np.tile(var_codes.astype(code_dtype(len(variables))), n_units),
+                 np.ascontiguousarray(values, dtype=float).ravel(), np.asarray(lines), None,
+                 source, notes)
 
 
 def _index_dtype(largest: int) -> type:
-    """int32 for unit rows and file lines while they fit: 8 bytes an observation fewer."""
+    """int32 for unit rows while they fit: 4 bytes an observation fewer."""
     return np.int32 if largest < np.iinfo(np.int32).max else np.int64
 
 
@@ -286,8 +291,8 @@ def _panel(units, variables, unit, time, variable, value, obs_lines, unit_lines,
         unit, time, variable, value, obs_lines = (
             unit[order], time[order], variable[order], value[order], obs_lines[order])
     return Panel(units, tuple(str(v) for v in variables), unit.astype(np.int64, copy=False),
-                 time, variable.astype(np.int32, copy=False), value, np.asarray(unit_lines),
-                 obs_lines, source, notes)
+                 time, variable.astype(code_dtype(len(variables)), copy=False), value,
+                 np.asarray(unit_lines), obs_lines, source, notes)
 
 
 def _ordered(unit: np.ndarray, time: np.ndarray, variable: np.ndarray) -> bool:
@@ -299,21 +304,30 @@ def _ordered(unit: np.ndarray, time: np.ndarray, variable: np.ndarray) -> bool:
 
 
 # -- cells ------------------------------------------------------------------------------------
-def _text(path: Path) -> str:
-    """The file's text: UTF-8 (with or without BOM), else Latin-1 (spreadsheets exported on
-    Windows), which reads any byte."""
-    raw = path.read_bytes()
-    if b"\0" in raw[:1 << 16]:
-        raise DataError(f"Data file '{path}' is not a text (CSV) file; use .csv or .parquet.")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
+def _encoding(path: Path) -> str:
+    """The file's encoding: UTF-8 (with or without BOM) if all of it is, else Latin-1
+    (spreadsheets exported on Windows), which reads any byte.  Checked a block at a time,
+    so that the file is never held whole."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with path.open("rb") as handle:
+        block = handle.read(ENCODING_BLOCK)
+        if b"\0" in block[:1 << 16]:
+            raise DataError(f"Data file '{path}' is not a text (CSV) file; use .csv or "
+                            ".parquet.")
+        try:
+            while block:
+                decoder.decode(block)
+                block = handle.read(ENCODING_BLOCK)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "latin-1"
+    return "utf-8-sig"
 
 
-def _read_csv(handle, path: Path) -> pd.DataFrame:
+def _read_csv(path: Path, encoding: str) -> pd.DataFrame:
     try:
-        return pd.read_csv(handle, keep_default_na=False, na_values=[""], dtype=str)
+        return pd.read_csv(path, encoding=encoding, keep_default_na=False, na_values=[""],
+                           dtype=str)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise DataError(f"Data file '{path}' could not be read: "
                         f"{' '.join(str(error).split())}") from None

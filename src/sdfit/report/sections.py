@@ -64,7 +64,9 @@ def outcome(result: FitResult, units: Units) -> str:
     text = f"<p class='big'>{n - failed:,} of {n:,} units succeeded, {failed:,} failed"
     text += (f"; {len(result.dropped):,} dropped for invalid data.</p>" if len(result.dropped)
              else ".</p>")
-    reasons = data.groupby(["status", "message"]).size().reset_index(name="units")
+    # observed: the outcomes that happened, not every message the categorical could hold
+    reasons = data.groupby(["status", "message"], observed=True).size().reset_index(
+        name="units")
     reasons.insert(0, "outcome", np.where(reasons["status"] > 0, "success", "failure"))
     text += frame(reasons)
     if failed:
