@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 from ..exceptions import SpecError
+from .drawer import Drawer
 
 
 def add_parser(commands) -> None:
@@ -99,6 +100,17 @@ def execution_flags(parser: argparse.ArgumentParser) -> None:
 
 # -- running ------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
+    # forked first, before this process imports pandas or starts a thread: the copy gets
+    # matplotlib and the county shapes ready while the fit runs here
+    drawer = None if args.no_figures else Drawer(_figures, _prepare_figures)
+    try:
+        return _run(args, drawer)
+    finally:
+        if drawer is not None:
+            drawer.close()
+
+
+def _run(args: argparse.Namespace, drawer: Drawer | None) -> int:
     from ..calibrate import fit
     from ..exceptions import (
         ConvergenceWarning,
@@ -149,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
                      bootstrap=spec.uncertainty.get("kind", "parametric"),
                      level=spec.uncertainty.get("level", 0.95),
                      out=out, resume=args.resume,
-                     also_write=lambda result, folder: _looks(result, folder, args),
+                     also_write=lambda result, folder: _looks(result, folder, args, drawer),
                      record={"spec": source, "spec_dict": raw, "command": sys.argv[:],
                              "fingerprints": {"spec": sha256(source)}})
     written = [out / name for name in RESULT_FILES if (out / name).is_file()]
@@ -281,19 +293,31 @@ def _said(category):
                                    warning.lineno)
 
 
-def _looks(result, folder: Path, args) -> list[Path]:
+def _looks(result, folder: Path, args, drawer: Drawer | None = None) -> list[Path]:
     """Figures and the report, written beside the tables before the folder is committed."""
     from ..exceptions import FigureWarning
 
     written = []
     with _said(FigureWarning):
         if not args.no_figures:
-            written += _figures(result, folder, args.map_parameter)
+            draw = drawer.draw if drawer is not None else _figures
+            written += draw(result, folder, args.map_parameter)
         if args.report:
             from ..report import write_report
 
             written.append(write_report(folder))
     return written
+
+
+def _prepare_figures() -> None:
+    """What the figures need, made ready ahead: matplotlib, the figure modules, the county
+    shapes (from the user cache)."""
+    from ..datasets import county_shapes
+    from ..figures import load_county_shapes
+
+    shapes = county_shapes()
+    if shapes is not None:
+        load_county_shapes(shapes)
 
 
 def _figures(result, out: Path, map_parameter: str | None) -> list[Path]:
