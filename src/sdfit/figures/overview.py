@@ -108,9 +108,14 @@ def observed_vs_fitted(result: FitResult) -> Figure:
         for ax in (left, right):      # near zero so that zero counts still show
             ax.set_xscale("symlog", linthresh=1)
         left.set_yscale("symlog", linthresh=1)
+        # symlog's margins would reach as far below zero as above it: none is there
+        left.set_xlim(-0.5, max(hi, 1) * 2)
+        left.set_ylim(-0.5, max(hi, 1) * 2)
     size = np.abs(residual[np.isfinite(residual) & (residual != 0)])
     if size.size:  # residuals too span orders of magnitude
-        right.set_yscale("symlog", linthresh=float(np.quantile(size, 0.05)))
+        # linear up to a power of ten: no decade tick falls inside, crowding zero's label
+        linthresh = 10.0 ** np.floor(np.log10(np.quantile(size, 0.05)))
+        right.set_yscale("symlog", linthresh=float(linthresh))
     for ax in (left, right):  # plain tick labels: mathtext's "10^k" costs 0.2 s to parse
         for axis in (ax.xaxis, ax.yaxis):
             if axis.get_scale() == "symlog":
