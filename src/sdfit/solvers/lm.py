@@ -12,7 +12,10 @@ updates.
 The per-unit arithmetic of an iteration runs compiled (``lm.c``, built once per machine
 by :mod:`sdfit.native`) when a C compiler is at hand, as the same operations unit by
 unit; the NumPy code below is its reference and fallback (``SDFIT_NATIVE=0``).  Both
-evaluate the model on the same rows in the same calls.
+evaluate the model on the same rows in the same calls.  When the residual function is a
+C function too (its ``native`` attribute, :mod:`sdfit.compiled_residuals`), the whole
+loop runs compiled (``lm_start``, ``lm_solve``): blocks of units iterated to convergence
+on every core, each unit's numbers those of the loop here.
 """
 
 from __future__ import annotations
