@@ -161,11 +161,13 @@ def test_damaged_copied_and_stray_chunks_are_fitted_again_never_trusted(aging_ch
     assert "chunk-000002.npz' is damaged" in said
     assert "chunk-999999.npz' is beyond the 8 chunks of this run; it is ignored" in said
     assert "chunk-copy.npz' is not a chunk file sdfit writes; it is ignored" in said
-    assert "chunk-copy.npz' in place: sdfit did not write it" in said
+    assert "chunk-copy.npz' in place: sdfit cannot show that it wrote it" in said
     whole = fit(aging_chain, subset, RECIPE, backend="serial", chunk_size=8, progress=False)
     pd.testing.assert_frame_equal(FitResult.read(tmp_path).table, whole.table)
-    # what sdfit wrote is gone, the stray file it did not write is not
-    assert [p.name for p in partial_folder(tmp_path).rglob("*")] == ["chunks", "chunk-copy.npz"]
+    # what sdfit wrote is gone; the stray files it cannot show it wrote (a copy under
+    # another chunk's name included) are not
+    assert sorted(p.name for p in partial_folder(tmp_path).rglob("*")) == [
+        "chunk-999999.npz", "chunk-copy.npz", "chunks"]
 
 
 def write_manifest(folder, header: dict | str, records=()):
@@ -198,7 +200,12 @@ def test_an_unreadable_manifest_means_every_chunk_is_fitted_again(tmp_path, head
     with pytest.warns(ResultsFolderWarning, match="every chunk is fitted again") as caught:
         assert store.begin(PRINTS, 5, 3, resume=True) == set()
     assert f"Checkpoint manifest '{folder / 'manifest.json'}' {says}" in str(caught[0].message)
-    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json"]  # started over
+    # started over; the chunk and manifest nobody can vouch for are set aside, not deleted
+    # nor overwritten
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "chunk-000000.npz.unverified", "manifest.json", "manifest.json.unverified"]
+    said = "\n".join(str(w.message) for w in caught)
+    assert "chunk-000000.npz.unverified' in place: sdfit cannot show that it wrote it" in said
     assert store.read().chunk_size == 5
 
 
@@ -257,6 +264,26 @@ def test_remove_keeps_what_sdfit_did_not_write(tmp_path):
     (store.folder / "notes.txt").unlink()
     store.begin(PRINTS, 5, 2, resume=False)
     assert store.remove() == [] and not store.folder.exists()
+
+
+def test_remove_deletes_only_chunks_whose_bytes_the_manifest_records(tmp_path):
+    """A file named like a chunk, or like a kill's temporary copy of one, is deleted only
+    when its sha256 is the one recorded for that chunk: sdfit provably wrote it."""
+    store = Checkpoint(tmp_path / "chunks", "out")
+    store.begin(PRINTS, 5, 3, resume=False)
+    store.save(0, {"x": np.arange(5.0)})
+    copy = store.folder / ".chunk-000000.npz.k1ll3d.tmp"  # complete, then killed: ours
+    copy.write_bytes(store.path(0).read_bytes())
+    torn = store.folder / ".chunk-000000.npz.t0rn.tmp"  # half written: not provably ours
+    torn.write_bytes(store.path(0).read_bytes()[:100])
+    foreign = store.path(2)  # never saved by this run
+    foreign.write_bytes(store.path(0).read_bytes())
+    assert sorted(store.remove()) == sorted([torn, foreign])
+    assert not store.path(0).exists() and not copy.exists()
+    assert not store.manifest_path.exists()
+    torn.unlink()
+    foreign.unlink()
+    assert Checkpoint(tmp_path / "chunks", "out").remove() == [] and not store.folder.exists()
 
 
 @pytest.mark.slow

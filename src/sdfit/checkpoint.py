@@ -110,8 +110,7 @@ class Checkpoint:
                 warn_user(f"{error}; every chunk is fitted again.", ResultsFolderWarning)
         self._sums = {}
         if manifest is None:
-            self.remove()
-            self.folder.mkdir(parents=True, exist_ok=True)
+            self._start_over()
             header = {"format": FORMAT, "sdfit": __version__, "fingerprint": prints,
                       "chunk_size": chunk_size}
             atomic_write(self.manifest_path, lambda p: Path(p).write_text(
@@ -159,20 +158,52 @@ class Checkpoint:
                              "--resume to start over.") from None
 
     def remove(self) -> list[Path]:
-        """Delete the chunks, manifest and temporary files sdfit wrote here, and the folder
-        if nothing else is left; return what is left (files sdfit did not write)."""
+        """Delete what this folder's manifest proves sdfit wrote — each chunk (or a kill's
+        complete temporary copy of it) whose bytes have the sha256 recorded for its index,
+        then the manifest itself (and a kill's temporary copy of its header) — and the
+        folder if nothing else is left; return what is left."""
         if not self.folder.is_dir():
             return []
+        try:
+            manifest = self.read()
+        except ManifestError:  # not a manifest this sdfit wrote: nothing here is provably ours
+            manifest = None
+        recorded = manifest.chunks if manifest is not None else {}
         left = []
         for path in self.folder.iterdir():
-            if path.is_file() and (CHUNK.fullmatch(path.name) or TEMPORARY.fullmatch(path.name)
-                                   or path.name == MANIFEST):
+            if path.is_file() and path.name != MANIFEST and self._ours(path, recorded):
                 path.unlink()
-            else:
+            elif path.name != MANIFEST or manifest is None:
                 left.append(path)
+        if manifest is not None:
+            self.manifest_path.unlink()
         if not left:
             self.folder.rmdir()
         return left
+
+    def _start_over(self) -> None:
+        """Remove the last run's chunks; a file left under a name this run will write (a
+        chunk or the manifest that sdfit cannot show it wrote) is renamed aside, never
+        overwritten, with a warning."""
+        for left in self.remove():
+            if CHUNK.fullmatch(left.name) or left.name == MANIFEST:
+                aside = left.with_name(left.name + ".unverified")
+                left.rename(aside)
+                left = aside
+            warn_user(f"Left '{left}' in place: sdfit cannot show that it wrote it.",
+                      ResultsFolderWarning)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def _ours(path: Path, recorded: dict[int, str]) -> bool:
+        """A chunk, or an atomic write's temporary copy of one, with its recorded sha256;
+        or a temporary copy of a manifest header."""
+        chunk, temporary = CHUNK.fullmatch(path.name), TEMPORARY.fullmatch(path.name)
+        if temporary and temporary[1] == MANIFEST:
+            lines = path.read_bytes().decode(errors="replace").splitlines()
+            return bool(lines) and _header_problem(parse_json(lines[0])) is None
+        match = chunk or (CHUNK.fullmatch(temporary[1]) if temporary else None)
+        return match is not None and recorded.get(int(match[1])) == sha256(path)
 
     def path(self, index: int) -> Path:
         """The file of chunk ``index``."""

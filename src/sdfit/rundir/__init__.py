@@ -179,7 +179,8 @@ class ResultsFolder:
             self._retire(old)
         fsync(self.out.parent)
         for left in self.checkpoint.remove():
-            warn_user(f"Left '{left}' in place: sdfit did not write it.", ResultsFolderWarning)
+            warn_user(f"Left '{left}' in place: sdfit cannot show that it wrote it.",
+                      ResultsFolderWarning)
         return [self.out / name for name in written]
 
     def record(self, path: str | Path) -> None:
