@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,8 +20,7 @@ from matplotlib.image import AxesImage
 from matplotlib.transforms import Affine2D, IdentityTransform
 
 from .._version import __version__
-from ..files import atomic_write
-from .shapes import CountyShapes, cache_file
+from .shapes import CountyShapes, cache_file, cached_arrays
 
 RASTER_VERSION = 1  # bump when what is cached changes
 BORDER_POINTS = 0.5  # width of the state borders
@@ -115,27 +113,11 @@ _MEMO: dict[str, Raster] = {}  # by the key that says everything a raster is mad
 
 def _cached(shapes: CountyShapes, key: str, to_grid: np.ndarray, width: int, height: int,
             border_pixels: float) -> Raster:
-    cached = cache_file("county-raster", key)
-    if cached is not None and cached.is_file():
-        try:
-            with np.load(cached, allow_pickle=False) as arrays:
-                found = Raster(arrays["index"], arrays["border"])
-            if found.index.shape == found.border.shape == (height, width):
-                return found
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-            pass  # a damaged cache file: draw again and replace it
-    made = _draw(shapes, to_grid, width, height, border_pixels)
-    if cached is not None:
-        try:
-            atomic_write(cached, lambda p: _save(made, p))
-        except OSError:  # a read-only cache costs only time
-            pass
-    return made
-
-
-def _save(made: Raster, path: str) -> None:
-    with open(path, "wb") as handle:
-        np.savez(handle, index=made.index, border=made.border)
+    arrays = cached_arrays(
+        cache_file("county-raster", key),
+        lambda: vars(_draw(shapes, to_grid, width, height, border_pixels)),
+        lambda found: found["index"].shape == found["border"].shape == (height, width))
+    return Raster(arrays["index"], arrays["border"])
 
 
 def _draw(shapes: CountyShapes, to_grid: np.ndarray, width: int, height: int,

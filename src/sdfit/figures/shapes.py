@@ -124,20 +124,36 @@ def _load(files: tuple[Path, ...], mtimes: tuple[int, ...], cache: bool) -> Coun
                             .encode())
     for path in files:
         digest.update(path.read_bytes())
-    cached = cache_file("county-shapes", digest.hexdigest()) if cache else None
+    names = [f.name for f in fields(CountyShapes)]
+
+    def read() -> dict[str, np.ndarray]:
+        shapes = _read(files[0], files[2] if len(files) > 2 else None)
+        return {name: getattr(shapes, name) for name in names}
+
+    arrays = cached_arrays(cache_file("county-shapes", digest.hexdigest()) if cache else None,
+                           read, lambda found: set(names) <= set(found))
+    return CountyShapes(**{name: arrays[name] for name in names})
+
+
+def cached_arrays(cached: Path | None, make, sound) -> dict[str, np.ndarray]:
+    """The arrays ``make()`` returns, read from the ``.npz`` file ``cached`` instead when a
+    copy there is readable and ``sound(arrays)``, else made and saved there atomically
+    (``cached`` None, or a read-only cache, costs only time)."""
     if cached is not None and cached.is_file():
         try:
-            with np.load(cached, allow_pickle=False) as arrays:
-                return CountyShapes(**{f.name: arrays[f.name] for f in fields(CountyShapes)})
+            with np.load(cached, allow_pickle=False) as npz:
+                found = {name: npz[name] for name in npz.files}
+            if sound(found):
+                return found
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-            pass  # a damaged cache file: read the shapefile again and replace it
-    shapes = _read(files[0], files[2] if len(files) > 2 else None)
+            pass  # a damaged cache file: made again and replaced
+    arrays = make()
     if cached is not None:
         try:
-            atomic_write(cached, lambda p: _save(shapes, p))
-        except OSError:  # a read-only cache costs only time
+            atomic_write(cached, lambda p: _save(arrays, p))
+        except OSError:
             pass
-    return shapes
+    return arrays
 
 
 def _files(shp: Path) -> tuple[Path, ...]:
@@ -163,9 +179,9 @@ def cache_file(kind: str, digest: str) -> Path | None:
     return folder / f"{kind}-{digest[:32]}.npz"
 
 
-def _save(shapes: CountyShapes, path: str) -> None:
+def _save(arrays: dict[str, np.ndarray], path: str) -> None:
     with open(path, "wb") as handle:
-        np.savez(handle, **{f.name: getattr(shapes, f.name) for f in fields(CountyShapes)})
+        np.savez(handle, **arrays)
 
 
 def _read(shp: Path, states: Path | None) -> CountyShapes:
