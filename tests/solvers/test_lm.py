@@ -141,3 +141,54 @@ def test_final_jacobian_is_the_true_jacobian_at_the_solution():
     exact[:, 2, 1], exact[:, 3, 0], exact[:, 3, 1] = 2 * x1, 1, 1
     assert solution.success.all()
     np.testing.assert_allclose(solution.jacobian, exact, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("shape", [(8, 8), None])  # the census's build and the general one
+def test_compiled_step_is_numpys_and_each_units_own(shape):
+    """lm.c's damped Gauss–Newton step (its 8 units side by side in one Cholesky) equals
+    NumPy's solve of the same damped normal equations to round-off; a unit gets the same
+    bits alone as among others; held parameters stay put; a unit whose damped matrix is
+    not positive definite (mu underflowed on a zero column, or NaN in its Jacobian) falls
+    back to the LU solve and gets its NaN step."""
+    import ctypes
+
+    from sdfit.solvers import lm
+
+    library = lm._native(shape)
+    if library is None:
+        pytest.skip("no C compiler")
+    n, m, p = 11, 8, 8  # not a multiple of the 8 lanes
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0.1, 0.9, (n, p))
+    jac, r = rng.normal(size=(n, m, p)), rng.normal(size=(n, m))
+    lower, upper = np.zeros((n, p)), np.ones((n, p))
+    mu = rng.uniform(1e-4, 1e-1, n)
+    x[2, 3], jac[2, :, 3] = 0.0, np.sign(r[2]) * np.abs(jac[2, :, 3])  # at 0, gradient out
+    jac[5, :, 1], mu[5] = 0.0, 0.0  # zero column, no damping: singular
+    jac[9, 0, 0] = np.nan
+    sse, diag = np.einsum("ij,ij->i", r, r), np.einsum("ijk,ijk->ik", jac, jac)
+    diag[5, 1] = 1.0
+    ptr = lambda a: ctypes.c_void_p(a.ctypes.data)  # noqa: E731
+
+    def propose(work):
+        work = np.asarray(work, dtype=np.int64)
+        trial, step, d = (np.empty((len(work), p)) for _ in range(3))
+        done_g = np.empty(len(work), dtype=np.uint8)
+        library.lm_propose(len(work), ptr(work), m, p, ptr(x), ptr(jac), ptr(r), ptr(sse),
+                           ptr(diag), ptr(mu), ptr(lower), ptr(upper), 1e-10, ptr(trial),
+                           ptr(step), ptr(d), ptr(done_g))
+        return trial
+
+    together = propose(range(n))
+    for u in range(n):
+        np.testing.assert_array_equal(propose([u])[0], together[u])
+    assert np.isnan(together[[5, 9]]).all()
+    assert together[2, 3] == 0.0
+    for u in set(range(n)) - {5, 9}:
+        g = jac[u].T @ r[u]
+        free = ~(((x[u] <= lower[u]) & (g > 0)) | ((x[u] >= upper[u]) & (g < 0)))
+        d = np.maximum(diag[u], diag[u].max() * np.finfo(float).eps)
+        A = jac[u].T @ jac[u] + mu[u] * np.diag(d)
+        A = np.where(free[:, None] & free[None, :], A, 0.0) + np.diag(~free)
+        expected = np.clip(x[u] - np.linalg.solve(A, np.where(free, g, 0.0)), 0, 1)
+        np.testing.assert_allclose(together[u], expected, rtol=1e-10, atol=1e-12)

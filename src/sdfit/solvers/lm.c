@@ -1,5 +1,6 @@
 /* One iteration of sdfit's batched Levenberg-Marquardt (sdfit/solvers/lm.py, _Run.iterate),
-   unit by unit: the same arithmetic as its NumPy code, on the rows `work` of the solver's
+   unit by unit: the arithmetic of its NumPy code (the damped normal equations solved by
+   Cholesky rather than NumPy's LU, equal to round-off), on the rows `work` of the solver's
    arrays (x: N x P, jac: N x M x P, r: N x M, all C-contiguous), without the temporaries
    and the per-call overhead that dominate small batches.  The model is evaluated between
    lm_propose and lm_update, by the caller, for every unit at once. */
@@ -28,7 +29,8 @@ static double clip(double v, double lo, double hi) {
 }
 
 /* Solve A s = b (n x n row-major, both overwritten; s in b) by LU with partial pivoting.
-   A singular matrix gives NaN. */
+   A singular matrix gives NaN.  For problems of more than LANED_MAX_P parameters, and a
+   unit whose damped matrix Cholesky finds not positive definite. */
 static void lu_solve(int64_t n, double *A, double *b) {
   for (int64_t c = 0; c < n; c++) {
     int64_t pivot = c;
@@ -57,6 +59,54 @@ static void lu_solve(int64_t n, double *A, double *b) {
   }
 }
 
+/* Cholesky of LANES systems side by side, the lane index innermost so that the compiler
+   keeps the lanes in vector registers: a unit's solve is a chain of divisions and square
+   roots whose latency, not their number, sets its pace, and lanes hide it.  Each lane gets
+   the numbers cholesky_solve would give it alone.  A lane whose pivot is not positive (mu
+   underflowed on a singular JᵀJ) is solved by lu_solve instead. */
+#define LANES 8
+#define LANED_MAX_P 16
+
+static void solve_lanes(int64_t n, int64_t lanes, double *A, double *b) {
+  double a[n][n][LANES], y[n][LANES];
+  unsigned char ok[LANES];
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t j = 0; j <= i; j++)
+      for (int64_t l = 0; l < LANES; l++)  /* missing lanes: the identity */
+        a[i][j][l] = l < lanes ? A[l * n * n + i * n + j] : (i == j);
+  for (int64_t l = 0; l < LANES; l++) ok[l] = 1;
+  for (int64_t j = 0; j < n; j++) {
+    for (int64_t l = 0; l < LANES; l++) {
+      double v = a[j][j][l];
+      for (int64_t k = 0; k < j; k++) v -= a[j][k][l] * a[j][k][l];
+      ok[l] &= v > 0;
+      a[j][j][l] = sqrt(v);
+    }
+    for (int64_t i = j + 1; i < n; i++)
+      for (int64_t l = 0; l < LANES; l++) {
+        double w = a[i][j][l];
+        for (int64_t k = 0; k < j; k++) w -= a[i][k][l] * a[j][k][l];
+        a[i][j][l] = w / a[j][j][l];
+      }
+  }
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t l = 0; l < LANES; l++) {
+      double v = l < lanes ? b[l * n + i] : 0.0;
+      for (int64_t k = 0; k < i; k++) v -= a[i][k][l] * y[k][l];
+      y[i][l] = v / a[i][i][l];
+    }
+  for (int64_t i = n - 1; i >= 0; i--)
+    for (int64_t l = 0; l < LANES; l++) {
+      double v = y[i][l];
+      for (int64_t k = i + 1; k < n; k++) v -= a[k][i][l] * y[k][l];
+      y[i][l] = v / a[i][i][l];
+    }
+  for (int64_t l = 0; l < lanes; l++) {
+    if (!ok[l]) lu_solve(n, A + l * n * n, b + l * n);
+    else for (int64_t i = 0; i < n; i++) b[l * n + i] = y[i][l];
+  }
+}
+
 /* The damped Gauss-Newton step of each working unit: trial points (clipped into the box),
    the steps actually taken, the scaling d and the gtol test. */
 void lm_propose(int64_t nw, const int64_t *work, int64_t m, int64_t p, const double *x,
@@ -64,51 +114,62 @@ void lm_propose(int64_t nw, const int64_t *work, int64_t m, int64_t p, const dou
                 const double *mu, const double *lower, const double *upper, double gtol,
                 double *trial, double *step, double *d, unsigned char *done_g) {
   FIX_SHAPE();
-  double g[p], A[p * p], s[p];
+  const int64_t group = p <= LANED_MAX_P ? LANES : 1;  /* units solved side by side */
+  double g[p], As[group * p * p], ss[group * p];
   unsigned char free_[p];
-  for (int64_t w = 0; w < nw; w++) {
-    const int64_t u = work[w];
-    const double *J = jac + u * m * p, *ru = r + u * m, *xu = x + u * p;
-    const double *lo = lower + u * p, *hi = upper + u * p, *du = diag + u * p;
-    const double f = sse[u];
-    double cmax = 0.0, dmax = -INFINITY;
-    int nan_cosine = 0;
-    for (int64_t k = 0; k < p; k++) {
-      double gk = 0.0, norm2 = 0.0;
-      for (int64_t j = 0; j < m; j++) {
-        gk += J[j * p + k] * ru[j];
-        norm2 += J[j * p + k] * J[j * p + k];
+  for (int64_t w0 = 0; w0 < nw; w0 += group) {
+    const int64_t lanes = nw - w0 < group ? nw - w0 : group;
+    for (int64_t w = w0; w < w0 + lanes; w++) {
+      const int64_t u = work[w];
+      double *A = As + (w - w0) * p * p, *s = ss + (w - w0) * p;
+      const double *J = jac + u * m * p, *ru = r + u * m, *xu = x + u * p;
+      const double *lo = lower + u * p, *hi = upper + u * p, *du = diag + u * p;
+      const double f = sse[u];
+      double cmax = 0.0, dmax = -INFINITY;
+      int nan_cosine = 0;
+      for (int64_t k = 0; k < p; k++) {
+        double gk = 0.0, norm2 = 0.0;
+        for (int64_t j = 0; j < m; j++) {
+          gk += J[j * p + k] * ru[j];
+          norm2 += J[j * p + k] * J[j * p + k];
+        }
+        g[k] = gk;
+        free_[k] = !((xu[k] <= lo[k] && gk > 0) || (xu[k] >= hi[k] && gk < 0));
+        const double norm = sqrt(norm2);
+        const double cosine = (free_[k] && norm > 0) ? fabs(gk) / (norm * sqrt(f)) : 0.0;
+        if (cosine != cosine) nan_cosine = 1;
+        else if (cosine > cmax) cmax = cosine;
+        dmax = nan_max(dmax, du[k]);
       }
-      g[k] = gk;
-      free_[k] = !((xu[k] <= lo[k] && gk > 0) || (xu[k] >= hi[k] && gk < 0));
-      const double norm = sqrt(norm2);
-      const double cosine = (free_[k] && norm > 0) ? fabs(gk) / (norm * sqrt(f)) : 0.0;
-      if (cosine != cosine) nan_cosine = 1;
-      else if (cosine > cmax) cmax = cosine;
-      dmax = nan_max(dmax, du[k]);
-    }
-    if (nan_cosine) cmax = 0.0;  /* np.nan_to_num of a maximum that met a NaN */
-    done_g[w] = (f == 0) || (cmax <= gtol);
-    double *dw = d + w * p;
-    for (int64_t k = 0; k < p; k++) {
-      const double dk = nan_max(du[k], dmax * EPS);
-      dw[k] = dk > 0 ? dk : 1.0;
-    }
-    for (int64_t k = 0; k < p; k++) {
-      for (int64_t l = 0; l <= k; l++) {  /* J'J is symmetric: one half computed */
-        double a = 0.0;
-        for (int64_t j = 0; j < m; j++) a += J[j * p + k] * J[j * p + l];
-        if (k == l) a += mu[u] * dw[k];
-        A[k * p + l] = A[l * p + k] = (free_[k] && free_[l]) ? a : 0.0;
+      if (nan_cosine) cmax = 0.0;  /* np.nan_to_num of a maximum that met a NaN */
+      done_g[w] = (f == 0) || (cmax <= gtol);
+      double *dw = d + w * p;
+      for (int64_t k = 0; k < p; k++) {
+        const double dk = nan_max(du[k], dmax * EPS);
+        dw[k] = dk > 0 ? dk : 1.0;
       }
-      if (!free_[k]) A[k * p + k] += 1.0;
-      s[k] = free_[k] ? g[k] : 0.0;
+      for (int64_t k = 0; k < p; k++) {
+        for (int64_t l = 0; l <= k; l++) {  /* J'J is symmetric: one half computed */
+          double a = 0.0;
+          for (int64_t j = 0; j < m; j++) a += J[j * p + k] * J[j * p + l];
+          if (k == l) a += mu[u] * dw[k];
+          A[k * p + l] = A[l * p + k] = (free_[k] && free_[l]) ? a : 0.0;
+        }
+        if (!free_[k]) A[k * p + k] += 1.0;
+        s[k] = free_[k] ? g[k] : 0.0;
+      }
     }
-    lu_solve(p, A, s);
-    for (int64_t k = 0; k < p; k++) {
-      const double t = clip(xu[k] + -s[k], lo[k], hi[k]);
-      trial[w * p + k] = t;
-      step[w * p + k] = t - xu[k];
+    if (group > 1) solve_lanes(p, lanes, As, ss);
+    else lu_solve(p, As, ss);
+    for (int64_t w = w0; w < w0 + lanes; w++) {
+      const int64_t u = work[w];
+      const double *xu = x + u * p, *lo = lower + u * p, *hi = upper + u * p;
+      const double *s = ss + (w - w0) * p;
+      for (int64_t k = 0; k < p; k++) {
+        const double t = clip(xu[k] + -s[k], lo[k], hi[k]);
+        trial[w * p + k] = t;
+        step[w * p + k] = t - xu[k];
+      }
     }
   }
 }
