@@ -224,7 +224,7 @@ void lm_update(int64_t nw, const int64_t *work, int64_t m, int64_t p, double fto
     if (accept) {
       fresh[u] = 0;
       const double t = 2 * rho - 1;
-      const double factor = 1 - pow(t, 3.0);
+      const double factor = 1 - t * t * t;  /* as lm.py: pow() cost 2/3 as much as the rest of lm_update */
       mu[u] *= factor > 0.1 ? factor : 0.1;
       nu[u] = 2.0;
       for (int64_t k = 0; k < p; k++) xu[k] = trial[w * p + k];

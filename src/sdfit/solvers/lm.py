@@ -181,7 +181,8 @@ class _Run:
         self.fresh[work[accept]] = False
 
         good, bad = work[accept], work[~accept & ~stale]
-        mu[good] *= np.maximum(1 / 10, 1 - (2 * rho[accept] - 1) ** 3)  # Nielsen's update
+        t = 2 * rho[accept] - 1
+        mu[good] *= np.maximum(1 / 10, 1 - t * t * t)  # Nielsen's update
         nu[good] = 2.0
         mu[bad] *= nu[bad]
         nu[bad] *= 2.0
