@@ -10,13 +10,20 @@ import difflib
 import fnmatch
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 _SEPARATORS = re.compile(r"[\s_]+")
 
 
 def canonical(name: str) -> str:
     """Return the comparison key of a model or data name (``'Dec_1'`` -> ``'dec 1'``)."""
-    name = str(name).strip().strip('"').strip()
+    return _canonical(str(name))
+
+
+# Resolving a problem compares the same few hundred names thousands of times: remembered.
+@lru_cache(maxsize=1 << 16)
+def _canonical(name: str) -> str:
+    name = name.strip().strip('"').strip()
     return _SEPARATORS.sub(" ", name).lower()
 
 
@@ -51,6 +58,7 @@ def match_pattern(pattern: str, candidates: Iterable[str]) -> list[str]:
     return [c for c in candidates if fnmatch.fnmatchcase(canonical(c), glob)]
 
 
+@lru_cache(maxsize=1 << 16)
 def element_key(name: str) -> str:
     """Comparison key of a variable or element name (``"Pop[dec_1, B]"`` ->
     ``"pop[dec 1,b]"``)."""

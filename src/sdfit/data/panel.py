@@ -130,8 +130,9 @@ class Panel:
         rows = rows[np.abs(self.time[rows] - time) <= TIME_ATOL]
         values = np.full(len(self), np.nan)
         where = np.full(len(self), -1)
-        values[self.unit[rows]] = self.value[rows]
-        where[self.unit[rows]] = rows
+        units = self.unit[rows]
+        values[units] = self.value[rows]
+        where[units] = rows
         return values, where
 
     @cached_property
