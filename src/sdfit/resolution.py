@@ -179,8 +179,8 @@ def _stocks(problem: Problem, model: Engine, panel: Panel, keys: dict[str, str],
     panel.check_time(start)
     if problem.initial_stocks is None:
         names = [e for s in model.stocks for e in model.elements(s)
-                 if element_key(e) in keys and _observed_at(panel, keys[element_key(e)],
-                                                            start)]
+                 if element_key(e) in keys
+                 and panel.observed_at(start, panel.variable_index(keys[element_key(e)]))]
     else:
         names = []
         for name in problem.initial_stocks:
@@ -206,11 +206,6 @@ def _stocks(problem: Problem, model: Engine, panel: Panel, keys: dict[str, str],
             shapes[var.ident] = model.shape(var.name)
     return StockBlock(tuple(_slot(model, n) for n in names),
                       tuple(keys[element_key(n)] for n in names), shapes)
-
-
-def _observed_at(panel: Panel, data_name: str, time: float) -> bool:
-    values, where = panel.at(time, panel.variable_index(data_name))
-    return bool((where >= 0).any())
 
 
 # -- targets ----------------------------------------------------------------------------------

@@ -135,6 +135,12 @@ class Panel:
         where[units] = rows
         return values, where
 
+    def observed_at(self, time: float, variable: int) -> bool:
+        """Whether some unit has a row of ``variable`` (an index) at ``time``."""
+        start, stop = self._variable_starts[variable:variable + 2]
+        rows = self._by_variable[start:stop]
+        return bool((np.abs(self.time[rows] - time) <= TIME_ATOL).any())
+
     @cached_property
     def _by_variable(self) -> np.ndarray:
         """Observation rows grouped by variable (a stable sort: panel order within each), so
