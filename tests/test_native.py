@@ -96,23 +96,55 @@ def test_compiled_iteration_equals_the_numpy_iteration(aging_chain, census, monk
     np.testing.assert_allclose(compiled.sse, reference.sse, rtol=1e-9, atol=1e-12)
 
 
-@needs_compiler
-@pytest.mark.parametrize("shape", [(300, 9, 8), (40, 3, 5), (30, 12, 4)])
-def test_the_compiled_svd_gives_numpys_diagnostics(shape, monkeypatch):
-    from sdfit import diagnostics
-
+def _jacobians(shape):
+    """Random Jacobians with every case the diagnostics tell apart."""
     rng = np.random.default_rng(7)
     jac = rng.normal(size=shape) * np.logspace(0, -5, shape[2])  # columns of unlike scale
     jac[::3, :, -1] = 2 * jac[::3, :, 0] - jac[::3, :, 1]  # rank deficient in a third
     jac[::5, :, 1] = 0.0
     jac[4, 0, 0] = np.nan
+    jac[6, -1, -1] = np.inf
+    jac[7] = 0.0  # changes nothing: rank 0, every parameter wholly null
+    return jac
+
+
+@needs_compiler
+# rows > P, rows < P, square with a unit count no multiple of the lanes, 8 lanes (larger)
+@pytest.mark.parametrize("shape", [(300, 9, 8), (40, 3, 5), (30, 12, 4), (301, 8, 8),
+                                   (9, 40, 20)])
+def test_the_compiled_diagnostics_are_numpys(shape, monkeypatch):
+    from sdfit import diagnostics
+
+    jac = _jacobians(shape)
     assert diagnostics._native(*shape[1:]) is not None
     compiled = diagnostics.diagnose(jac)
     monkeypatch.setattr(diagnostics, "_native", lambda rows, p: None)
     reference = diagnostics.diagnose(jac)
     np.testing.assert_array_equal(compiled.rank, reference.rank)
+    assert compiled.rank[[4, 6, 7]].tolist() == [-1, -1, 0]
     np.testing.assert_array_equal(compiled.identifiable, reference.identifiable)
     full = reference.rank == shape[2]  # a condition of round-off alone is not compared
     np.testing.assert_allclose(compiled.condition[full], reference.condition[full], rtol=1e-9)
-    np.testing.assert_allclose(compiled.nullspace, reference.nullspace, rtol=1e-9, atol=1e-9)
+    deficient = (reference.rank >= 0) & ~full
+    assert (compiled.condition[deficient] > 1 / diagnostics.RANK_RTOL).all()
+    np.testing.assert_array_equal(np.isnan(compiled.condition), np.isnan(reference.condition))
+    np.testing.assert_allclose(compiled.nullspace, reference.nullspace, rtol=0, atol=1e-12)
     np.testing.assert_allclose(compiled.variance, reference.variance, rtol=1e-9)
+
+
+@needs_compiler
+def test_a_unit_gets_the_same_diagnostics_alone_as_in_a_stack(monkeypatch):
+    """Units side by side in vector lanes, and on any number of threads, do not touch."""
+    from sdfit import diagnostics
+
+    jac = _jacobians((600, 9, 8))
+    monkeypatch.setattr(native, "threads", lambda: 1)
+    both = diagnostics.diagnose(jac)
+    monkeypatch.setattr(native, "threads", lambda: 2)
+    two = diagnostics.diagnose(jac)
+    for units in [slice(0, 1), slice(3, 4), slice(7, 8), slice(31, 33), slice(599, 600)]:
+        alone = diagnostics.diagnose(jac[units])
+        for name in ("rank", "condition", "nullspace", "identifiable", "variance"):
+            np.testing.assert_array_equal(getattr(alone, name), getattr(both, name)[units])
+    for name in ("rank", "condition", "nullspace", "identifiable", "variance"):
+        np.testing.assert_array_equal(getattr(two, name), getattr(both, name))

@@ -2,8 +2,9 @@
 every unit's fit, from the Jacobian of its weighted residuals at the solution.
 
 All units are diagnosed at once by the SVD of the stack of Jacobians: compiled
-(``diagnostics.c``, one-sided Jacobi) when a C compiler is at hand, ``np.linalg.svd``
-otherwise (``SDFIT_NATIVE=0``; the reference).
+(``diagnostics.c``, one-sided Jacobi, and all of the per-unit arithmetic below with it)
+when a C compiler is at hand, ``np.linalg.svd`` and NumPy otherwise (``SDFIT_NATIVE=0``;
+the reference).
 Each Jacobian's columns are first scaled to unit length, so the units of the
 parameters do not matter (a rate and a population weigh alike).  Then, per unit:
 
@@ -81,11 +82,36 @@ def diagnose(jacobian: np.ndarray, rank_rtol: float = RANK_RTOL,
 
 def _diagnose(jac: np.ndarray, rank_rtol: float, null_tol: float) -> Diagnostics:
     n, rows, p = jac.shape
+    library = _native(rows, p) if n and prepare(rows, p) else None
+    if library is None:
+        return _diagnose_numpy(jac, rank_rtol, null_tol)
+    jac = np.ascontiguousarray(jac, dtype=float)
+    d = Diagnostics(np.empty(n, np.int64), np.empty(n), np.empty((n, p)),
+                    np.empty((n, p), bool), np.empty((n, p)))
+    # units are independent: a share of them per core (ctypes releases the GIL)
+    threads = min(native.threads(), -(-n // 256))
+    bounds = [n * t // threads for t in range(threads + 1)]
+
+    def part(t: int) -> None:
+        lo = bounds[t]
+        library.diagnose_stack(bounds[t + 1] - lo, jac[lo:].ctypes.data, rank_rtol, null_tol,
+                               *(getattr(d, f.name)[lo:].ctypes.data
+                                 for f in dataclasses.fields(Diagnostics)))
+
+    list(native.pool().map(part, range(threads)) if threads > 1 else map(part, [0]))
+    return d
+
+
+def _diagnose_numpy(jac: np.ndarray, rank_rtol: float, null_tol: float) -> Diagnostics:
+    """The reference (``diagnostics.c`` does the same per unit)."""
+    n, rows, p = jac.shape
     finite = np.isfinite(jac).all(axis=(1, 2))
     jac = np.where(finite[:, None, None], jac, 0.0)
     norms = np.sqrt(np.einsum("nrp,nrp->np", jac, jac))
     scale = np.where(norms > 0, norms, 1.0)  # a zero column stays zero: wholly null
-    sv, vh = singular(jac / scale[:, None, :])
+    _, sv, vh = np.linalg.svd(jac / scale[:, None, :], full_matrices=True)
+    # sv: (N, k), k = min(rows, P); pad to P singular values, structural zeros last
+    sv = np.concatenate([sv, np.zeros((n, p - sv.shape[1]))], axis=1)
     kept = sv > rank_rtol * sv[:, :1]
     rank = kept.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -104,45 +130,22 @@ def _diagnose(jac: np.ndarray, rank_rtol: float, null_tol: float) -> Diagnostics
     )
 
 
-def singular(jac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Singular values (N, P), descending and padded with structural zeros, and right
-    singular vectors (N, P, P) of a stack of Jacobians (N, rows, P)."""
-    n, rows, p = jac.shape
-    library = _native(rows, p) if n and prepare(rows, p) else None
-    if library is not None:
-        jac = np.ascontiguousarray(jac, dtype=float)
-        sv, vh = np.empty((n, p)), np.empty((n, p, p))
-        # units are independent: a share of them per core (ctypes releases the GIL)
-        threads = min(native.threads(), -(-n // 256))
-        bounds = [n * t // threads for t in range(threads + 1)]
-
-        def part(t: int) -> None:
-            lo, size = bounds[t], bounds[t + 1] - bounds[t]
-            library.svd_stack(size, jac[lo:].ctypes.data, sv[lo:].ctypes.data,
-                              vh[lo:].ctypes.data)
-
-        list(native.pool().map(part, range(threads)) if threads > 1 else map(part, [0]))
-        return sv, vh
-    _, sv, vh = np.linalg.svd(jac, full_matrices=True)
-    # sv: (N, k), k = min(rows, P); pad to P singular values, structural zeros last
-    return np.concatenate([sv, np.zeros((n, p - sv.shape[1]))], axis=1), vh
-
-
 def prepare(rows: int, p: int) -> bool:
-    """Build (or load) the compiled SVD of ``rows`` x ``p`` Jacobians now; True when it
-    will run."""
+    """Build (or load) the compiled diagnostics of ``rows`` x ``p`` Jacobians now; True
+    when they will run."""
     return rows * p <= 1024 and p <= 32 and _native(rows, p) is not None
 
 
 @cache
 def _native(rows: int, p: int):
-    """The compiled SVD (``diagnostics.c``) of ``rows`` x ``p`` matrices, or None (NumPy's
-    LAPACK then).  Small matrices only: the buffers (8 units' worth) live on the C stack."""
+    """The compiled diagnostics (``diagnostics.c``) of ``rows`` x ``p`` matrices, or None
+    (NumPy's LAPACK then).  Small matrices only: the buffers live on the C stack."""
     source = (Path(__file__).parent / "diagnostics.c").read_text()
     library = native.library(f"#define ROWS {rows}\n#define P {p}\n{source}")
     if library is not None:
-        library.svd_stack.restype = None
-        library.svd_stack.argtypes = [ctypes.c_int64] + [ctypes.c_void_p] * 3
+        library.diagnose_stack.restype = None
+        library.diagnose_stack.argtypes = ([ctypes.c_int64, ctypes.c_void_p, ctypes.c_double,
+                                            ctypes.c_double] + [ctypes.c_void_p] * 5)
     return library
 
 
