@@ -62,7 +62,7 @@ static void lu_solve(int64_t n, double *A, double *b) {
 /* Cholesky of LANES systems side by side, the lane index innermost so that the compiler
    keeps the lanes in vector registers: a unit's solve is a chain of divisions and square
    roots whose latency, not their number, sets its pace, and lanes hide it.  Each lane gets
-   the numbers cholesky_solve would give it alone.  A lane whose pivot is not positive (mu
+   the numbers it would get alone.  A lane whose pivot is not positive (mu
    underflowed on a singular JᵀJ) is solved by lu_solve instead. */
 #define LANES 8
 #define LANED_MAX_P 16
