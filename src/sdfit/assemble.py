@@ -77,8 +77,9 @@ class Assembler:
 
     def result(self, dropped: pd.DataFrame, run: RunRecord) -> FitResult:
         names = self.resolved.parameters.names
-        ids = self.panel.units.to_frame(index=False)
-        columns = {c: ids[c] for c in ids.columns}
+        units = self.panel.units  # the id columns as arrays: Series would be aligned
+        ids = {name: units.get_level_values(i).array for i, name in enumerate(units.names)}
+        columns = dict(ids)
         for name, values in self.units.items():
             columns[name] = values
             if name == "status":
@@ -92,7 +93,7 @@ class Assembler:
             targets |= {"time": data.obs_time.reshape(-1), "variable": data.obs_var.reshape(-1),
                         "observed": data.obs_value.reshape(-1)}
         n_obs = np.diff(self.offsets)
-        columns = {c: np.repeat(ids[c].to_numpy(), n_obs) for c in ids.columns}
+        columns = {c: np.repeat(values.to_numpy(), n_obs) for c, values in ids.items()}
         variable = pd.Categorical.from_codes(targets["variable"],
                                              self.resolved.observations.names)
         columns |= {"time": targets["time"], "variable": variable,
