@@ -322,12 +322,18 @@ def _prepare_figures() -> None:
 
 def _figures(result, out: Path, map_parameter: str | None) -> list[Path]:
     from ..datasets import county_shapes
-    from ..figures import write_figures
+    from ..figures import load_county_shapes, write_figures
+    from ..figures.record import write_record
     from ..names import did_you_mean
 
     if map_parameter and map_parameter not in result.parameters:
         raise SpecError(f"--map-parameter '{map_parameter}' is not a fitted parameter."
                         f"{did_you_mean(map_parameter, result.parameters)}")
     shapes = county_shapes() if "county" in map(str.lower, result.unit_columns) else None
-    return write_figures(result, out / "figures",
-                         map_parameter=map_parameter, shapefile=shapes)
+    written = write_figures(result, out / "figures",
+                            map_parameter=map_parameter, shapefile=shapes)
+    # what they were drawn from, so that the report embeds them instead of drawing them
+    outlines = load_county_shapes(shapes).digest if any(
+        p.name == "map.png" for p in written) else None
+    return written + [write_record(out, written, [map_parameter] if map_parameter
+                                   else result.parameters, outlines)]

@@ -1,5 +1,5 @@
-"""Figures of all units at once: parameter histograms (one panel per parameter),
-observed against fitted targets, the SSE distribution, identifiability."""
+"""Figures of all units at once: parameter histograms (one panel per parameter) and
+observed against fitted targets."""
 
 from __future__ import annotations
 
@@ -129,38 +129,4 @@ def observed_vs_fitted(result: FitResult) -> Figure:
     fig.suptitle(f"Targets at {when} of {len(result.table):,} {unit_noun(result)}: fitted "
                  "and residual against observed")
     _margins(fig, left=0.8, right=0.2, top=0.5, bottom=0.6, wspace=0.3)
-    return fig
-
-
-def sse_histogram(result: FitResult) -> Figure:
-    """Units per bracket of log10 SSE."""
-    sse = result.table["sse"].to_numpy(float)
-    finite = sse[np.isfinite(sse)]
-    fig = canvas.new_figure(9, 3.6)
-    ax = fig.subplots()
-    ax.hist(np.log10(np.maximum(finite, np.finfo(float).tiny)), bins=60, color=COLOUR)
-    ax.set_xlabel("log10 SSE (weighted sum of squared target residuals; 0 shown at -308)")
-    ax.set_ylabel(unit_noun(result))
-    canvas.title(ax, f"SSE of {len(finite):,} {unit_noun(result)}"
-                 + (f" ({len(sse) - len(finite):,} without a finite SSE)"
-                    if len(finite) < len(sse) else ""))
-    _margins(fig, left=0.8, right=0.2, top=0.4, bottom=0.6)
-    return fig
-
-
-def identifiability_bars(result: FitResult) -> Figure:
-    """Share of the assessed units in which each parameter is identifiable."""
-    fig = canvas.new_figure(9, 1.2 + 0.4 * len(result.parameters))
-    ax = fig.subplots()
-    assessed = result.table["rank"].to_numpy() >= 0
-    names = result.parameters[::-1]
-    share = np.array([identifiable(result, p)[assessed].mean() * 100 if assessed.any()
-                      else np.nan for p in names])
-    ax.barh(names, share, color="#55a868", label="identifiable")
-    ax.barh(names, 100 - share, left=share, color=canvas.FAILED, label="not identifiable")
-    ax.set_xlim(0, 100)
-    ax.set_xlabel(f"% of {int(assessed.sum()):,} assessed {unit_noun(result)}")
-    canvas.title(ax, "Is each fitted parameter pinned down by the targets?", loc="left")
-    ax.legend(loc="lower right", bbox_to_anchor=(1, 1.04), ncol=2, frameon=False, fontsize=8)
-    _margins(fig, left=1.6, right=0.2, top=0.6, bottom=0.55)
     return fig
