@@ -77,9 +77,9 @@ def write_figures(result: FitResult, out: str | Path, *, map_parameter: str | No
             shapes = load_county_shapes(shapefile)
             draw["map.png"] = lambda: county_map(result, shapes,
                                                  [map_parameter] if map_parameter else None)
-    # the map (else the histograms) drawn by a forked copy meanwhile: about half the work
+    # the histograms drawn here, the others each by a forked copy meanwhile
     pngs = run_split([lambda make=make: png_bytes(make(), DPI_FILE) for make in draw.values()],
-                     child=[len(draw) - 1 if "map.png" in draw else 0])
+                     child=range(1, len(draw)))
     return [atomic_write(out / name, lambda p, data=data: Path(p).write_bytes(data))
             for name, data in zip(draw, pngs, strict=True)]
 

@@ -101,7 +101,8 @@ def render(result: FitResult, shapefile: str | Path | None = None,
                                          drawn.get("map.png")),
              lambda: sections.identifiability(result, units),
              lambda: sections.unit_section(result, units), lambda: lookup(result, units)]
-    # a figure to draw with matplotlib (the map first, the costliest) by a forked copy
+    # the figures to draw with matplotlib each by a forked copy, while this process
+    # writes the rest of the page
     to_draw = [key for key, name in (("map", "map.png"), ("parameters", "histogram.png"),
                                      ("fit", "observed_vs_fitted.png"))
                if name not in drawn and (key != "map" or shapes is not None)]
@@ -109,7 +110,7 @@ def render(result: FitResult, shapefile: str | Path | None = None,
             f"<p class='meta'>sdfit {__version__} &middot; spec "
             f"{escape((run.spec if run else None) or '-')}</p>",
             "<nav>" + "".join(f"<a href='#{key}'>{key}</a>" for key in SECTIONS) + "</nav>",
-            *run_split(parts, child=[SECTIONS.index(key) for key in to_draw[:1]])]
+            *run_split(parts, child=[SECTIONS.index(key) for key in to_draw])]
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>{escape(title)}</title><style>{CSS}</style></head>\n<body>\n"
             + "\n".join(body) + "\n</body></html>\n")
