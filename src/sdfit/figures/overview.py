@@ -11,6 +11,7 @@ from matplotlib.ticker import EngFormatter, MaxNLocator
 
 from ..results import FitResult
 from . import canvas
+from .ticks import plain_ticks
 from .units import identifiable, unit_noun
 
 COLOUR = "#4c72b0"
@@ -47,12 +48,12 @@ def parameter_histograms(result: FitResult, parameters: Sequence[str] | None = N
             notes.append(f"{outside:,} beyond the axis")
         ax.text(0.98, 0.97, "\n".join(notes), transform=ax.transAxes, ha="right", va="top",
                 fontsize=7, color="#444")
-        ax.tick_params(labelsize=7)
         ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.set_xlabel(f"value, brackets of {bins[1] - bins[0]:.3g}", fontsize=8)
         ax.set_ylabel(noun, fontsize=8)
     for ax in axes[len(parameters):]:
         ax.set_visible(False)
+    plain_ticks(axes[:len(parameters)], fontsize=7)
     fig.suptitle(f"Fitted parameters of {int(success.sum()):,} {noun} (successful fits)",
                  fontsize=12)
     _margins(fig, left=0.55, right=0.15, top=0.6, bottom=0.45, wspace=0.3, hspace=0.55)
@@ -122,6 +123,7 @@ def observed_vs_fitted(result: FitResult) -> Figure:
                 axis.set_major_formatter(EngFormatter(sep=""))
     left.set(xlabel="observed", ylabel="fitted")
     right.set(xlabel="observed", ylabel="fitted - observed")
+    plain_ticks([left, right], fontsize=10)
     left.legend(frameon=False, fontsize=8, ncol=2, markerscale=3)
     times = sorted(targets["time"].unique())
     when = (", ".join(f"{t:g}" for t in times) if len(times) <= 4
