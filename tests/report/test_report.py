@@ -286,5 +286,9 @@ def test_the_record_names_files_of_figures_only(fitted, tmp_path):
     path.write_text(json.dumps(data))
     found = record.reusable(folder, data["map"]["parameters"], data["map"]["shapes"])
     assert sorted(found) == sorted(FIGURES.values())  # not the table outside figures/
+    data["figures"] = [[1, "not a name"], *data["figures"].items()]
+    path.write_text(json.dumps(data))
+    found = record.reusable(folder, data["map"]["parameters"], data["map"]["shapes"])
+    assert sorted(found) == sorted(FIGURES.values())
     path.write_text("{not json")
     assert record.reusable(folder, data["map"]["parameters"], data["map"]["shapes"]) == {}

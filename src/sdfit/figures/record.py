@@ -57,7 +57,7 @@ def reusable(folder: str | Path, parameters: Sequence[str],
         pngs.pop("map.png", None)
     found = {}
     for name, digest in pngs.items():
-        if Path(name).name != name:  # a file of figures/ only
+        if not isinstance(name, str) or Path(name).name != name:  # a file of figures/ only
             continue
         try:
             data = (folder / "figures" / name).read_bytes()
