@@ -2,15 +2,17 @@
 with the county shapes cache cold (first use) and warm, side by side in one run; and the
 whole commands, `sdfit fit us-counties --out DIR` (with and without figures) and
 `sdfit report DIR`, wall and CPU seconds (CPU: all processes of the command, so that a
-busy machine, which stretches the wall time, can be told apart).
+busy machine, which stretches the wall time, can be told apart), best and median.
 
 The counties are fitted once (`us-counties`, all cores) and written to a temporary
 folder.  Each measurement then runs in a fresh interpreter, as `sdfit fit` and
 `sdfit report` do, and times only sdfit's own work after the imports: `write_figures`
 first, then each of its figures again alone, and the unit figures, in one process;
 `write_report` (reading the folder, shapes, the grid's stories, every section, writing)
-in another.  "cold" starts from an empty cache folder (XDG_CACHE_HOME), "warm" from the
-one the cold run filled.  Best of --repeats runs.
+in another, of a folder the API wrote (every figure drawn) and of one `sdfit fit` wrote
+(its figures embedded).  "cold" starts from an empty cache folder (XDG_CACHE_HOME),
+"warm" from the one the cold run filled.  Best of --repeats runs; the whole commands
+warm also their median.
 
 Usage: SDFIT_DATA=../shared/data python benchmarks/figures.py [--repeats 3]
 """
@@ -20,11 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import warnings
+from collections import defaultdict
 from pathlib import Path
 
 ROWS = [("imports", "import sdfit, matplotlib and the figure modules"),
@@ -34,21 +38,24 @@ ROWS = [("imports", "import sdfit, matplotlib and the figure modules"),
         ("observed_vs_fitted.png", "observed vs fitted, drawn and written"),
         ("map.png", "one map per parameter, drawn and written"),
         ("unit figure", "one unit's story"),
-        ("story grid", "best, median and worst units"),
-        ("write_report", "`sdfit report DIR` after imports: shapes, the grid's stories"),
+        ("story grid", "best, median and worst units (SVG)"),
+        ("write_report", "`sdfit report DIR` after imports, every figure drawn"),
+        ("write_report reusing", "... of a folder `sdfit fit` wrote: its figures embedded"),
         ("report MB", "size of report.html"),
         ("sdfit fit", "whole command, figures included: wall"),
         ("sdfit fit CPU", "... CPU of all its processes"),
         ("sdfit fit --no-figures", "whole command without figures: wall"),
         ("sdfit report", "whole command: wall"),
         ("sdfit report CPU", "... CPU of all its processes")]
-COMMANDS = {"sdfit fit": ["fit", "us-counties", "--quiet", "--out"],
-            "sdfit fit --no-figures": ["fit", "us-counties", "--quiet", "--no-figures", "--out"],
+# in this order: the report reads the folder of the fit with figures, as `sdfit fit` left it
+COMMANDS = {"sdfit fit --no-figures": ["fit", "us-counties", "--quiet", "--no-figures", "--out"],
+            "sdfit fit": ["fit", "us-counties", "--quiet", "--out"],
             "sdfit report": ["report"]}
 
 
 def child(mode: str, folder: Path, cold: bool) -> dict:
-    """Run in a fresh interpreter: time the figures or the report of ``folder``."""
+    """Run in a fresh interpreter: time the figures or the report of ``folder`` (and of
+    its sibling ``cli``, written by `sdfit fit`)."""
     started = time.perf_counter()
     import pickle
 
@@ -59,11 +66,10 @@ def child(mode: str, folder: Path, cold: bool) -> dict:
         observed_vs_fitted,
         parameter_histograms,
         save_png,
-        story_grid,
         unit_figure,
         write_figures,
     )
-    from sdfit.report import load_results, write_report
+    from sdfit.report import load_results, svg, write_report
 
     times = {"imports": time.perf_counter() - started}
     shapefile = county_shapes()
@@ -73,6 +79,9 @@ def child(mode: str, folder: Path, cold: bool) -> dict:
         page = write_report(folder, out / "report.html")
         times["write_report"] = time.perf_counter() - started
         times["report MB"] = page.stat().st_size / 2**20
+        started = time.perf_counter()
+        write_report(folder.parent / "cli", out / "reusing.html")
+        times["write_report reusing"] = time.perf_counter() - started
         return times
     result = load_results(folder)
     started = time.perf_counter()  # first, as `sdfit fit` does: shapes not yet loaded
@@ -97,7 +106,7 @@ def child(mode: str, folder: Path, cold: bool) -> dict:
     save_png(unit_figure(stories[next(iter(stories))]), out / "unit.png")
     times["unit figure"] = time.perf_counter() - started
     started = time.perf_counter()
-    save_png(story_grid(stories), out / "grid.png")
+    svg.story_grid(stories)
     times["story grid"] = time.perf_counter() - started
     return times
 
@@ -165,7 +174,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "us-counties"
         fit_seconds = fit_counties(folder)
-        best = {"cold": {}, "warm": {}}
+        subprocess.run([sys.executable, "-m", "sdfit.cli", *COMMANDS["sdfit fit"],
+                        str(Path(tmp) / "cli")], capture_output=True, check=True)
+        runs = {"cold": defaultdict(list), "warm": defaultdict(list)}
         for _ in range(args.repeats):
             cache = Path(tempfile.mkdtemp(dir=tmp))
             for state in ("cold", "warm"):  # the cold run fills the cache the warm one reads
@@ -174,24 +185,25 @@ def main() -> None:
                         for stale in cache.rglob("*.npz"):
                             stale.unlink()  # the report's shapes from scratch too
                     for key, value in measure(mode, folder, cache, state).items():
-                        best[state][key] = min(best[state].get(key, value), value)
+                        runs[state][key].append(value)
         for _ in range(args.repeats):  # the whole commands, each cold then warm
             run = Path(tempfile.mkdtemp(dir=tmp))
             for i, name in enumerate(COMMANDS):  # the report last: it reads the fit's folder
                 for state in ("cold", "warm"):
                     for key, value in command(name, run / "out", run / f"cache{i}").items():
-                        best[state][key] = min(best[state].get(key, value), value)
+                        runs[state][key].append(value)
     print(f"3,137 US counties fitted in {fit_seconds:.2f} s; load average {load:.2f} before, "
-          f"{os.getloadavg()[0]:.2f} after; best of {args.repeats} fresh interpreters, "
-          "seconds")
-    print(f"{'':24}{'cold cache':>12}{'warm cache':>12}  what")
+          f"{os.getloadavg()[0]:.2f} after; best (and median) of {args.repeats} fresh "
+          "interpreters, seconds")
+    print(f"{'':24}{'cold cache':>12}{'warm cache':>12}{'warm median':>13}  what")
     for key, what in ROWS:
-        cold, warm = best["cold"].get(key), best["warm"].get(key)
-        print(f"{key:24}{_cell(cold):>12}{_cell(warm):>12}  {what}")
+        cold, warm = runs["cold"].get(key), runs["warm"].get(key)
+        print(f"{key:24}{_cell(cold, min):>12}{_cell(warm, min):>12}"
+              f"{_cell(warm, statistics.median):>13}  {what}")
 
 
-def _cell(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+def _cell(values: list | None, reduce) -> str:
+    return "-" if not values else f"{reduce(values):.3f}"
 
 
 if __name__ == "__main__":

@@ -30,6 +30,11 @@ class UnitStory:
     sse: float
 
 
+def drawn_variables(story: UnitStory) -> list[str]:
+    """The variables a story draws: those with a curve, then those only observed."""
+    return list(dict.fromkeys([*story.curves, *story.observations["variable"]]))
+
+
 def unit_stories(result, units: Iterable | None = None) -> dict[str, UnitStory]:
     """The stories of some units of ``result`` (ids as in its table, or row numbers; default
     every unit), by label, in the order asked."""

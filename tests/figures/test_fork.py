@@ -34,3 +34,11 @@ def test_without_a_split_everything_runs_here():
     here = os.getpid()
     assert run_split([os.getpid, os.getpid], child=[]) == [here, here]
     assert run_split([os.getpid], child=[0]) == [here]
+
+
+def test_each_task_split_off_has_a_copy_of_its_own():
+    here = os.getpid()
+    pids = run_split([os.getpid] * 3, child=[1, 2])
+    assert pids[0] == here
+    if hasattr(os, "fork"):
+        assert len({here, *pids}) == 3

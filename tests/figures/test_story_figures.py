@@ -9,10 +9,8 @@ import pytest
 
 from sdfit.figures import (
     drawn_variables,
-    grid_units,
     pick_best_median_worst,
     plot_units,
-    story_grid,
     unit_figure,
     write_unit_figures,
 )
@@ -71,30 +69,6 @@ def test_intervals_and_observations_without_a_curve():
     assert model[0].get_ydata().tolist() == [4.0]  # the model at the observation
     cells = next(ax for ax in figure.axes if ax.tables).tables[0].get_celld()
     assert cells[1, 2].get_text().get_text() == "[0.4, 0.6]"
-
-
-def test_the_grid_shows_the_best_median_and_worst_units(county_fit, county_stories):
-    result, _ = county_fit
-    picks = grid_units(result)
-    sse = result.table["sse"].to_numpy()
-    keys = list(county_stories)
-    assert picks["best"] == keys[np.argmin(sse)] and picks["worst"] == keys[np.argmax(sse)]
-    assert picks["median"] == keys[np.argsort(sse)[(len(sse) - 1) // 2]]
-    figure = story_grid({k: county_stories[k] for k in picks.values()})
-    rows = [t.get_text() for t in figure.texts]
-    assert [r.split(":")[0] for r in rows] == ["best", "median", "worst"]
-    assert rows[2].startswith(f"worst: {picks['worst']}, SSE ")
-    assert "not identifiable: dec 2 loss rate" in rows[2]  # Kalawao
-    panels = [ax for ax in figure.axes if ax.lines]
-    assert len(panels) == 3 * 9
-    np.testing.assert_array_equal(panels[-1].lines[0].get_ydata(),
-                                  county_stories[picks["worst"]].curves["dec 9"])
-    low, high = panels[-1].get_ylim()  # sparklines: each axis's range written at its ends
-    assert [t.get_text() for t in panels[-1].texts] == ["dec 9", f"{high:.3g}", f"{low:.3g}",
-                                                        "2000 to 2010"]
-    # given every story, the grid picks the same three
-    every = story_grid(county_stories)
-    assert [t.get_text() for t in every.texts] == rows
 
 
 def test_pick_best_median_worst_with_few_or_missing_values():

@@ -1,19 +1,23 @@
-"""sdfit report: every section present in one self-contained HTML page, figures embedded."""
+"""sdfit report: every section present in one self-contained HTML page, figures embedded
+(the PNGs `sdfit fit` drew from the same results as they are, else drawn again)."""
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import json
+import shutil
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from sdfit.cli import main
-from sdfit.figures import grid_units, unit_keys, unit_labels
-from sdfit.report import SECTIONS, render, sections
+from sdfit.figures import grid_units, record, unit_keys, unit_labels
+from sdfit.report import SECTIONS, render, sections, write_report
 from sdfit.report.lookup import lookup
 from sdfit.results import FitResult
 
@@ -33,7 +37,10 @@ class _Page(HTMLParser):
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         if tag == "section":
-            self.current = self.sections.setdefault(attrs["id"], {"text": "", "images": []})
+            self.current = self.sections.setdefault(attrs["id"], {"text": "", "images": [],
+                                                                  "charts": 0})
+        elif tag == "svg" and self.current is not None and attrs.get("class") == "chart":
+            self.current["charts"] += 1
         elif tag == "img":
             src = attrs["src"]
             if not src.startswith("data:image/png;base64,"):
@@ -87,11 +94,13 @@ def test_fit_report_has_every_section(counties, tmp_path, formulation, shared_da
                  "--backend", "serial", "--no-figures", "--report"]) == 0
     page = _parse(out / "report.html")
     assert list(page.sections) == list(SECTIONS) and not page.external
-    for key in ("sse", "parameters", "fit", "map", "identifiability"):
+    for key in ("parameters", "fit", "map"):  # no figures/: drawn for the page
         images = page.sections[key]["images"]
         assert images and all(i.startswith(b"\x89PNG") and len(i) > 5000 for i in images), key
+    for key in ("sse", "identifiability"):
+        assert page.sections[key]["charts"] == 1, key
     assert "units-data" in page.scripts
-    assert len(page.sections["units"]["images"]) == 1  # the grid, its units simulated again
+    assert page.sections["units"]["charts"] == 1  # the grid, its units simulated again
     run = json.loads((out / "run.json").read_text())
     text = {k: " ".join(v["text"].split()) for k, v in page.sections.items()}
     for name, digest in run["fingerprints"].items():
@@ -140,13 +149,13 @@ def test_the_map_section_maps_every_parameter(page, county_fit):
 
 @pytest.mark.slow
 def test_the_grid_of_stories_by_default_or_why_not(page, county_fit, tmp_path):
-    assert len(page.sections["units"]["images"]) == 1
+    assert page.sections["units"]["charts"] == 1
     result, _ = county_fit
     fresh = _parse_text(render(result))  # the three units simulated again by default
-    assert len(fresh.sections["units"]["images"]) == 1
+    assert fresh.sections["units"]["charts"] == 1
     assert "No map: the county shapefile was not found" in _text(fresh, "map")
     none = _parse_text(render(result, stories={}))
-    assert not none.sections["units"]["images"]
+    assert not none.sections["units"]["charts"]
     assert "Their trajectories are not drawn: no stories were given." in _text(none, "units")
     result.write(tmp_path)
     again = FitResult.read(tmp_path)
@@ -198,3 +207,88 @@ def test_text_from_the_data_cannot_break_out_of_the_page(county_fit):
     page = _parse_text(text)
     assert f"{evil} (state=6, county=37)" in json.loads(page.scripts["units-data"])["labels"]
     assert f"{evil} (state=6, county=37)" in _text(page, "units")
+
+
+# -- the figures `sdfit fit` drew, embedded only when proven drawn from the same results ----
+FIGURES = {"parameters": "histogram.png", "fit": "observed_vs_fitted.png", "map": "map.png"}
+
+
+@pytest.fixture(scope="module")
+def fitted(counties, shared_data, tmp_path_factory):
+    """40 counties fitted by `sdfit fit` with its figures and the report."""
+    out = tmp_path_factory.mktemp("fitted") / "out"
+    assert main(["fit", "us-counties", "--data", str(counties), "--out", str(out), "--quiet",
+                 "--backend", "serial", "--report"]) == 0
+    return out
+
+
+def _images(page: _Page) -> dict[str, bytes]:
+    return {key: page.sections[key]["images"][0] for key in FIGURES}
+
+
+def _report_images(folder, tmp_path) -> dict[str, bytes]:
+    return _images(_parse(write_report(folder, tmp_path / "report.html")))
+
+
+def _copy(folder, tmp_path):
+    return Path(shutil.copytree(folder, tmp_path / "copy"))
+
+
+def test_the_report_embeds_the_figures_fit_drew_from_these_results(fitted, tmp_path):
+    files = {key: (fitted / "figures" / name).read_bytes() for key, name in FIGURES.items()}
+    assert _images(_parse(fitted / "report.html")) == files  # `sdfit fit --report`
+    assert _report_images(fitted, tmp_path) == files  # `sdfit report DIR`
+
+
+def test_figures_are_drawn_again_for_results_they_were_not_drawn_from(fitted, tmp_path):
+    folder = _copy(fitted, tmp_path)
+    table = pd.read_csv(folder / "params.csv")
+    table.loc[0, "dec 2 loss rate"] += 0.01  # another result than the one drawn
+    table.to_csv(folder / "params.csv", index=False)
+    images = _report_images(folder, tmp_path)
+    for key, name in FIGURES.items():
+        assert images[key][:4] == b"\x89PNG"
+        assert images[key] != (folder / "figures" / name).read_bytes(), key
+
+
+def test_an_edited_figure_is_drawn_again_and_the_others_embedded(fitted, tmp_path):
+    folder = _copy(fitted, tmp_path)
+    edited = folder / "figures" / "histogram.png"
+    edited.write_bytes(edited.read_bytes() + b"\0")
+    images = _report_images(folder, tmp_path)
+    assert images["parameters"] != edited.read_bytes()
+    for key in ("fit", "map"):
+        assert images[key] == (folder / "figures" / FIGURES[key]).read_bytes(), key
+
+
+def test_a_map_of_one_parameter_is_not_the_reports_map(counties, shared_data, tmp_path):
+    out = tmp_path / "out"
+    assert main(["fit", "us-counties", "--data", str(counties), "--out", str(out), "--quiet",
+                 "--backend", "serial", "--map-parameter", "dec 3 loss rate"]) == 0
+    images = _report_images(out, tmp_path)
+    assert images["map"] != (out / "figures" / "map.png").read_bytes()
+    assert images["fit"] == (out / "figures" / "observed_vs_fitted.png").read_bytes()
+
+
+def test_figures_of_another_sdfit_version_are_drawn_again(fitted, tmp_path, monkeypatch):
+    monkeypatch.setattr(record, "__version__", "0.0.0")
+    images = _report_images(fitted, tmp_path)
+    for key, name in FIGURES.items():
+        assert images[key] != (fitted / "figures" / name).read_bytes(), key
+
+
+def test_the_record_names_files_of_figures_only(fitted, tmp_path):
+    folder = _copy(fitted, tmp_path)
+    path = folder / "figures" / record.RECORD
+    data = json.loads(path.read_text())
+    data["figures"]["../params.csv"] = hashlib.sha256(
+        (folder / "params.csv").read_bytes()).hexdigest()
+    path.write_text(json.dumps(data))
+    found = record.reusable(folder, data["map"]["parameters"], data["map"]["shapes"])
+    assert sorted(found) == sorted(FIGURES.values())  # not the table outside figures/
+    data["figures"] = [[1, "not a name"], *data["figures"].items()]
+    path.write_text(json.dumps(data))
+    found = record.reusable(folder, data["map"]["parameters"], data["map"]["shapes"])
+    assert sorted(found) == sorted(FIGURES.values())
+    path.write_text("{not json")
+    assert record.reusable(folder, data["map"]["parameters"], data["map"]["shapes"]) == {}

@@ -1,7 +1,5 @@
 """python -m sdfit.cli"""
 
-import sys
+from . import command
 
-from . import main
-
-sys.exit(main())
+command()

@@ -100,8 +100,11 @@ def execution_flags(parser: argparse.ArgumentParser) -> None:
 
 # -- running ------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
-    # forked first, before this process imports pandas or starts a thread: the copy gets
-    # matplotlib and the county shapes ready while the fit runs here
+    # forked early, before this process starts a thread: the copy gets matplotlib and the
+    # county shapes ready while the fit runs here.  Forked after pandas, which both need:
+    # imported once, not once in each (a sixth of a second of CPU on a busy machine)
+    import pandas  # noqa: F401
+
     drawer = None if args.no_figures else Drawer(_figures, _prepare_figures)
     try:
         return _run(args, drawer)
@@ -313,7 +316,7 @@ def _prepare_figures() -> None:
     """What the figures need, made ready ahead: matplotlib, the figure modules, the county
     shapes (from the user cache)."""
     from ..datasets import county_shapes
-    from ..figures import load_county_shapes
+    from ..figures import load_county_shapes, maps, overview  # noqa: F401  (matplotlib)
 
     shapes = county_shapes()
     if shapes is not None:
@@ -322,12 +325,18 @@ def _prepare_figures() -> None:
 
 def _figures(result, out: Path, map_parameter: str | None) -> list[Path]:
     from ..datasets import county_shapes
-    from ..figures import write_figures
+    from ..figures import load_county_shapes, write_figures
+    from ..figures.record import write_record
     from ..names import did_you_mean
 
     if map_parameter and map_parameter not in result.parameters:
         raise SpecError(f"--map-parameter '{map_parameter}' is not a fitted parameter."
                         f"{did_you_mean(map_parameter, result.parameters)}")
     shapes = county_shapes() if "county" in map(str.lower, result.unit_columns) else None
-    return write_figures(result, out / "figures",
-                         map_parameter=map_parameter, shapefile=shapes)
+    written = write_figures(result, out / "figures",
+                            map_parameter=map_parameter, shapefile=shapes)
+    # what they were drawn from, so that the report embeds them instead of drawing them
+    outlines = load_county_shapes(shapes).digest if any(
+        p.name == "map.png" for p in written) else None
+    return written + [write_record(out, written, [map_parameter] if map_parameter
+                                   else result.parameters, outlines)]

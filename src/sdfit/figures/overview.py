@@ -1,5 +1,5 @@
-"""Figures of all units at once: parameter histograms (one panel per parameter),
-observed against fitted targets, the SSE distribution, identifiability."""
+"""Figures of all units at once: parameter histograms (one panel per parameter) and
+observed against fitted targets."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from matplotlib.ticker import EngFormatter, MaxNLocator
 
 from ..results import FitResult
 from . import canvas
+from .ticks import plain_ticks
 from .units import identifiable, unit_noun
 
 COLOUR = "#4c72b0"
@@ -47,12 +48,12 @@ def parameter_histograms(result: FitResult, parameters: Sequence[str] | None = N
             notes.append(f"{outside:,} beyond the axis")
         ax.text(0.98, 0.97, "\n".join(notes), transform=ax.transAxes, ha="right", va="top",
                 fontsize=7, color="#444")
-        ax.tick_params(labelsize=7)
         ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.set_xlabel(f"value, brackets of {bins[1] - bins[0]:.3g}", fontsize=8)
         ax.set_ylabel(noun, fontsize=8)
     for ax in axes[len(parameters):]:
         ax.set_visible(False)
+    plain_ticks(axes[:len(parameters)], fontsize=7)
     fig.suptitle(f"Fitted parameters of {int(success.sum()):,} {noun} (successful fits)",
                  fontsize=12)
     _margins(fig, left=0.55, right=0.15, top=0.6, bottom=0.45, wspace=0.3, hspace=0.55)
@@ -122,6 +123,7 @@ def observed_vs_fitted(result: FitResult) -> Figure:
                 axis.set_major_formatter(EngFormatter(sep=""))
     left.set(xlabel="observed", ylabel="fitted")
     right.set(xlabel="observed", ylabel="fitted - observed")
+    plain_ticks([left, right], fontsize=10)
     left.legend(frameon=False, fontsize=8, ncol=2, markerscale=3)
     times = sorted(targets["time"].unique())
     when = (", ".join(f"{t:g}" for t in times) if len(times) <= 4
@@ -129,38 +131,4 @@ def observed_vs_fitted(result: FitResult) -> Figure:
     fig.suptitle(f"Targets at {when} of {len(result.table):,} {unit_noun(result)}: fitted "
                  "and residual against observed")
     _margins(fig, left=0.8, right=0.2, top=0.5, bottom=0.6, wspace=0.3)
-    return fig
-
-
-def sse_histogram(result: FitResult) -> Figure:
-    """Units per bracket of log10 SSE."""
-    sse = result.table["sse"].to_numpy(float)
-    finite = sse[np.isfinite(sse)]
-    fig = canvas.new_figure(9, 3.6)
-    ax = fig.subplots()
-    ax.hist(np.log10(np.maximum(finite, np.finfo(float).tiny)), bins=60, color=COLOUR)
-    ax.set_xlabel("log10 SSE (weighted sum of squared target residuals; 0 shown at -308)")
-    ax.set_ylabel(unit_noun(result))
-    canvas.title(ax, f"SSE of {len(finite):,} {unit_noun(result)}"
-                 + (f" ({len(sse) - len(finite):,} without a finite SSE)"
-                    if len(finite) < len(sse) else ""))
-    _margins(fig, left=0.8, right=0.2, top=0.4, bottom=0.6)
-    return fig
-
-
-def identifiability_bars(result: FitResult) -> Figure:
-    """Share of the assessed units in which each parameter is identifiable."""
-    fig = canvas.new_figure(9, 1.2 + 0.4 * len(result.parameters))
-    ax = fig.subplots()
-    assessed = result.table["rank"].to_numpy() >= 0
-    names = result.parameters[::-1]
-    share = np.array([identifiable(result, p)[assessed].mean() * 100 if assessed.any()
-                      else np.nan for p in names])
-    ax.barh(names, share, color="#55a868", label="identifiable")
-    ax.barh(names, 100 - share, left=share, color=canvas.FAILED, label="not identifiable")
-    ax.set_xlim(0, 100)
-    ax.set_xlabel(f"% of {int(assessed.sum()):,} assessed {unit_noun(result)}")
-    canvas.title(ax, "Is each fitted parameter pinned down by the targets?", loc="left")
-    ax.legend(loc="lower right", bbox_to_anchor=(1, 1.04), ncol=2, frameon=False, fontsize=8)
-    _margins(fig, left=1.6, right=0.2, top=0.6, bottom=0.55)
     return fig

@@ -1,6 +1,6 @@
 """Drawing units' stories (:class:`sdfit.stories.UnitStory`): every variable's simulated
 trajectory over the whole run with the unit's observations, and its parameters with
-their intervals; and a grid of the best, median and worst-fitting units."""
+their intervals; and small multiples of many units."""
 
 from __future__ import annotations
 
@@ -13,17 +13,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, MaxNLocator
 
-from ..results import FitResult
-from ..stories import UnitStory
+from ..stories import UnitStory, drawn_variables
 from . import canvas
-from .units import unit_keys
 
 CURVE = "#4c72b0"
-
-
-def drawn_variables(story: UnitStory) -> list[str]:
-    """The variables a story draws: those with a curve, then those only observed."""
-    return list(dict.fromkeys([*story.curves, *story.observations["variable"]]))
 
 
 def unit_figure(story: UnitStory, *, columns: int = 3) -> Figure:
@@ -51,31 +44,6 @@ def unit_figure(story: UnitStory, *, columns: int = 3) -> Figure:
     return fig
 
 
-def story_grid(stories: Mapping[str, UnitStory]) -> Figure:
-    """The best, median and worst-fitting of ``stories`` (by SSE; no finite SSE counts
-    as worst), one row each, one panel per variable."""
-    chosen = pick_best_median_worst({k: s.sse for k, s in stories.items()})
-    variables = list(dict.fromkeys(v for k in chosen.values()
-                                   for v in drawn_variables(stories[k])))
-    columns = max(1, len(variables))
-    fig = canvas.new_figure(max(2.0 * columns, 8.0), 2.1 * len(chosen) + 0.5)
-    width, height = fig.get_size_inches()
-    grid = fig.add_gridspec(len(chosen), columns, left=0.5 / width, right=1 - 0.1 / width,
-                            top=1 - 0.8 / height, bottom=0.3 / height, wspace=0.3,
-                            hspace=0.9)
-    for row, (rank, key) in enumerate(chosen.items()):
-        story = stories[key]
-        for column, variable in enumerate(variables):
-            ax = fig.add_subplot(grid[row, column])
-            _panel(ax, story, variable, small=True)
-        top = grid[row, 0].get_position(fig).y1
-        fig.text(0.5 / width, top + 0.3 / height, f"{rank}: {story.label}, SSE {story.sse:.3g}"
-                 + _not_identifiable(story), fontsize=9, fontweight="bold", va="bottom")
-    fig.legend(handles=_legend_handles(), loc="upper right", ncol=3, frameon=False,
-               fontsize=8)
-    return fig
-
-
 def units_overview(stories: Mapping[str, UnitStory], variable: str | None = None, *,
                    columns: int = 4) -> Figure:
     """Small multiples of many units: one panel per unit, one variable (default the first
@@ -99,26 +67,6 @@ def units_overview(stories: Mapping[str, UnitStory], variable: str | None = None
     return fig
 
 
-def pick_best_median_worst(sse: Mapping[str, float]) -> dict[str, str]:
-    """``{"best": key, "median": key, "worst": key}`` by SSE (NaN last); fewer entries
-    when there are fewer than three keys."""
-    keys = sorted(sse, key=lambda k: (not np.isfinite(sse[k]), sse[k]))
-    picks = {"best": 0, "median": (len(keys) - 1) // 2, "worst": len(keys) - 1}
-    chosen: dict[str, str] = {}
-    for rank, at in picks.items():
-        if keys and keys[at] not in chosen.values():
-            chosen[rank] = keys[at]
-    return chosen
-
-
-def grid_units(result: FitResult) -> dict[str, str]:
-    """Keys (see :func:`.units.unit_keys`) of the best, median and worst-fitting units of
-    ``result``: the units whose stories the report's grid shows."""
-    keys = unit_keys(result.table, result.unit_columns)
-    return pick_best_median_worst(dict(zip(keys, result.table["sse"].to_numpy(float),
-                                           strict=True)))
-
-
 def write_unit_figures(stories: Mapping[str, UnitStory], out: str | Path) -> list[Path]:
     """``unit-<key>.png`` per story into ``out`` (what ``sdfit plot DIR --unit ...``
     writes); the key's characters other than letters and digits become dashes."""
@@ -134,10 +82,9 @@ def slug(key: str) -> str:
 
 
 # -- drawing -------------------------------------------------------------------------------
-def _panel(ax, story: UnitStory, variable: str, small: bool = False) -> None:
-    """One variable of a story; ``small`` (the grid): no ticks, which cost more than the
-    curves, but the range of each axis written at its ends, as a sparkline does."""
-    font = 7 if small else 8
+def _panel(ax, story: UnitStory, variable: str) -> None:
+    """One variable of a story."""
+    font = 8
     curve = story.curves.get(variable)
     if curve is not None:
         ax.plot(story.times, curve, color=CURVE, lw=1.4)
@@ -157,16 +104,6 @@ def _panel(ax, story: UnitStory, variable: str, small: bool = False) -> None:
     if values.size and np.ptp(values) <= 1e-9 * max(scale, 1):  # constant but for rounding
         pad = 0.05 * max(scale, 1)
         ax.set_ylim(values.mean() - pad, values.mean() + pad)
-    if small:
-        y0, y1 = ax.get_ylim()
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for y, at in ((y1, 1), (y0, 0)):  # left of the frame, at its top and bottom
-            ax.text(-0.03, at, _short(y), transform=ax.transAxes, ha="right",
-                    va="top" if at else "bottom", fontsize=font - 1, color="#444")
-        ax.text(1, -0.04, f"{_short(story.times[0])} to {_short(story.times[-1])}",
-                transform=ax.transAxes, ha="right", va="top", fontsize=font - 1, color="#444")
-        return
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_major_locator(MaxNLocator(4))
     if scale >= 1e4:  # 720k, not 720000 or an offset
@@ -174,13 +111,6 @@ def _panel(ax, story: UnitStory, variable: str, small: bool = False) -> None:
     else:
         ax.ticklabel_format(axis="y", useOffset=False)
     ax.tick_params(labelsize=font - 1)
-
-
-def _short(value: float) -> str:
-    """A number in a few characters: 54.6k, 5460, 3.14."""
-    if abs(value) >= 1e4:
-        return EngFormatter(places=None, sep="")(value)
-    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def _legend_handles() -> list:
@@ -215,8 +145,3 @@ def _interval(low: float, high: float) -> str:
     if not (np.isfinite(low) and np.isfinite(high)):
         return "unavailable"
     return f"[{low:.3g}, {high:.3g}]"
-
-
-def _not_identifiable(story: UnitStory) -> str:
-    names = story.parameters.index[~story.parameters["identifiable"].astype(bool)]
-    return f"; not identifiable: {', '.join(map(str, names))}" if len(names) else ""

@@ -3,6 +3,8 @@ success, identifiability."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -61,6 +63,26 @@ def identifiable(result: FitResult, parameter: str) -> np.ndarray:
         return np.ones(len(result.table), dtype=bool)
     assessed = result.table["rank"].to_numpy() >= 0 if "rank" in result.table else True
     return ~assessed | column.fillna(True).astype(bool).to_numpy()
+
+
+def pick_best_median_worst(sse: Mapping[str, float]) -> dict[str, str]:
+    """``{"best": key, "median": key, "worst": key}`` by SSE (NaN last); fewer entries
+    when there are fewer than three keys."""
+    keys = sorted(sse, key=lambda k: (not np.isfinite(sse[k]), sse[k]))
+    picks = {"best": 0, "median": (len(keys) - 1) // 2, "worst": len(keys) - 1}
+    chosen: dict[str, str] = {}
+    for rank, at in picks.items():
+        if keys and keys[at] not in chosen.values():
+            chosen[rank] = keys[at]
+    return chosen
+
+
+def grid_units(result: FitResult) -> dict[str, str]:
+    """Keys (see :func:`unit_keys`) of the best, median and worst-fitting units of
+    ``result``: the units whose stories the report's grid shows."""
+    keys = unit_keys(result.table, result.unit_columns)
+    return pick_best_median_worst(dict(zip(keys, result.table["sse"].to_numpy(float),
+                                           strict=True)))
 
 
 def _id(value) -> str:

@@ -1,7 +1,8 @@
 """``sdfit report``: one self-contained HTML page about a fit.
 
 The page is made from a FitResult alone (with ``sdfit report DIR``, the one
-``sdfit fit --out DIR`` wrote) and embeds its figures as base64 PNG and its unit data
+``sdfit fit --out DIR`` wrote) and embeds its figures (base64 PNG: those ``sdfit fit``
+drew from the same results, else drawn again; its own charts as SVG) and its unit data
 as JSON, so it can be mailed or archived alone.  Sections: run (spec and sha256
 fingerprints), outcome, SSE distribution, parameters, observed vs fitted, county maps
 (US counties only), identifiability, units (best, median, worst, slowest), and a unit
@@ -15,8 +16,10 @@ from pathlib import Path
 
 from .._version import __version__
 from ..exceptions import SdfitError
-from ..figures import grid_units, is_counties, load_county_shapes, unit_keys, unit_labels
 from ..figures.fork import run_split
+from ..figures.record import reusable
+from ..figures.shapes import load_county_shapes
+from ..figures.units import grid_units, is_counties, unit_keys, unit_labels
 from ..files import atomic_write
 from ..results import FitResult
 from ..stories import UnitStory, unit_stories
@@ -41,19 +44,24 @@ def write_report(folder: str | Path, out: str | Path | None = None,
                  stories: Mapping[str, UnitStory] | None = None) -> Path:
     """Render the report of the results in ``folder`` into ``out`` (default
     ``folder/report.html``).  ``shapefile`` draws the county maps and names the
-    counties; by default the census shapes when available."""
+    counties; by default the census shapes when available.  The figures ``sdfit fit``
+    wrote into ``folder/figures`` are embedded when they are proven drawn from these
+    results (see :mod:`sdfit.figures.record`), else drawn again."""
     result = load_results(folder)
     if shapefile is None and is_counties(result):
         from ..datasets import county_shapes
 
         shapefile = county_shapes()
-    page = render(result, shapefile, stories)
+    shapes = load_county_shapes(shapefile) if shapefile and is_counties(result) else None
+    drawn = reusable(folder, result.parameters, shapes.digest if shapes else None)
+    page = render(result, shapefile, stories, drawn)
     out = Path(out) if out is not None else Path(folder) / "report.html"
     return atomic_write(out, lambda p: Path(p).write_text(page, encoding="utf-8"))
 
 
 def render(result: FitResult, shapefile: str | Path | None = None,
-           stories: Mapping[str, UnitStory] | None = None) -> str:
+           stories: Mapping[str, UnitStory] | None = None,
+           drawn: Mapping[str, bytes] | None = None) -> str:
     """The report page as a string.
 
     Parameters
@@ -68,7 +76,12 @@ def render(result: FitResult, shapefile: str | Path | None = None,
         trajectories (keys from :func:`sdfit.figures.grid_units`), and trajectories in the
         lookup.  Default: those three, simulated again by :func:`sdfit.stories.unit_stories`
         (the page says why when they cannot be).
+    drawn
+        PNGs of this result already drawn, by the name :func:`sdfit.figures.write_figures`
+        gives them (``histogram.png``, ``observed_vs_fitted.png``, ``map.png``): embedded
+        instead of drawn again.
     """
+    drawn = drawn or {}
     shapes = load_county_shapes(shapefile) if shapefile and is_counties(result) else None
     keys = unit_keys(result.table, result.unit_columns)
     missing = None
@@ -81,17 +94,23 @@ def render(result: FitResult, shapefile: str | Path | None = None,
     title = (f"sdfit report: {Path(str(run.model if run else 'model')).stem} on "
              f"{len(result.table):,} units")
     parts = [lambda: sections.run(result), lambda: sections.outcome(result, units),
-             lambda: sections.sse(result), lambda: sections.parameters(result),
-             lambda: sections.fit(result),
-             lambda: sections.county_map(result, shapes, _MISSING_SHAPES),
+             lambda: sections.sse(result),
+             lambda: sections.parameters(result, drawn.get("histogram.png")),
+             lambda: sections.fit(result, drawn.get("observed_vs_fitted.png")),
+             lambda: sections.county_map(result, shapes, _MISSING_SHAPES,
+                                         drawn.get("map.png")),
              lambda: sections.identifiability(result, units),
              lambda: sections.unit_section(result, units), lambda: lookup(result, units)]
+    # the figures to draw with matplotlib each by a forked copy, while this process
+    # writes the rest of the page
+    to_draw = [key for key, name in (("map", "map.png"), ("parameters", "histogram.png"),
+                                     ("fit", "observed_vs_fitted.png"))
+               if name not in drawn and (key != "map" or shapes is not None)]
     body = [f"<h1>{escape(title)}</h1>",
             f"<p class='meta'>sdfit {__version__} &middot; spec "
             f"{escape((run.spec if run else None) or '-')}</p>",
             "<nav>" + "".join(f"<a href='#{key}'>{key}</a>" for key in SECTIONS) + "</nav>",
-            # the maps and the units' grid (about half the drawing) by a forked copy
-            *run_split(parts, child=[SECTIONS.index("map"), SECTIONS.index("units")])]
+            *run_split(parts, child=[SECTIONS.index(key) for key in to_draw])]
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>{escape(title)}</title><style>{CSS}</style></head>\n<body>\n"
             + "\n".join(body) + "\n</body></html>\n")

@@ -7,19 +7,23 @@ import html
 import json
 
 import pandas as pd
-from matplotlib.figure import Figure
-
-from ..figures import png_bytes
 
 
 def section(key: str, heading: str, content: str) -> str:
     return f"<section id='{key}'><h2>{escape(heading)}</h2>\n{content}\n</section>"
 
 
-def figure(fig: Figure, alt: str) -> str:
-    """``fig`` embedded as a base64 PNG: the page stays one self-contained file."""
-    data = base64.b64encode(png_bytes(fig)).decode("ascii")
-    return f"<img alt='{escape(alt)}' src='data:image/png;base64,{data}'>"
+def figure(fig, alt: str) -> str:
+    """A matplotlib Figure embedded as a base64 PNG."""
+    from ..figures import png_bytes
+
+    return png(png_bytes(fig), alt)
+
+
+def png(data: bytes, alt: str) -> str:
+    """PNG bytes embedded in base64: the page stays one self-contained file."""
+    return (f"<img alt='{escape(alt)}' src='data:image/png;base64,"
+            f"{base64.b64encode(data).decode('ascii')}'>")
 
 
 def table(rows, head=None) -> str:
@@ -58,7 +62,8 @@ nav a { margin-right: .8em; }
 table { border-collapse: collapse; margin: .5em 0 1em; font-size: .9em; }
 td, th { border: 1px solid #ddd; padding: .25em .6em; text-align: left; }
 th { background: #f3f3f3; } pre { background: #f7f7f7; padding: .8em; overflow-x: auto; }
-img { max-width: 100%; } .meta { color: #666; font-size: .9em; } .big { font-size: 1.2em; }
+img, svg.chart { max-width: 100%; height: auto; }
+.meta { color: #666; font-size: .9em; } .big { font-size: 1.2em; }
 .bad { color: #b22222; font-weight: bold; }
 #lookup-query { font-size: 1.1em; padding: .3em .5em; width: 28em; max-width: 100%; }
 #lookup-matches button { display: block; margin: .15em 0; background: none; border: none;

@@ -13,10 +13,12 @@ import numpy as np
 import pandas as pd
 
 from .. import figures
-from ..figures import CountyShapes
+from ..figures.shapes import CountyShapes
+from ..figures.units import grid_units, identifiable, is_counties
 from ..results import FitResult
 from ..stories import UnitStory
-from .html import escape, figure, frame, section, table
+from . import svg
+from .html import escape, figure, frame, png, section, table
 
 TOP_UNITS = 10
 
@@ -81,11 +83,11 @@ def outcome(result: FitResult, units: Units) -> str:
 def sse(result: FitResult) -> str:
     q = result.table["sse"].quantile([0, 0.5, 0.9, 0.99, 1])
     quantiles = table([(f"{p:.0%}", f"{v:.3g}") for p, v in q.items()], ("quantile", "SSE"))
-    return section("sse", "SSE distribution",
-                   figure(figures.sse_histogram(result), "SSE histogram") + quantiles)
+    return section("sse", "SSE distribution", svg.sse_chart(result) + quantiles)
 
 
-def parameters(result: FitResult) -> str:
+def parameters(result: FitResult, drawn: bytes | None = None) -> str:
+    """``drawn``: the PNG of these histograms `sdfit fit` wrote, else drawn here."""
     if not result.table["success"].any():
         return section("parameters", "Fitted parameters", "<p>No unit succeeded.</p>")
     return section("parameters", "Fitted parameters",
@@ -93,16 +95,19 @@ def parameters(result: FitResult) -> str:
                    "units in which the parameter is not identifiable; the shape of a "
                    "parameter that is not identifiable says where the solver started, not "
                    "what the data say.</p>"
-                   + figure(figures.parameter_histograms(result), "parameter histograms"))
+                   + _figure(drawn, lambda: figures.parameter_histograms(result),
+                             "parameter histograms"))
 
 
-def fit(result: FitResult) -> str:
+def fit(result: FitResult, drawn: bytes | None = None) -> str:
     return section("fit", "Observed vs fitted",
-                   figure(figures.observed_vs_fitted(result), "observed vs fitted"))
+                   _figure(drawn, lambda: figures.observed_vs_fitted(result),
+                           "observed vs fitted"))
 
 
-def county_map(result: FitResult, shapes: CountyShapes | None, missing: str | None) -> str:
-    if not figures.is_counties(result):
+def county_map(result: FitResult, shapes: CountyShapes | None, missing: str | None,
+               drawn: bytes | None = None) -> str:
+    if not is_counties(result):
         return section("map", "Map", "<p>No map: the units are not US counties "
                        "(unit ids 'state' and 'county').</p>")
     if shapes is None:
@@ -116,7 +121,8 @@ def county_map(result: FitResult, shapes: CountyShapes | None, missing: str | No
               + figure(figures.county_map(result, shapes, shrinkage), "shrinkage maps"))
     return section("map", "Maps of the fitted parameters",
                    "<p>One map per fitted parameter (the same as figures/map.png).</p>"
-                   + figure(figures.county_map(result, shapes), "county maps") + pooled)
+                   + _figure(drawn, lambda: figures.county_map(result, shapes),
+                             "county maps") + pooled)
 
 
 def identifiability(result: FitResult, units: Units) -> str:
@@ -128,7 +134,7 @@ def identifiability(result: FitResult, units: Units) -> str:
     ok = data["rank"].to_numpy() >= 0
     rows = []
     for p in result.parameters:
-        flags = figures.units.identifiable(result, p)[ok]
+        flags = identifiable(result, p)[ok]
         kind = ("shared" if p in problem.get("shared", []) else
                 f"ridge λ={problem['ridge'][p]:g} towards {problem['x0'][p]:g}"
                 if p in problem.get("ridge", {}) else "per unit")
@@ -152,13 +158,13 @@ def identifiability(result: FitResult, units: Units) -> str:
         conditions += ("; " if conditions else "") + (
             f"median {finite.median():.3g}, max {finite.max():.3g} over "
             f"{_count(len(finite), 'unit')}")
-    flagged = np.flatnonzero(ok & ~np.all([figures.units.identifiable(result, p)
+    flagged = np.flatnonzero(ok & ~np.all([identifiable(result, p)
                                            for p in result.parameters], axis=0))
     listing = ""
     if len(flagged):
         shown = flagged[:TOP_UNITS]
         names = [", ".join(p for p in result.parameters
-                           if not figures.units.identifiable(result, p)[i]) for i in shown]
+                           if not identifiable(result, p)[i]) for i in shown]
         listing = (f"<h3>Units with parameters not identifiable ({len(flagged):,}; first "
                    f"{len(shown)})</h3>"
                    + _unit_rows(result, units, shown, ["rank"], {"not identifiable": names}))
@@ -173,13 +179,13 @@ def identifiability(result: FitResult, units: Units) -> str:
             f"space (singular values below {summary.rank_rtol:g} of the largest): a step "
             "along that direction leaves every target unchanged, so its fitted value reflects "
             "the starting point, not the data.</p>"
-            + figure(figures.identifiability_bars(result), "identifiability") + listing)
+            + svg.identifiability_chart(result) + listing)
     return section("identifiability", "Identifiability", text)
 
 
 def unit_section(result: FitResult, units: Units) -> str:
     data = result.table
-    picks = figures.grid_units(result)
+    picks = grid_units(result)
     at = {k: i for i, k in enumerate(units.keys)}
     text = ("<h3>Best, median and worst fit (by SSE)</h3>"
             + _unit_rows(result, units, [at[k] for k in picks.values()], ["nfev"],
@@ -188,7 +194,7 @@ def unit_section(result: FitResult, units: Units) -> str:
     stories = {k: dataclasses.replace(units.stories[k], label=labels[k])
                for k in picks.values() if k in units.stories}
     if stories:
-        text += figure(figures.story_grid(stories), "best, median and worst units")
+        text += svg.story_grid(stories)
     else:
         text += ("<p class='meta'>Their trajectories are not drawn: "
                  + escape(units.missing_stories or "no stories were given.") + "</p>")
@@ -199,6 +205,11 @@ def unit_section(result: FitResult, units: Units) -> str:
     text += (f"<h3>Most model evaluations (nfev)</h3>{_unit_rows(result, units, slow, columns)}"
              f"<h3>Largest SSE</h3>{_unit_rows(result, units, worst, columns)}")
     return section("units", "Units", text)
+
+
+def _figure(drawn: bytes | None, draw, alt: str) -> str:
+    """The PNG ``drawn`` before, else ``draw()`` (matplotlib, imported only then)."""
+    return png(drawn, alt) if drawn is not None else figure(draw(), alt)
 
 
 def _unit_rows(result: FitResult, units: Units, rows, columns: list[str],
