@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -83,14 +84,20 @@ def test_a_story_without_curves_shows_the_model_at_the_observations():
 
 
 def test_the_sse_chart_counts_every_unit(county_fit):
+    """Positive SSEs as bars; exact fits counted in the title, not drawn at log10(tiny)
+    (which squeezed every other unit into one bar)."""
     result, _ = county_fit
+    result = dataclasses.replace(result, table=result.table.copy())
+    result.table.loc[result.table.index[:2], "sse"] = 0.0
+    sse = result.table["sse"].to_numpy()
     root = _tree(svg.sse_chart(result))
     bars = root.findall(".//s:rect[@fill='#4c72b0']", NS)
     heights = np.array([float(b.get("height")) for b in bars])
-    counts, _ = np.histogram(np.log10(np.maximum(result.table["sse"], 1e-308)), 60)
+    counts, _ = np.histogram(np.log10(sse[sse > 0]), 60)
     np.testing.assert_allclose(heights / heights.max(), counts[counts > 0] / counts.max(),
                                atol=0.002)
-    assert f"SSE of {len(result.table)} counties" in _texts(root)
+    assert (f"SSE of {len(sse)} counties (2 with SSE 0: not drawn)" in _texts(root))
+    assert "log10 SSE (weighted sum of squared target residuals)" in _texts(root)
 
 
 def test_the_identifiability_chart_splits_each_parameter(county_fit):

@@ -23,19 +23,26 @@ FONT = "font-family='DejaVu Sans, system-ui, sans-serif'"
 
 
 def sse_chart(result: FitResult) -> str:
-    """Units per bracket (60 of them) of log10 SSE."""
+    """Units per bracket (60 of them) of log10 SSE.  Exact fits (SSE 0) are counted in the
+    title, not drawn: at log10 of the smallest float they stretched the axis over 300
+    decades and squeezed every other unit into one bar."""
     sse = result.table["sse"].to_numpy(float)
     finite = sse[np.isfinite(sse)]
-    counts, edges = np.histogram(np.log10(np.maximum(finite, np.finfo(float).tiny)), 60)
+    positive = finite[finite > 0]
+    counts, edges = np.histogram(np.log10(positive), 60) if len(positive) else (
+        np.zeros(1, int), np.array([-1.0, 1.0]))
     noun = unit_noun(result)
     plot = _Plot(720, 288, left=64, right=16, top=34, bottom=50,
                  x=_margin(edges[0], edges[-1], 0.05), y=(0, max(counts.max(initial=0), 1) * 1.05))
     bars = "".join(plot.rect(a, 0, b, c, BLUE) for a, b, c in zip(edges[:-1], edges[1:], counts,
                                                                 strict=True) if c)
-    title = f"SSE of {len(finite):,} {noun}" + (
-        f" ({len(sse) - len(finite):,} without a finite SSE)" if len(finite) < len(sse) else "")
-    return plot.svg(bars + plot.axes(
-        "log10 SSE (weighted sum of squared target residuals; 0 shown at -308)", noun, title))
+    apart = [f"{n:,} {what}" for n, what in ((len(finite) - len(positive), "with SSE 0"),
+                                             (len(sse) - len(finite), "without a finite SSE"))
+             if n]
+    title = f"SSE of {len(finite):,} {noun}" + (f" ({'; '.join(apart)}: not drawn)" if apart
+                                                 else "")
+    return plot.svg(bars + plot.axes("log10 SSE (weighted sum of squared target residuals)",
+                                     noun, title))
 
 
 def identifiability_chart(result: FitResult) -> str:
