@@ -403,8 +403,9 @@ def _unit_data(resolved: Resolved, panel: Panel, inputs: dict):
     rows = rows[observed & ~(initialised & at_start)]
     layout, _ = panel.padded(rows)
     mask = layout >= 0
-    # (U, M) of them: compact, in the type of the result's categorical codes
-    code_of = np.zeros(max(codes) + 1, dtype=code_dtype(len(obs.slots)))
+    # (U, M) of them: compact, in the type of the result's categorical codes; one entry per
+    # data variable, as padding reads the variable of the panel's last row
+    code_of = np.zeros(len(panel.variables), dtype=code_dtype(len(obs.slots)))
     code_of[list(codes)] = list(codes.values())
     data = UnitData(
         initial=np.column_stack(initial) if initial else np.empty((u, 0)),
