@@ -166,12 +166,12 @@ def test_rk4_recovers_parameters_from_the_exact_solution(pk_model):
     assert euler.max() > 1e-4  # Euler's own error, which RK4 removes
 
 
-def test_padding_reads_a_variable_beyond_the_last_target():
+def test_padding_reads_a_variable_beyond_the_last_target(census):
     """Padded slots read the panel's last row: its variable may be no target (dec_9 here,
     with dec_5 missing in one unit), which once failed with an IndexError."""
     spec = sdfit.load_spec("us-counties")
     model = sdfit.load_model(spec.model)
-    panel = spec.data.read()
+    panel = census
     value = panel.value.copy()
     value[9 + 4] = np.nan  # the first county's dec_5 in 2010
     panel = dataclasses.replace(panel, value=value)
