@@ -168,8 +168,8 @@ def _best(objective: Objective, solution: Solution, alpha, starts: int) -> Chunk
     best = np.argmin(rank, axis=1)
     rows = np.arange(n) * starts + best
     with np.errstate(over="ignore", invalid="ignore"):  # failed units are rows, not warnings
-        scale = np.einsum("ij,ij->i", objective.sqrt_w * data.obs_value,
-                          objective.sqrt_w * data.obs_value)
+        weighted = objective.sqrt_w * data.obs_value
+        scale = np.einsum("ij,ij->i", weighted, weighted)
         tol = AGREE_RTOL * np.maximum(np.min(total, axis=1), 1e-4 * scale) + 1e-300
         agree = (total - np.min(total, axis=1, keepdims=True) <= tol[:, None]).sum(axis=1)
     x = solution.x[rows]
@@ -179,9 +179,8 @@ def _best(objective: Objective, solution: Solution, alpha, starts: int) -> Chunk
     a = None if alpha is None else alpha[rows]
     data_r = r[rows, :m]
     with np.errstate(invalid="ignore", over="ignore"):
-        error = objective.sqrt_w * (fitted - data.obs_value)
-        sse = np.einsum("ij,ij->i", np.where(data.obs_mask, error, 0.0),
-                        np.where(data.obs_mask, error, 0.0))
+        error = np.where(data.obs_mask, objective.sqrt_w * (fitted - data.obs_value), 0.0)
+        sse = np.einsum("ij,ij->i", error, error)
     nll = likelihoods.nll(obs.likelihood, obs.loss, data_r, fitted, data.obs_value,
                           objective.sqrt_w, data.obs_mask, objective.slot_alpha(
                               None if a is None else (a if a.shape[1] > 1 else a[:, 0]),
