@@ -176,9 +176,10 @@ def _stocks(problem: Problem, model: Engine, panel: Panel, keys: dict[str, str],
             start: float) -> StockBlock:
     if problem.initial_time is None:
         return StockBlock()
-    panel.check_time(start)
+    observed = panel.observed_at(start)
+    if not observed.any():
+        panel.check_time(start)  # raises: no observation at the start
     if problem.initial_stocks is None:
-        observed = panel.observed_at(start)
         names = [e for s in model.stocks for e in model.elements(s)
                  if element_key(e) in keys
                  and observed[panel.variable_index(keys[element_key(e)])]]
