@@ -66,3 +66,14 @@ def test_targets_are_compact():
     data = result.context[1]
     assert np.shares_memory(result.targets["observed"].to_numpy(), data.obs_value)
     assert np.shares_memory(result.targets["time"].to_numpy(), data.obs_time)
+
+
+def test_unit_data_take_of_consecutive_rows_is_a_view_of_the_same_values():
+    _, data, _, _ = resolve_panel(DEMO_PROBLEM, aging_chain(), _panel())
+    for rows in (np.arange(3, 9), np.array([3, 5, 8]), np.arange(23) % 2 == 0,
+                 np.array([-2, -1]), np.arange(0)):
+        part = data.take(rows)
+        for name in ("initial", "obs_value", "obs_mask", "streams"):
+            np.testing.assert_array_equal(getattr(part, name), getattr(data, name)[rows])
+    assert np.shares_memory(data.take(np.arange(3, 9)).obs_value, data.obs_value)
+    assert not np.shares_memory(data.take(np.array([3, 5, 8])).obs_value, data.obs_value)

@@ -4,6 +4,7 @@ independent NumPy Euler and against PySD."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -163,3 +164,18 @@ def test_rk4_recovers_parameters_from_the_exact_solution(pk_model):
     np.testing.assert_allclose(fits["rk4"].table[["ka", "ke", "volume"]], planted, rtol=1e-6)
     euler = np.abs(fits["euler"].table[["ka", "ke", "volume"]].to_numpy() / planted - 1)
     assert euler.max() > 1e-4  # Euler's own error, which RK4 removes
+
+
+def test_padding_reads_a_variable_beyond_the_last_target(census):
+    """Padded slots read the panel's last row: its variable may be no target (dec_9 here,
+    with dec_5 missing in one unit), which once failed with an IndexError."""
+    spec = sdfit.load_spec("us-counties")
+    model = sdfit.load_model(spec.model)
+    panel = census
+    value = panel.value.copy()
+    value[9 + 4] = np.nan  # the first county's dec_5 in 2010
+    panel = dataclasses.replace(panel, value=value)
+    problem = dataclasses.replace(spec.problem, exclude=(*spec.problem.exclude, "dec 9"))
+    resolved, data = resolve(problem, model, panel)
+    assert data.n_obs[0] == 6 and (data.n_obs[1:] == 7).all()
+    assert resolved.observations.data_names[-1] == "dec_8"

@@ -166,22 +166,23 @@ def _best(objective: Objective, solution: Solution, alpha, starts: int) -> Chunk
     rank = np.where(solution.status.reshape(n, starts) > 0, total, total + np.inf)
     rank = np.where(np.isfinite(rank).any(axis=1, keepdims=True), rank, total)
     best = np.argmin(rank, axis=1)
-    rows = np.arange(n) * starts + best
+    # one start: every row is its unit's best, taken as it is (no copy of the Jacobians;
+    # np.ascontiguousarray below still lays out in rows what a solver gives otherwise)
+    rows = slice(None) if starts == 1 else np.arange(n) * starts + best
     with np.errstate(over="ignore", invalid="ignore"):  # failed units are rows, not warnings
-        scale = np.einsum("ij,ij->i", objective.sqrt_w * data.obs_value,
-                          objective.sqrt_w * data.obs_value)
+        weighted = objective.sqrt_w * data.obs_value
+        scale = np.einsum("ij,ij->i", weighted, weighted)
         tol = AGREE_RTOL * np.maximum(np.min(total, axis=1), 1e-4 * scale) + 1e-300
         agree = (total - np.min(total, axis=1, keepdims=True) <= tol[:, None]).sum(axis=1)
-    x = solution.x[rows]
+    x = np.ascontiguousarray(solution.x[rows])
     units = np.arange(n)
     fitted = objective.outputs(x, units)
     obs = resolved.observations
     a = None if alpha is None else alpha[rows]
-    data_r = r[rows, :m]
+    data_r = np.ascontiguousarray(r[rows, :m])
     with np.errstate(invalid="ignore", over="ignore"):
-        error = objective.sqrt_w * (fitted - data.obs_value)
-        sse = np.einsum("ij,ij->i", np.where(data.obs_mask, error, 0.0),
-                        np.where(data.obs_mask, error, 0.0))
+        error = np.where(data.obs_mask, objective.sqrt_w * (fitted - data.obs_value), 0.0)
+        sse = np.einsum("ij,ij->i", error, error)
     nll = likelihoods.nll(obs.likelihood, obs.loss, data_r, fitted, data.obs_value,
                           objective.sqrt_w, data.obs_mask, objective.slot_alpha(
                               None if a is None else (a if a.shape[1] > 1 else a[:, 0]),
@@ -191,7 +192,8 @@ def _best(objective: Objective, solution: Solution, alpha, starts: int) -> Chunk
     return ChunkResult(
         x=x, status=solution.status[rows], nfev=nfev, njev=njev,
         objective=np.einsum("ij,ij->i", data_r, data_r), sse=sse, nll=nll,
-        fitted=np.where(data.obs_mask, fitted, np.nan), jacobian=solution.jacobian[rows],
+        fitted=np.where(data.obs_mask, fitted, np.nan),
+        jacobian=np.ascontiguousarray(solution.jacobian[rows]),
         dispersion=np.empty((n, 0)) if a is None else a, starts_agree=agree)
 
 

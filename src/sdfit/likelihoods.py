@@ -88,7 +88,7 @@ def nll(kind: str, loss: str, r: np.ndarray, m: np.ndarray, y: np.ndarray, sqrt_
     """Negative log-likelihood of each row at its optimum (NaN for a robust loss, which is
     not a likelihood).  For the gaussian family the residual variance is profiled out:
     ``n/2 (log(2π SSE/n) + 1) - sum(log sqrt(w))`` (on the log scale, plus ``sum(log y)``)."""
-    n = mask.sum(axis=1)
+    n = np.einsum("ij->i", mask, dtype=np.int64)  # as mask.sum(axis=1), faster
     with np.errstate(divide="ignore", invalid="ignore"):
         if kind in ("gaussian", "lognormal"):
             if loss != "linear":

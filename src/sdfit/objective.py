@@ -34,16 +34,19 @@ class Objective:
                          / resolved.time_step, 0.0)
         lo = np.floor(steps + TIME_RPREC)
         fraction = np.where(steps - lo > TIME_RPREC, steps - lo, 0.0)
-        hi = lo + (fraction > 0)
-        grid = np.unique(np.concatenate([lo[data.obs_mask], hi[data.obs_mask]]))
-        self.times = resolved.start_time + grid * resolved.time_step
-        self.lo = np.searchsorted(grid, lo).astype(np.int64)
-        self.hi = np.searchsorted(grid, hi).astype(np.int64)
         self.fraction = fraction
         self.interpolate = bool((fraction > 0).any())
+        if self.interpolate:
+            hi = lo + (fraction > 0)
+            grid = np.unique(np.concatenate([lo[data.obs_mask], hi[data.obs_mask]]))
+        else:  # every observation on a step: the step after it is not needed
+            grid = np.unique(lo[data.obs_mask])
+        self.times = resolved.start_time + grid * resolved.time_step
+        self.lo = np.searchsorted(grid, lo).astype(np.int64)
+        self.hi = np.searchsorted(grid, hi).astype(np.int64) if self.interpolate else self.lo
         self.record = tuple(dict.fromkeys(s.ident for s in obs.slots))
         self.columns = [(self.record.index(s.ident), s.index) for s in obs.slots]
-        self.sqrt_w = np.where(data.obs_mask, obs.sqrt_weights[data.obs_var], 0.0)
+        self.sqrt_w = np.where(data.obs_mask, np.take(obs.sqrt_weights, data.obs_var), 0.0)
 
     # -- the model at the observations ----------------------------------------------------
     def outputs(self, x: np.ndarray, units: np.ndarray) -> np.ndarray:

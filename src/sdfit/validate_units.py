@@ -31,10 +31,11 @@ def valid_units(resolved: Resolved, data: UnitData, panel: Panel, rows: dict,
     _check_times(resolved, data, panel, rows["observations"])
     reasons: dict[int, str] = {}
     obs = resolved.observations
-    for column, (values, where) in enumerate(zip(data.initial.T, rows["initial"],
-                                                 strict=True)):
-        _flag(reasons, panel, values, where, resolved.stocks.data_names[column],
-              resolved.start_time, needed=True)
+    if not np.isfinite(data.initial).all():  # mostly all are: no column to look through
+        for column, (values, where) in enumerate(zip(data.initial.T, rows["initial"],
+                                                     strict=True)):
+            _flag(reasons, panel, values, where, resolved.stocks.data_names[column],
+                  resolved.start_time, needed=True)
     for column, (values, where) in enumerate(zip(data.constants.T, rows["constants"],
                                                  strict=True)):
         name = resolved.inputs.columns[resolved.inputs.constants[column].name]
@@ -55,17 +56,18 @@ def valid_units(resolved: Resolved, data: UnitData, panel: Panel, rows: dict,
     if domain is not None:
         with np.errstate(invalid="ignore"):
             bad |= data.obs_mask & domain[0](values)
-    for unit, slot in zip(*np.nonzero(bad), strict=True):
-        if unit in reasons:
-            continue
-        row = where[unit, slot]
-        value = data.obs_value[unit, slot]
-        name = panel.variables[panel.variable[row]]
-        if np.isfinite(value) and domain is not None:
-            reasons[int(unit)] = (domain[1].format(value) + f" in column '{name}' at time "
-                                  f"{panel.time[row]:g}")
-        else:
-            reasons[int(unit)] = _why(panel, row, name, float(panel.time[row]))
+    if bad.any():  # mostly no slot is bad: np.nonzero alone costs 25 µs
+        for unit, slot in zip(*np.nonzero(bad), strict=True):
+            if unit in reasons:
+                continue
+            row = where[unit, slot]
+            value = data.obs_value[unit, slot]
+            name = panel.variables[panel.variable[row]]
+            if np.isfinite(value) and domain is not None:
+                reasons[int(unit)] = (domain[1].format(value) + f" in column '{name}' at time "
+                                      f"{panel.time[row]:g}")
+            else:
+                reasons[int(unit)] = _why(panel, row, name, float(panel.time[row]))
     for unit in np.flatnonzero(data.n_obs == 0):
         reasons.setdefault(int(unit), "no observation of the targets "
                            f"({', '.join(obs.data_names[:4])}"

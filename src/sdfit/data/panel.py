@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -125,49 +124,64 @@ class Panel:
     def at(self, time: float, variable: int) -> tuple[np.ndarray, np.ndarray]:
         """Each unit's value of ``variable`` (an index) at ``time``: values (U,) with NaN
         where the unit has none, and the observation row of each (-1 where none)."""
-        start, stop = self._variable_starts[variable:variable + 2]
-        rows = self._by_variable[start:stop]  # this variable's rows, in panel order
-        rows = rows[np.abs(self.time[rows] - time) <= TIME_ATOL]
-        values = np.full(len(self), np.nan)
-        where = np.full(len(self), -1)
-        units = self.unit[rows]
-        values[units] = self.value[rows]
-        where[units] = rows
+        values, where = self.table_at(time, [variable])
+        return values[:, 0], where[:, 0]
+
+    def table_at(self, time: float, variables: Sequence[int]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Each unit's values of ``variables`` (indices) at ``time``: values (U, S) with NaN
+        where a unit has none, and the observation row of each (-1 where none).  One pass
+        over the panel for all of them: the initial stocks of a model are many columns."""
+        codes = list(dict.fromkeys(variables))  # each variable once, in order
+        column = np.full(len(self.variables), -1, dtype=self.variable.dtype)
+        column[codes] = np.arange(len(codes))
+        columns = np.take(column, self.variable)  # a gather: faster than np.isin
+        rows = np.flatnonzero((columns >= 0) & (np.abs(self.time - time) <= TIME_ATOL))
+        cells = self.unit[rows].astype(np.intp) * len(codes) + columns[rows]  # (unit, column)
+        values = np.full((len(self), len(codes)), np.nan)
+        where = np.full((len(self), len(codes)), -1)
+        # rows ascend: a cell given twice keeps its last row, as one assignment per row would
+        values.ravel()[cells] = self.value[rows]
+        where.ravel()[cells] = rows
+        if len(codes) < len(variables):  # a variable asked for twice: its column repeated
+            pick = [codes.index(v) for v in variables]
+            return values[:, pick], where[:, pick]
         return values, where
 
-    def observed_at(self, time: float, variable: int) -> bool:
-        """Whether some unit has a row of ``variable`` (an index) at ``time``."""
-        start, stop = self._variable_starts[variable:variable + 2]
-        rows = self._by_variable[start:stop]
-        return bool((np.abs(self.time[rows] - time) <= TIME_ATOL).any())
-
-    @cached_property
-    def _by_variable(self) -> np.ndarray:
-        """Observation rows grouped by variable (a stable sort: panel order within each), so
-        that :meth:`at`, called per variable and time, reads only that variable's rows.
-        Kept as long as the panel: int32 while the rows fit, 4 bytes an observation."""
-        order = np.argsort(self.variable, kind="stable")
-        return order.astype(np.int32) if len(order) < np.iinfo(np.int32).max else order
-
-    @cached_property
-    def _variable_starts(self) -> np.ndarray:
-        """Where each variable's rows begin in ``_by_variable``, and where the last ends."""
-        counts = np.bincount(self.variable, minlength=len(self.variables))
-        return np.concatenate([[0], np.cumsum(counts)])
+    def observed_at(self, time: float) -> np.ndarray:
+        """Which variables (by index) some unit has a row of at ``time``: bool (V,)."""
+        seen = np.zeros(len(self.variables), dtype=bool)
+        seen[self.variable[np.abs(self.time - time) <= TIME_ATOL]] = True
+        return seen
 
     def rows_of(self, variables: Sequence[int], times: Sequence[float] | None = None
                 ) -> np.ndarray:
         """Observation rows of the given variables (indices), optionally only at ``times``,
         in unit, then time, then variable order."""
-        chosen = np.isin(self.variable, np.asarray(variables, dtype=self.variable.dtype))
+        wanted = np.zeros(len(self.variables), dtype=bool)
+        wanted[np.asarray(variables, dtype=np.intp)] = True
+        chosen = np.take(wanted, self.variable)  # a gather: faster than np.isin
         if times is not None:
             near = np.zeros(len(self.time), dtype=bool)
             for t in times:
                 near |= np.abs(self.time - t) <= TIME_ATOL
             chosen &= near
         rows = np.flatnonzero(chosen)
+        if self._in_order(rows):  # as read from a file, mostly: the sort would change nothing
+            return rows
         order = np.lexsort((self.variable[rows], self.time[rows], self.unit[rows]))
         return rows[order]
+
+    def _in_order(self, rows: np.ndarray) -> bool:
+        """Whether the ascending ``rows`` are already in unit, time, variable order (ties
+        in row order, as the stable sort of :meth:`rows_of` leaves them).  A NaN time
+        compares false, so it is never taken as in order."""
+        unit, time, variable = self.unit[rows], self.time[rows], self.variable[rows]
+        if not (unit[1:] >= unit[:-1]).all():
+            return False
+        later = (unit[1:] > unit[:-1]) | (time[1:] > time[:-1])
+        return bool((later | ((time[1:] == time[:-1]) & (variable[1:] >= variable[:-1])))
+                    .all())
 
     def padded(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Observation ``rows`` (sorted by unit) laid out per unit: an index array (U, K)
@@ -175,6 +189,8 @@ class Panel:
         units = self.unit[rows]
         counts = np.bincount(units, minlength=len(self))
         width = int(counts.max()) if len(counts) and counts.size else 0
+        if len(rows) == len(self) * width:  # every unit has K rows (a regular panel)
+            return np.array(rows, dtype=np.int64).reshape(len(self), width), counts
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         position = np.arange(len(rows)) - starts[units]
         layout = np.full((len(self), width), -1, dtype=np.int64)
