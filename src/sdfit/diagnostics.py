@@ -359,9 +359,12 @@ def _summarise(result, penalty_only, rank_rtol, null_tol) -> Identifiability:
              + (f" + {len(problem.get('ridge', {}))} ridge penalties" if problem.get("ridge")
                 else "") + ")."]
     flagged = [p for p in params if not_identifiable[p]]
+    unit_columns, examples = result.unit_columns, {}  # often the same unit for several
     for p in flagged:
         first = np.flatnonzero(assessed & ~identifiable[:, params.index(p)])[0]
-        example = ", ".join(f"{c}={table[c].iat[first]}" for c in result.unit_columns)
+        if first not in examples:
+            examples[first] = ", ".join(f"{c}={table[c].iat[first]}" for c in unit_columns)
+        example = examples[first]
         lines.append(f"  {p} is not identifiable from {which} in {not_identifiable[p]} of {n} "
                      f"units (first: {example}): it moves along a direction that leaves "
                      "every target unchanged.")
