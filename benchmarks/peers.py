@@ -13,11 +13,14 @@ from its 2000 and 2010 census counts):
 
 Every method is checked to reach the same optimum as sdfit (per county, the SSE within
 1e-9 of the larger SSE plus 1e-12 of the data's own sum of squares).  Methods run in turn,
-``--repeat`` rounds, so that a busy machine slows them alike; min and median are printed.
+``--repeat`` rounds, so that a busy machine slows them alike, each ``--calls`` times in a
+row per round (the first call of a round finds the caches and threads the method before
+it left: with ``--calls 1`` that is all it measures); min and median of all calls are
+printed.
 Last, the whole command ``sdfit fit us-counties --out DIR --no-figures --quiet`` is run in
 fresh interpreters: cold (an empty user cache: translation and kernel compile) and warm.
 
-Usage: SDFIT_DATA=../shared/data python benchmarks/peers.py [--repeat 7]
+Usage: SDFIT_DATA=../shared/data python benchmarks/peers.py [--repeat 7] [--calls 5]
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ def whole_command(cache: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--calls", type=int, default=5, help="calls in a row per round")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # PySD's deprecation noise; identifiability is known
 
@@ -94,10 +98,11 @@ def main() -> None:
     results = {}
     for _ in range(args.repeat):
         for name, method in methods.items():
-            elapsed, results[name] = timed(method)
-            seconds[name].append(elapsed)
-            if name.startswith("sdfit"):
-                inner[name].append(results[name].run.wall_time)
+            for _ in range(args.calls):
+                elapsed, results[name] = timed(method)
+                seconds[name].append(elapsed)
+                if name.startswith("sdfit"):
+                    inner[name].append(results[name].run.wall_time)
 
     table = results["sdfit.fit(), processes"].table
     sse = table["sse"].to_numpy()
@@ -124,6 +129,11 @@ def main() -> None:
     best = min(min(seconds["sdfit.fit(), processes"]), min(seconds["sdfit.fit(), serial"]))
     r1 = best / min(seconds["Numba by hand: per-county LM in prange"])
     r2 = best / min(seconds["NumPy by hand: batched LM, one process"])
+    medians = {name: statistics.median(values) for name, values in seconds.items()}
+    sdfit_median = min(medians["sdfit.fit(), processes"], medians["sdfit.fit(), serial"])
+    print(f"of the medians: sdfit/numba "
+          f"{sdfit_median / medians['Numba by hand: per-county LM in prange']:.2f} x, "
+          f"sdfit/numpy {sdfit_median / medians['NumPy by hand: batched LM, one process']:.2f} x")
     with tempfile.TemporaryDirectory() as fresh:
         cold = whole_command(Path(fresh))
         warm = min(whole_command(Path(fresh)) for _ in range(3))
