@@ -41,8 +41,10 @@ def test_python_block_runs_as_written(code, tmp_path, monkeypatch, shared_data):
 
 
 @pytest.mark.parametrize("code", blocks("toml"))
-def test_toml_block_is_a_valid_spec(code):
+def test_toml_block_is_a_valid_spec(code, request, monkeypatch):
     raw = tomllib.loads(code)
+    if str(raw.get("data", "")).startswith("dataset:"):  # found through SDFIT_DATA
+        monkeypatch.setenv("SDFIT_DATA", str(request.getfixturevalue("shared_data")))
     spec = spec_from_dict(raw, base=EXAMPLES, source="README")
     if spec.model is not None:
         assert spec.model.is_file(), f"README names a model that sdfit does not ship: {spec.model}"
