@@ -337,7 +337,7 @@ def _summarise(result, penalty_only, rank_rtol, null_tol) -> Identifiability:
     params = result.parameters
     table = result.table
     rank = table["rank"].to_numpy()
-    # column by column: selecting a sub-table costs a DataFrame (0.8 ms on the census)
+    # column by column: selecting a sub-table would build a DataFrame first
     identifiable = np.column_stack([table[f"{p}_identifiable"].to_numpy(bool) for p in params])
     assessed = rank >= 0
     n = int(assessed.sum())
