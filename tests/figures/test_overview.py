@@ -33,6 +33,27 @@ def test_one_histogram_panel_per_parameter_counting_every_unit(county_fit):
         assert ("grey: not identifiable in 1" in notes) == (not identifiable.all())
 
 
+def test_the_notes_of_a_panel_sit_above_its_bars(county_fit):
+    """A panel's notes ('grey: not identifiable in 1', 'N beyond the axis') are drawn in
+    its top right corner: the axis leaves room for them above the tallest bar."""
+    result, _ = county_fit
+    table = result.table.copy()
+    table.loc[table.index[:3], "dec 2 loss rate_identifiable"] = False  # two lines of notes
+    figure = parameter_histograms(dataclasses.replace(result, table=table))
+    renderer = figure.canvas.get_renderer()
+    noted = 0
+    for ax in (ax for ax in figure.axes if ax.get_visible()):
+        notes = [t for t in ax.texts if "not identifiable" in t.get_text()
+                 or "beyond the axis" in t.get_text()]  # not the tick labels
+        if not notes:
+            continue
+        noted += 1
+        tallest = max(p.get_window_extent(renderer).y1 for p in ax.patches
+                      if isinstance(p, StepPatch))
+        assert all(t.get_window_extent(renderer).y0 >= tallest for t in notes), ax.get_title()
+    assert noted >= 2
+
+
 def test_a_parameter_identifiable_nowhere_is_labelled(county_fit):
     result, _ = county_fit
     table = result.table.assign(**{"dec 4 loss rate_identifiable": False})

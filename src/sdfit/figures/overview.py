@@ -48,6 +48,8 @@ def parameter_histograms(result: FitResult, parameters: Sequence[str] | None = N
             notes.append(f"{outside:,} beyond the axis")
         ax.text(0.98, 0.97, "\n".join(notes), transform=ax.transAxes, ha="right", va="top",
                 fontsize=7, color="#444")
+        if notes:  # room above the tallest bar for the notes' lines, which would cross it
+            ax.set_ylim(0, max((shown + grey).max(initial=0), 1) / (0.9 - 0.1 * len(notes)))
         ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.set_xlabel(f"value, brackets of {bins[1] - bins[0]:.3g}", fontsize=8)
         ax.set_ylabel(noun, fontsize=8)
