@@ -113,6 +113,10 @@ def test_the_identifiability_chart_splits_each_parameter(county_fit):
     share = not_identified.mean(axis=0)
     assert len(red) == np.count_nonzero(share)  # a red part where some unit is not
     np.testing.assert_allclose(np.array(green) / max(green), 1 - share, atol=0.01)
+    # and in words, however thin the red part
+    counts = not_identified.sum(axis=0)
+    assert [t for t in texts if t.startswith("not identifiable in ")] == [
+        f"not identifiable in {n:,}" for n in counts if n]
 
 
 @pytest.mark.parametrize(("low", "high", "ticks"), [

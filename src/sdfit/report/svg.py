@@ -53,10 +53,15 @@ def identifiability_chart(result: FitResult) -> str:
                  x=(0, 100), y=(len(names) - 0.5, -0.5))
     body = ""
     for i, name in enumerate(names):
-        share = identifiable(result, name)[assessed].mean() * 100 if assessed.any() else np.nan
+        flags = identifiable(result, name)[assessed]
+        share = flags.mean() * 100 if assessed.any() else np.nan
         if np.isfinite(share):
             body += plot.rect(0, i - 0.4, share, i + 0.4, GREEN)
             body += plot.rect(share, i - 0.4, 100, i + 0.4, RED) if share < 100 else ""
+        if (~flags).any():  # said in words too: one unit in thousands is no visible sliver
+            x, y = plot.at(100, i)
+            body += _text(x - 6, y + 4, f"not identifiable in {int((~flags).sum()):,}",
+                          size=11, anchor="end", colour="white")
         x, y = plot.at(0, i)
         body += _text(x - 6, y + 4, name, size=12, anchor="end")
     legend = (_legend_mark(plot.width - 250, 16, "patch", GREEN) + _text(plot.width - 234, 20,
