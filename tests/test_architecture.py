@@ -14,7 +14,8 @@ SRC = Path(sdfit.__file__).parent
 #: Rooms from the bottom up: a room may import the rooms before it in this list (earlier
 #: lines, or earlier in its own line), never a room after it.
 LAYERS = [
-    ["_version", "exceptions", "names", "files", "native"],  # leaves; compiled C
+    ["_version", "exceptions", "names", "files", "native", "lazy"],  # leaves; compiled C;
+    # names imported on first use
     ["settings", "progress"],  # validation at the boundary; progress on stderr
     ["model.sanitize", "model.sources", "model.translate"],  # untrusted model text; PySD's
     # translators and what sdfit reads beyond them

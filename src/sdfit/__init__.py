@@ -4,8 +4,6 @@ The public API is imported lazily (PEP 562): ``import sdfit`` loads almost nothi
 NumPy, pandas, SciPy and PySD's translators are imported by the first name that needs them.
 """
 
-from importlib import import_module
-
 from ._version import __version__
 from .exceptions import (
     ConvergenceWarning,
@@ -18,17 +16,18 @@ from .exceptions import (
     SpecError,
     UnsupportedFeatureError,
 )
+from .lazy import attributes
 
-#: public name -> the module that defines it
+#: public name -> the module (relative to this package) that defines it
 _LAZY = {
-    "BatchModel": "model", "Simulation": "model", "load_model": "model",
-    "Panel": "data", "read_panel": "data",
-    "Parameter": "problem", "Problem": "problem",
-    "Spec": "spec", "load_spec": "spec",
-    "resolve": "resolution",
-    "fit": "calibrate", "FitResult": "results",
-    "LevenbergMarquardt": "solvers", "ScipyLeastSquares": "solvers", "Solver": "solvers",
-    "Status": "solvers",
+    "BatchModel": ".model", "Simulation": ".model", "load_model": ".model",
+    "Panel": ".data", "read_panel": ".data",
+    "Parameter": ".problem", "Problem": ".problem",
+    "Spec": ".spec", "load_spec": ".spec",
+    "resolve": ".resolution",
+    "fit": ".calibrate", "FitResult": ".results",
+    "LevenbergMarquardt": ".solvers", "ScipyLeastSquares": ".solvers", "Solver": ".solvers",
+    "Status": ".solvers",
 }
 _SUBMODULES = {"datasets", "data", "model", "results", "diagnostics", "report", "solvers"}
 
@@ -67,15 +66,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
-    elif name in _SUBMODULES:
-        value = import_module(f".{name}", __name__)
-    else:
-        raise AttributeError(f"module 'sdfit' has no attribute {name!r}")
-    globals()[name] = value  # looked up once
-    return value
+__getattr__ = attributes(globals(), _LAZY, _SUBMODULES)
 
 
 def __dir__():

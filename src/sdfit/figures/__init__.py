@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from importlib import import_module
 from pathlib import Path
 
 from ..exceptions import FigureWarning, warn_user
 from ..files import atomic_write
+from ..lazy import attributes
 from ..results import FitResult
 
 #: public name -> the module (relative to this package) that defines it
@@ -41,12 +41,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'sdfit.figures' has no attribute {name!r}")
-    value = getattr(import_module(_LAZY[name], __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = attributes(globals(), _LAZY)
 
 
 def write_figures(result: FitResult, out: str | Path, *, map_parameter: str | None = None,

@@ -5,7 +5,7 @@ Names are imported lazily (PEP 562): loading a model the compiled-model cache ho
 imports PySD's translators or the compiler.
 """
 
-from importlib import import_module
+from ..lazy import attributes
 
 #: public name -> the module (relative to this package) that defines it
 _LAZY = {
@@ -22,9 +22,4 @@ __all__ = ["ENGINES", "BatchModel", "PysdModel", "Simulation", "Variable", "comp
            "load_model", "open_model"]
 
 
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'sdfit.model' has no attribute {name!r}")
-    value = getattr(import_module(_LAZY[name], __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = attributes(globals(), _LAZY)
