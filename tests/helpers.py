@@ -24,3 +24,18 @@ def compare_suite_with_pysd(test_models: dict, subscripted: bool,
                                    rtol=1e-12, atol=0, err_msg=name)
         checked += 1
     return checked
+
+
+def story_without_a_curve(b_used: bool):
+    """A unit whose variable 'a' is simulated and observed and whose 'b' is observed
+    only (no curve), with one parameter 'k': how figures draw what the model lacks."""
+    import pandas as pd
+
+    from sdfit.stories import UnitStory
+
+    return UnitStory(
+        "unit=1", np.array([0.0, 1.0, 2.0]), {"a": np.array([1.0, 2.0, 3.0])},
+        pd.DataFrame({"time": [1.0, 2.0], "variable": ["a", "b"], "observed": [2.1, 5.0],
+                      "fitted": [2.0, 4.0], "used": [True, b_used]}),
+        pd.DataFrame({"value": [0.5], "ci_low": [0.4], "ci_high": [0.6],
+                      "identifiable": [True]}, index=["k"]), 0.1)

@@ -4,9 +4,9 @@ the trajectories, observations and parameters of the units it says it shows."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
+from helpers import story_without_a_curve
 from sdfit.figures import (
     drawn_variables,
     pick_best_median_worst,
@@ -14,7 +14,6 @@ from sdfit.figures import (
     unit_figure,
     write_unit_figures,
 )
-from sdfit.stories import UnitStory
 
 
 def test_the_curves_drawn_run_through_the_fit(county_fit, county_stories):
@@ -57,12 +56,7 @@ def test_unit_figure_shows_every_variable_and_the_parameter_table(county_stories
 
 
 def test_intervals_and_observations_without_a_curve():
-    story = UnitStory(
-        "unit=1", np.array([0.0, 1.0, 2.0]), {"a": np.array([1.0, 2.0, 3.0])},
-        pd.DataFrame({"time": [1.0, 2.0], "variable": ["a", "b"], "observed": [2.1, 5.0],
-                      "fitted": [2.0, 4.0], "used": [True, True]}),
-        pd.DataFrame({"value": [0.5], "ci_low": [0.4], "ci_high": [0.6],
-                      "identifiable": [True]}, index=["k"]), 0.1)
+    story = story_without_a_curve(b_used=True)
     figure = unit_figure(story)
     panel_b = next(ax for ax in figure.axes if ax.texts and ax.texts[0].get_text() == "b")
     model = [line for line in panel_b.lines if line.get_marker() == "x"]

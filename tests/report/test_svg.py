@@ -6,12 +6,11 @@ import dataclasses
 import xml.etree.ElementTree as ET
 
 import numpy as np
-import pandas as pd
 import pytest
 
+from helpers import story_without_a_curve
 from sdfit.figures import grid_units
 from sdfit.report import svg
-from sdfit.stories import UnitStory
 
 NS = {"s": "http://www.w3.org/2000/svg"}
 
@@ -69,12 +68,7 @@ def test_a_long_curve_is_thinned_but_keeps_its_spikes():
 
 
 def test_a_story_without_curves_shows_the_model_at_the_observations():
-    story = UnitStory(
-        "unit=1", np.array([0.0, 1.0, 2.0]), {"a": np.array([1.0, 2.0, 3.0])},
-        pd.DataFrame({"time": [1.0, 2.0], "variable": ["a", "b"], "observed": [2.1, 5.0],
-                      "fitted": [2.0, 4.0], "used": [True, False]}),
-        pd.DataFrame({"value": [0.5], "ci_low": [0.4], "ci_high": [0.6],
-                      "identifiable": [True]}, index=["k"]), 0.1)
+    story = story_without_a_curve(b_used=False)
     root = _tree(svg.story_grid({"unit=1": story}))
     assert len(root.findall(".//s:polyline", NS)) == 1  # a's curve; b has none
     circles = root.findall(".//s:circle", NS)
